@@ -1,0 +1,186 @@
+"""Building a :class:`~chatauth.service.ChatAuth` from settings.
+
+One function serves every framework: Django's ``CHATAUTH = {...}`` dict, Flask's
+``CHATAUTH_*`` config keys (prefix stripped) and keyword arguments in Starlette. Keys are
+case-insensitive.
+
+Common settings (provider settings are listed in each provider module):
+
+=================== ==================================================================
+``PROVIDER``        ``"jwt"``, ``"matrix"``, ``"cometchat"``, ... or a dotted path (required)
+``STORE``           store URL: ``sqlite:///chatauth.sqlite3`` (default, relative path),
+                    ``sqlite:////abs/path.db``, ``memory://``, ``redis://host:6379/0``,
+                    ``rediss://...``, ``unix:///run/redis.sock``; or a store instance
+``STORE_ENCRYPTION_KEY`` Fernet key to encrypt tokens at rest (Redis, SQLite)
+``TOKEN_TTL``       token lifetime in seconds or a ``timedelta`` (default 3600)
+``REFRESH_MARGIN``  re-issue when less than this is left, seconds (default 300)
+``UID_MAPPER``      attribute name, dotted path or callable: app user -> UID
+``UID_PREFIX``      prefix for attribute/default UIDs (default ``"user-"``)
+``NAME_ATTRIBUTE``  attribute, dotted path or callable for the display name
+``AVATAR_ATTRIBUTE`` attribute, dotted path or callable for the avatar URL
+``TIMEOUT``         seconds per HTTP phase (default 5)
+``RETRY_ATTEMPTS``  tries per provider request (default 3)
+=================== ==================================================================
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from chatauth.errors import ConfigurationError
+from chatauth.http import RetryPolicy
+from chatauth.identity import IdentityMapper
+from chatauth.providers import BaseProvider, provider_class
+from chatauth.service import ChatAuth
+from chatauth.stores.base import BaseStore
+
+__all__ = ["COMMON_KEYS", "from_settings", "normalize_settings", "store_from_url"]
+
+COMMON_KEYS = frozenset(
+    {"provider", "store", "store_encryption_key", "token_ttl", "refresh_margin", "uid_mapper",
+     "uid_prefix", "name_attribute", "avatar_attribute", "timeout", "retry_attempts"}
+)
+DEFAULT_STORE = "sqlite:///chatauth.sqlite3"
+
+
+def normalize_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Lower-case keys, keeping only those starting with ``prefix`` (which is removed).
+
+    ``normalize_settings(app.config, "CHATAUTH_")`` turns Flask config into settings.
+    """
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if not isinstance(key, str) or not key.upper().startswith(prefix.upper()):
+            continue
+        out[key[len(prefix):].lower()] = value
+    return out
+
+
+def _number(settings: Mapping[str, Any], key: str, default: float) -> float:
+    value = settings.get(key, default)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"{key.upper()} must be a number of seconds.", setting=key.upper()
+        ) from None
+    if number <= 0:
+        raise ConfigurationError(f"{key.upper()} must be positive.", setting=key.upper())
+    return number
+
+
+def _cipher(key: str | bytes | None) -> Any:
+    if not key:
+        return None
+    try:
+        from chatauth.stores.crypto import FernetCipher
+    except ImportError as exc:  # pragma: no cover - depends on installed extras
+        raise ConfigurationError(
+            "STORE_ENCRYPTION_KEY needs the cryptography package: "
+            "pip install 'chatauth-middleware[redis]'",
+            setting="STORE_ENCRYPTION_KEY",
+        ) from exc
+    return FernetCipher(key)
+
+
+def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> BaseStore:
+    """A store for a URL (see the module docstring for the forms).
+
+    Raises:
+        ConfigurationError: unknown scheme, or the store's extra is not installed.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme == "memory":
+        from chatauth.stores.memory import MemoryStore
+
+        return MemoryStore()
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
+        if not path:
+            raise ConfigurationError(
+                "STORE must look like sqlite:///relative.db or sqlite:////absolute/path.db.",
+                setting="STORE",
+            )
+        from chatauth.stores.sqlite import SQLiteStore
+
+        return SQLiteStore(Path(path), cipher=_cipher(encryption_key))
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            from chatauth.stores.redis import RedisStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                "A redis:// STORE needs redis-py: pip install 'chatauth-middleware[redis]'",
+                setting="STORE",
+            ) from exc
+        store: BaseStore = RedisStore.from_url(url, cipher=_cipher(encryption_key))
+        return store
+    raise ConfigurationError(
+        f"Unknown STORE scheme {scheme!r}: use sqlite://, memory://, redis://, rediss:// or "
+        "unix://.",
+        setting="STORE",
+    )
+
+
+def from_settings(
+    settings: Mapping[str, Any], *, ignore: Iterable[str] = (), **overrides: Any
+) -> ChatAuth:
+    """Build a validated :class:`ChatAuth` from settings.
+
+    Args:
+        settings: the settings, keys in any case (``normalize_settings`` for prefixed ones).
+        ignore: keys the calling integration handles itself (e.g. ``"url_prefix"``).
+        overrides: keyword arguments passed straight to :class:`ChatAuth` (``transport=``,
+            ``http_client=``, a ready ``store=``...).
+
+    Raises:
+        ConfigurationError: a missing or malformed setting; the message names the key and
+            never shows a value. Unknown keys are refused too: a typo must not silently fall
+            back to a default.
+    """
+    cfg = {str(k).lower(): v for k, v in settings.items()}
+    name = cfg.get("provider")
+    if not name:
+        raise ConfigurationError(
+            "The setting 'PROVIDER' is required (e.g. 'jwt', 'matrix', 'cometchat').",
+            setting="PROVIDER",
+        )
+    cls: type[BaseProvider] = name if isinstance(name, type) else provider_class(str(name))
+    allowed = COMMON_KEYS | cls.settings_keys | {k.lower() for k in ignore}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"Unknown setting(s) {', '.join(k.upper() for k in unknown)} for provider "
+            f"{cls.name!r}.",
+            setting=unknown[0].upper(),
+        )
+    provider = cls.from_settings(cfg)
+
+    store = overrides.pop("store", None) or cfg.get("store") or DEFAULT_STORE
+    if isinstance(store, str):
+        store = store_from_url(store, encryption_key=cfg.get("store_encryption_key"))
+    elif not isinstance(store, BaseStore):
+        raise ConfigurationError("STORE must be a URL or a store instance.", setting="STORE")
+
+    mapper: Callable[[Any], Any] = IdentityMapper(
+        cfg.get("uid_mapper"),
+        uid_prefix=str(cfg.get("uid_prefix", "user-")),
+        name=cfg.get("name_attribute"),
+        avatar=cfg.get("avatar_attribute"),
+    )
+    attempts = int(_number(cfg, "retry_attempts", 3))
+    return ChatAuth(
+        provider,  # type: ignore[arg-type]
+        store,
+        mapper=overrides.pop("mapper", mapper),
+        token_ttl=_number(cfg, "token_ttl", 3600),
+        refresh_margin=_number(cfg, "refresh_margin", 300),
+        timeout=_number(cfg, "timeout", 5.0),
+        retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),
+        **overrides,
+    )

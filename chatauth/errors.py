@@ -1,0 +1,149 @@
+"""The chatauth error family (DESIGN §6).
+
+Every error chatauth raises is a :class:`ChatAuthError` with a stable ``code`` that front ends
+and logs can match on. Codes follow the CometChat SDK's local checks where one exists
+(``ERROR_INVALID_UID``, ``ERROR_UID_WITH_SPACE``, ``ERROR_API_KEY_NOT_FOUND``,
+``ERROR_BLANK_AUTHTOKEN``, ``ERROR_AUTHTOKEN_WITH_SPACE``).
+
+Messages are built from non-secret context only: an API key or a token value never appears in
+``str(error)``, ``repr(error)`` or the attributes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChatAuthError",
+    "ConfigurationError",
+    "InvalidTokenError",
+    "InvalidUIDError",
+    "NotAuthenticatedError",
+    "ProviderError",
+    "ProviderUnavailableError",
+    "StoreUnavailableError",
+]
+
+
+class ChatAuthError(Exception):
+    """Base class of every chatauth error.
+
+    Attributes:
+        code: a stable machine-readable string, e.g. ``"ERROR_INVALID_UID"``.
+        message: a human-readable explanation with no secret in it.
+    """
+
+    code: str = "ERROR_CHATAUTH"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON body a token endpoint sends for this error: ``{"code", "message"}``."""
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigurationError(ChatAuthError):
+    """Missing or malformed settings, raised at start-up.
+
+    ``code`` is ``ERROR_API_KEY_NOT_FOUND`` when a required secret (API key, admin token,
+    signing key) is missing, ``ERROR_CONFIG`` otherwise. ``setting`` names the offending key.
+    """
+
+    code = "ERROR_CONFIG"
+
+    def __init__(self, message: str, *, setting: str | None = None, code: str | None = None):
+        super().__init__(message, code=code)
+        self.setting = setting
+
+
+class InvalidUIDError(ChatAuthError):
+    """A UID the provider would refuse or silently change.
+
+    ``code`` is ``ERROR_UID_WITH_SPACE`` for white space, ``ERROR_INVALID_UID`` otherwise
+    (empty, too long, disallowed characters, a case the provider would fold).
+    """
+
+    code = "ERROR_INVALID_UID"
+
+    def __init__(self, message: str, *, uid: str, provider: str, code: str | None = None):
+        super().__init__(message, code=code)
+        self.uid = uid
+        self.provider = provider
+
+
+class InvalidTokenError(ChatAuthError):
+    """A token value that cannot be valid: blank (``ERROR_BLANK_AUTHTOKEN``) or containing
+    white space (``ERROR_AUTHTOKEN_WITH_SPACE``)."""
+
+    code = "ERROR_BLANK_AUTHTOKEN"
+
+
+class NotAuthenticatedError(ChatAuthError):
+    """No app user on the request: a chat session is only issued to a logged-in user."""
+
+    code = "ERROR_NOT_AUTHENTICATED"
+
+    def __init__(self, message: str = "No user is logged in to the app.") -> None:
+        super().__init__(message)
+
+
+class ProviderError(ChatAuthError):
+    """The provider refused the call (a 4xx answer).
+
+    Attributes:
+        provider: provider name, e.g. ``"matrix"``.
+        status: the HTTP status the provider answered.
+        code: the provider's own error code (``"M_FORBIDDEN"``, ``"ERR_UID_NOT_FOUND"``, ...).
+    """
+
+    code = "ERROR_PROVIDER"
+
+    def __init__(self, message: str, *, provider: str, status: int, code: str | None = None):
+        super().__init__(message, code=code)
+        self.provider = provider
+        self.status = status
+
+
+class ProviderUnavailableError(ChatAuthError):
+    """The provider could not be reached or kept failing: timeouts, connection errors, 5xx or
+    429 after the bounded retries.
+
+    Attributes:
+        retry_after: seconds the caller should wait before trying again (an int, at least 1);
+            taken from the provider's ``Retry-After`` when it sent one. Token endpoints send it
+            as their own ``Retry-After`` header with a 503.
+        status: the last HTTP status seen, or ``None`` for a transport failure.
+    """
+
+    code = "ERROR_PROVIDER_UNAVAILABLE"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retry_after: int = 5,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.retry_after = max(1, int(retry_after))
+        self.status = status
+
+
+class StoreUnavailableError(ProviderUnavailableError):
+    """The token store (Redis, a database) could not be reached.
+
+    A subclass of :class:`ProviderUnavailableError` so that token endpoints answer it the
+    same way: 503 with ``Retry-After``. ``provider`` names the store (``"redis"``).
+    """
+
+    code = "ERROR_STORE_UNAVAILABLE"

@@ -1,0 +1,197 @@
+"""Who the app user is in the chat: :class:`ChatIdentity`, UID rules and the identity mapper."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from chatauth.errors import ConfigurationError, InvalidUIDError
+
+__all__ = ["ChatIdentity", "IdentityMapper", "UIDRules", "import_string"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatIdentity:
+    """An app user as the chat provider sees them.
+
+    Attributes:
+        uid: the chat user id (CometChat UID, Matrix localpart, Stream user id, ...).
+        name: display name, or ``None``.
+        avatar: avatar URL, or ``None``.
+    """
+
+    uid: str
+    name: str | None = None
+    avatar: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class UIDRules:
+    """A provider's rules for UIDs.
+
+    Attributes:
+        pattern: regular expression a whole UID must match (``re.fullmatch``).
+        max_length: most characters allowed.
+        folds_case: the provider lower-cases UIDs on its side (CometChat), so a UID with upper
+            case letters would silently become another user's: chatauth refuses it instead.
+        description: the allowed set in words, for error messages.
+        extra_check: optional callable returning an error message or ``None``.
+    """
+
+    pattern: str
+    max_length: int
+    folds_case: bool = False
+    description: str = ""
+    extra_check: Callable[[str], str | None] | None = None
+
+    def validate(self, uid: str, provider: str) -> str:
+        """Return ``uid`` unchanged if the provider accepts it as is.
+
+        Raises:
+            InvalidUIDError: ``ERROR_UID_WITH_SPACE`` if it holds white space,
+                ``ERROR_INVALID_UID`` if it is empty, too long, has a disallowed character,
+                or has upper case for a case-folding provider.
+        """
+
+        def refuse(why: str, code: str = "ERROR_INVALID_UID") -> InvalidUIDError:
+            return InvalidUIDError(
+                f"UID {uid!r} is not valid for {provider}: {why}.",
+                uid=uid,
+                provider=provider,
+                code=code,
+            )
+
+        if not isinstance(uid, str) or uid == "":
+            raise refuse("it is empty")
+        if any(ch.isspace() for ch in uid):
+            raise refuse("it contains white space", "ERROR_UID_WITH_SPACE")
+        if len(uid) > self.max_length:
+            raise refuse(f"it is {len(uid)} characters long, the limit is {self.max_length}")
+        if self.folds_case and uid != uid.lower():
+            raise refuse(
+                f"{provider} lower-cases UIDs, so this one would merge with "
+                f"{uid.lower()!r}; map users to lower-case UIDs"
+            )
+        if not re.fullmatch(self.pattern, uid):
+            raise refuse(f"allowed characters are {self.description or self.pattern}")
+        if self.extra_check is not None:
+            problem = self.extra_check(uid)
+            if problem:
+                raise refuse(problem)
+        return uid
+
+
+def import_string(path: str) -> Any:
+    """Import ``"package.module:attr"`` or ``"package.module.attr"``.
+
+    Raises:
+        ConfigurationError: when the module or attribute cannot be found.
+    """
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigurationError(f"Cannot import {path!r}: {exc}", setting=path) from exc
+
+
+UIDSource = Callable[[Any], Any]
+
+
+def _default_uid(user: Any) -> Any:
+    """The app user's primary key, whichever framework's user object this is."""
+    for attr in ("pk", "id"):  # Django, most ORMs
+        value = getattr(user, attr, None)
+        if value is not None:
+            return value
+    get_id = getattr(user, "get_id", None)  # Flask-Login
+    if callable(get_id):
+        return get_id()
+    identity = getattr(user, "identity", None)  # Starlette's BaseUser
+    if identity:
+        return identity
+    return getattr(user, "username", None)
+
+
+def _resolve(source: str | Callable[[Any], Any] | None, setting: str) -> UIDSource | None:
+    if source is None or callable(source):
+        return source
+    if "." in source or ":" in source:
+        target = import_string(source)
+        if not callable(target):
+            raise ConfigurationError(f"{setting} {source!r} is not callable.", setting=setting)
+        result: UIDSource = target
+        return result
+    attr = source
+
+    def read(user: Any) -> Any:
+        value = getattr(user, attr, None)
+        return value() if callable(value) else value
+
+    return read
+
+
+class IdentityMapper:
+    """Turns an app user object into a :class:`ChatIdentity`.
+
+    The default UID is ``uid_prefix`` + the user's primary key (Django ``pk``, ``id``,
+    Flask-Login ``get_id()``, Starlette ``identity``), e.g. ``"user-42"``. A primary key never
+    changes and never collides, unlike a username, which is why it is the default.
+
+    Args:
+        uid: attribute name (``"username"``), a dotted path to a callable, or a callable
+            ``(user) -> str``; ``None`` for the default above. A user object with a
+            ``chat_uid`` attribute always wins.
+        uid_prefix: prepended to the default or attribute UID (not to a callable's result).
+            Default ``"user-"`` (Matrix refuses all-digit localparts).
+        name: attribute, dotted path or callable for the display name, or ``None``.
+        avatar: attribute, dotted path or callable for the avatar URL, or ``None``.
+
+    Raises:
+        ConfigurationError: when a dotted path cannot be imported.
+    """
+
+    def __init__(
+        self,
+        uid: str | Callable[[Any], Any] | None = None,
+        *,
+        uid_prefix: str = "user-",
+        name: str | Callable[[Any], Any] | None = None,
+        avatar: str | Callable[[Any], Any] | None = None,
+    ) -> None:
+        self._uid_is_callable = uid is not None and (
+            callable(uid) or "." in uid or ":" in uid
+        )
+        self._uid = _resolve(uid, "uid_mapper") or _default_uid
+        self.uid_prefix = uid_prefix
+        self._name = _resolve(name, "name_attribute")
+        self._avatar = _resolve(avatar, "avatar_attribute")
+
+    def __call__(self, user: Any) -> ChatIdentity:
+        """Map ``user`` to a :class:`ChatIdentity` (not yet checked against provider rules).
+
+        Raises:
+            InvalidUIDError: ``ERROR_INVALID_UID`` when no UID can be derived.
+        """
+        explicit = getattr(user, "chat_uid", None)
+        if explicit is not None:
+            uid = str(explicit)
+        else:
+            raw = self._uid(user)
+            if raw is None or str(raw) == "":
+                raise InvalidUIDError(
+                    "Could not derive a UID from the app user.", uid="", provider="-"
+                )
+            uid = str(raw) if self._uid_is_callable else f"{self.uid_prefix}{raw}"
+        name = self._name(user) if self._name else None
+        avatar = self._avatar(user) if self._avatar else None
+        return ChatIdentity(
+            uid=uid,
+            name=str(name) if name else None,
+            avatar=str(avatar) if avatar else None,
+        )

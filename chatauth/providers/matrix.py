@@ -1,0 +1,270 @@
+"""Matrix (Synapse) provider: a per-session access token for the user's Matrix account.
+
+Two documented ways, chosen by the ``MATRIX_MODE`` setting:
+
+``"admin"`` -- admin login-as (needs an admin access token, ``MATRIX_ADMIN_TOKEN``):
+    ``PUT /_synapse/admin/v2/users/{user_id}`` ensures the user (201 created, 200 exists),
+    then ``POST /_synapse/admin/v1/users/{user_id}/login`` with ``valid_until_ms`` returns an
+    access token that expires with ``token_ttl``. Such a token has no device. References:
+    Synapse docs/admin_api/user_admin_api.md ("Create or modify account", "Login as a user").
+
+``"jwt"`` -- JWT login (homeserver ``jwt_config`` with the shared ``MATRIX_JWT_SECRET``):
+    ``POST /_matrix/client/v3/login`` ``{"type": "org.matrix.login.jwt", "token": <JWT with
+    sub=localpart>}`` creates the user if missing and returns ``{user_id, access_token,
+    device_id}``: a real device per app session. The token does not expire at the server;
+    chatauth re-issues it after ``token_ttl`` and logs the old one out. Reference: Synapse
+    docs/jwt.md.
+
+Either way, end_session is ``POST /_matrix/client/v3/logout`` with the token itself (Matrix
+client-server API, "POST /_matrix/client/v3/logout"); a token the server no longer knows
+(401 ``M_UNKNOWN_TOKEN``) counts as revoked. The UID is the localpart: ``a-z 0-9 = _ - . /
++``, not all digits, not starting with ``_``, the whole ``@localpart:server`` at most 255
+characters (Matrix spec, "User Identifiers").
+
+Settings: ``MATRIX_HOMESERVER_URL`` (required), ``MATRIX_SERVER_NAME`` (default: the URL's
+host), ``MATRIX_MODE`` (``admin`` | ``jwt``; default ``jwt`` when a JWT secret is set),
+``MATRIX_ADMIN_TOKEN``, ``MATRIX_JWT_SECRET``, ``MATRIX_JWT_ALGORITHM`` (default HS256),
+``MATRIX_JWT_ISSUER``, ``MATRIX_JWT_AUDIENCE``, ``MATRIX_DEVICE_NAME``.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from chatauth.errors import ConfigurationError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.providers.jwt import JWTSigner
+from chatauth.tokens import ChatToken, utcnow
+
+__all__ = ["MatrixProvider"]
+
+Mode = Literal["admin", "jwt"]
+
+
+def _localpart_problem(uid: str) -> str | None:
+    if uid.isdigit():
+        return "Matrix refuses all-digit localparts"
+    if uid.startswith("_"):
+        return "Matrix reserves localparts starting with '_'"
+    return None
+
+
+def _errcode(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("errcode") if isinstance(body, dict) else None
+
+
+class MatrixProvider(BaseProvider):
+    """Access tokens from a Synapse homeserver (see the module docstring for both modes).
+
+    Args:
+        homeserver_url: e.g. ``"https://matrix.example.org"`` (client-server API root).
+        server_name: the homeserver's name in user IDs (``@uid:server_name``).
+        mode: ``"admin"`` or ``"jwt"``.
+        admin_token: an admin's access token (admin mode). Secret.
+        signer: a :class:`~chatauth.providers.jwt.JWTSigner` keyed like ``jwt_config`` (JWT
+            mode).
+        jwt_issuer, jwt_audience: claims ``jwt_config`` may require.
+        device_name: the ``initial_device_display_name`` of JWT-login devices.
+    """
+
+    name = "matrix"
+    revocation: ClassVar[Revocation] = "token"
+    settings_keys = frozenset(
+        {"matrix_homeserver_url", "matrix_server_name", "matrix_mode", "matrix_admin_token",
+         "matrix_jwt_secret", "matrix_jwt_algorithm", "matrix_jwt_issuer", "matrix_jwt_audience",
+         "matrix_device_name"}
+    )
+
+    def __init__(
+        self, homeserver_url: str, *, server_name: str | None = None, mode: Mode = "jwt",
+        admin_token: str | None = None, signer: JWTSigner | None = None,
+        jwt_issuer: str | None = None, jwt_audience: str | None = None,
+        device_name: str = "chatauth",
+    ) -> None:
+        parsed = urllib.parse.urlsplit(homeserver_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                "MATRIX_HOMESERVER_URL must be an http(s) URL.", setting="MATRIX_HOMESERVER_URL"
+            )
+        if mode == "admin" and not admin_token:
+            raise ConfigurationError(
+                "MATRIX_ADMIN_TOKEN is required in admin mode.", setting="MATRIX_ADMIN_TOKEN",
+                code="ERROR_API_KEY_NOT_FOUND",
+            )
+        if mode == "jwt" and signer is None:
+            raise ConfigurationError(
+                "MATRIX_JWT_SECRET is required in jwt mode.", setting="MATRIX_JWT_SECRET",
+                code="ERROR_API_KEY_NOT_FOUND",
+            )
+        if mode not in ("admin", "jwt"):
+            raise ConfigurationError("MATRIX_MODE must be 'admin' or 'jwt'.", setting="MATRIX_MODE")
+        self.homeserver_url = homeserver_url.rstrip("/")
+        self.server_name = server_name or parsed.hostname
+        self.mode: Mode = mode
+        self._admin_token = admin_token
+        self._signer = signer
+        self.jwt_issuer = jwt_issuer
+        self.jwt_audience = jwt_audience
+        self.device_name = device_name
+        self.uid_rules = UIDRules(
+            pattern=r"[a-z0-9=_\-./+]+",
+            max_length=255 - len(f"@:{self.server_name}"),
+            description="a-z 0-9 = _ - . / + (lower case)",
+            extra_check=_localpart_problem,
+        )
+
+    def __repr__(self) -> str:
+        return f"<MatrixProvider {self.homeserver_url!r} mode={self.mode!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> MatrixProvider:
+        url = require_setting(settings, "matrix_homeserver_url")
+        secret = settings.get("matrix_jwt_secret")
+        mode = settings.get("matrix_mode") or ("jwt" if secret else "admin")
+        signer = None
+        if mode == "jwt":
+            signer = JWTSigner(
+                settings.get("matrix_jwt_algorithm") or "HS256", secret=secret,
+                setting_prefix="MATRIX_JWT",
+            )
+        return cls(
+            url, server_name=settings.get("matrix_server_name"), mode=mode,
+            admin_token=settings.get("matrix_admin_token"), signer=signer,
+            jwt_issuer=settings.get("matrix_jwt_issuer"),
+            jwt_audience=settings.get("matrix_jwt_audience"),
+            device_name=settings.get("matrix_device_name") or "chatauth",
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+    def user_id(self, uid: str) -> str:
+        """``@uid:server_name``."""
+        return f"@{uid}:{self.server_name}"
+
+    def _url(self, path: str) -> str:
+        return self.homeserver_url + path
+
+    def _admin(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> httpx.Request:
+        return httpx.Request(
+            method, self._url(path), json=dict(body) if body is not None else None,
+            headers={"Authorization": f"Bearer {self._admin_token}"},
+        )
+
+    def _refused(self, response: httpx.Response) -> Exception:
+        return error_from_response(self.name, response, _errcode(response))
+
+    # -- flows -------------------------------------------------------------------------------
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        if self.mode == "admin":
+            return self._issue_admin(identity, ttl)
+        return self._issue_jwt(identity, ttl)
+
+    def _issue_admin(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        user_id = self.user_id(identity.uid)
+        quoted = urllib.parse.quote(user_id, safe="@:")
+        profile: dict[str, Any] = {}
+        if identity.name:
+            profile["displayname"] = identity.name
+        if identity.avatar:
+            profile["avatar_url"] = identity.avatar
+        # PUT is create-or-update: 201 for a new user, 200 for one that exists, so two first
+        # logins racing on two workers both succeed.
+        response = yield self._admin("PUT", f"/_synapse/admin/v2/users/{quoted}", profile)
+        if response.status_code not in (200, 201):
+            raise self._refused(response)
+        now = utcnow()
+        expires = now + ttl
+        response = yield self._admin(
+            "POST", f"/_synapse/admin/v1/users/{quoted}/login",
+            {"valid_until_ms": int(expires.timestamp() * 1000)},
+        )
+        if response.status_code != 200:
+            raise self._refused(response)
+        return ChatToken(
+            value=response.json()["access_token"], uid=identity.uid, provider=self.name,
+            issued_at=now, expires_at=expires, data={"user_id": user_id}, public=("user_id",),
+        )
+
+    def _issue_jwt(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        assert self._signer is not None
+        now = utcnow()
+        # The login JWT only has to live for this request; the access token it buys is ours.
+        claims: dict[str, Any] = {
+            "sub": identity.uid, "iat": int(now.timestamp()), "exp": int(now.timestamp()) + 60,
+        }
+        if self.jwt_issuer:
+            claims["iss"] = self.jwt_issuer
+        if self.jwt_audience:
+            claims["aud"] = self.jwt_audience
+        response = yield httpx.Request(
+            "POST", self._url("/_matrix/client/v3/login"),
+            json={
+                "type": "org.matrix.login.jwt", "token": self._signer.sign(claims),
+                "initial_device_display_name": self.device_name,
+            },
+        )
+        if response.status_code != 200:
+            raise self._refused(response)
+        body = response.json()
+        token = ChatToken(
+            value=body["access_token"], uid=identity.uid, provider=self.name, issued_at=now,
+            expires_at=None,
+            data={"user_id": body["user_id"], "device_id": body.get("device_id", "")},
+            public=("user_id", "device_id"),
+        )
+        if identity.name:
+            quoted = urllib.parse.quote(body["user_id"], safe="@:")
+            response = yield httpx.Request(
+                "PUT", self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
+                json={"displayname": identity.name},
+                headers={"Authorization": f"Bearer {token.value}"},
+            )
+            if response.status_code != 200:
+                raise self._refused(response)
+        return token
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        response = yield httpx.Request(
+            "POST", self._url("/_matrix/client/v3/logout"), json={},
+            headers={"Authorization": f"Bearer {token.value}"},
+        )
+        if response.status_code == 200 or _errcode(response) == "M_UNKNOWN_TOKEN":
+            return None
+        raise self._refused(response)
+
+    def check(self) -> Flow[dict[str, str]]:
+        if self.mode == "admin":
+            response = yield self._admin("GET", "/_matrix/client/v3/account/whoami")
+            if response.status_code != 200:
+                raise self._refused(response)
+            admin = response.json()["user_id"]
+            response = yield self._admin("GET", "/_synapse/admin/v1/server_version")
+            if response.status_code != 200:
+                raise self._refused(response)
+            version = response.json().get("server_version", "?")
+            return {"provider": self.name, "mode": "admin", "admin": admin, "server": version}
+        response = yield httpx.Request("GET", self._url("/_matrix/client/v3/login"))
+        if response.status_code != 200:
+            raise self._refused(response)
+        flows = [flow.get("type") for flow in response.json().get("flows", [])]
+        if "org.matrix.login.jwt" not in flows:
+            raise ConfigurationError(
+                "The homeserver does not offer org.matrix.login.jwt: enable jwt_config.",
+                setting="MATRIX_MODE",
+            )
+        return {"provider": self.name, "mode": "jwt", "login_flows": ", ".join(map(str, flows))}
+
+    def client_config(self) -> dict[str, str]:
+        return {"homeserver_url": self.homeserver_url, "server_name": self.server_name}

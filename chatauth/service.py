@@ -1,0 +1,461 @@
+"""The service: get-or-create and end chat sessions, in sync and async form (DESIGN §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from chatauth.errors import (
+    ChatAuthError,
+    ConfigurationError,
+    NotAuthenticatedError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from chatauth.http import Flow, RetryPolicy, arun_flow, default_timeout, run_flow
+from chatauth.identity import ChatIdentity, IdentityMapper
+from chatauth.providers.base import Provider
+from chatauth.session import ChatSession
+from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
+from chatauth.stores.base import BaseStore, PendingRevocation
+from chatauth.stores.memory import MemoryStore
+from chatauth.tokens import ChatToken, SessionKey, utcnow
+
+__all__ = ["ChatAuth", "RevocationReport"]
+
+logger = logging.getLogger("chatauth")
+
+TokenIssuedHook = Callable[[ChatSession], None]
+SessionEndedHook = Callable[[ChatIdentity, list[ChatToken]], None]
+
+
+def _seconds(value: float | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
+@dataclasses.dataclass(frozen=True)
+class RevocationReport:
+    """What a :meth:`ChatAuth.revoke_pending` run did.
+
+    Attributes:
+        revoked: revocations that succeeded (or tokens found already dead/expired).
+        failed: revocations that failed again and stay queued.
+        remaining: entries still queued after the run.
+    """
+
+    revoked: int
+    failed: int
+    remaining: int
+
+
+class ChatAuth:
+    """Gets, reuses and ends chat sessions for app users.
+
+    One instance serves a whole app (all threads, or one event loop). It is framework-neutral:
+    integrations pass the app user and an app session id; nothing here sees a request.
+
+    Args:
+        provider: the chat provider backend (:class:`~chatauth.providers.base.Provider`).
+        store: where tokens, issue locks and pending revocations live; default a
+            :class:`~chatauth.stores.memory.MemoryStore` (one process only).
+        mapper: app user -> :class:`~chatauth.identity.ChatIdentity`; default
+            :class:`~chatauth.identity.IdentityMapper` (``"user-<pk>"``).
+        token_ttl: token lifetime, seconds or ``timedelta`` (default 1 hour). Each provider
+            converts it to its own units and caps; tokens that never expire at the provider
+            are still re-issued after it.
+        refresh_margin: a stored token is reused while it stays valid for longer than this
+            (seconds or ``timedelta``, default 5 minutes).
+        timeout: seconds per HTTP phase for chatauth's own httpx clients.
+        retry: :class:`~chatauth.http.RetryPolicy` for provider calls.
+        transport: an httpx transport for both clients (tests: ``httpx.MockTransport``,
+            ``httpx.ASGITransport``). Ignored for a client you pass yourself.
+        http_client, async_http_client: your own clients to reuse (not closed by chatauth).
+
+    Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``) and
+    :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``). A hook that raises
+    is logged and does not fail the request.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        store: BaseStore | None = None,
+        *,
+        mapper: Callable[[Any], ChatIdentity] | None = None,
+        token_ttl: float | timedelta = 3600,
+        refresh_margin: float | timedelta = 300,
+        timeout: float = 5.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.provider = provider
+        self.store = store if store is not None else MemoryStore()
+        self.mapper = mapper or IdentityMapper()
+        self.token_ttl = _seconds(token_ttl)
+        self.refresh_margin = _seconds(refresh_margin)
+        if self.refresh_margin >= self.token_ttl:
+            raise ConfigurationError(
+                "refresh_margin must be shorter than token_ttl.", setting="REFRESH_MARGIN"
+            )
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._transport = transport
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._given_async_client = async_http_client
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncClient
+        ] = weakref.WeakKeyDictionary()
+        self._locks = KeyedLocks()
+        self._alocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncKeyedLocks] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.on_token_issued: list[TokenIssuedHook] = []
+        self.on_session_ended: list[SessionEndedHook] = []
+        # The issue lock must outlive the provider call, which the retry policy bounds.
+        self.lock_ttl = max(10.0, self.retry.timeout * 2)
+
+    def __repr__(self) -> str:
+        return f"<ChatAuth provider={self.provider.name!r} store={self.store!r}>"
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def http_client(self) -> httpx.Client:
+        """The sync httpx client (created on first use, connection pooling on)."""
+        if self._client is None:
+            transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+            self._client = httpx.Client(timeout=default_timeout(self.timeout), transport=transport)
+        return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        if self._given_async_client is not None:
+            return self._given_async_client
+        # A pool's connections belong to the event loop that opened them: one client per loop.
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            transport = (
+                self._transport if isinstance(self._transport, httpx.AsyncBaseTransport) else None
+            )
+            client = httpx.AsyncClient(timeout=default_timeout(self.timeout), transport=transport)
+            self._async_clients[loop] = client
+        return client
+
+    def _async_locks(self) -> AsyncKeyedLocks:
+        loop = asyncio.get_running_loop()
+        locks = self._alocks.get(loop)
+        if locks is None:
+            locks = self._alocks[loop] = AsyncKeyedLocks()
+        return locks
+
+    def _run(self, flow: Flow[Any]) -> Any:
+        return run_flow(flow, self.http_client, provider=self.provider.name, policy=self.retry)
+
+    async def _arun(self, flow: Flow[Any]) -> Any:
+        return await arun_flow(
+            flow, self._async_client(), provider=self.provider.name, policy=self.retry
+        )
+
+    def close(self) -> None:
+        """Close the httpx clients chatauth created and the store's connections."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+        self.store.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close` (also closes this loop's async client)."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+        await self.store.aclose()
+
+    # -- identity ----------------------------------------------------------------------------
+    def identity_for(self, user: Any) -> ChatIdentity:
+        """Map an app user to a chat identity valid for this provider.
+
+        Raises:
+            NotAuthenticatedError: ``user`` is ``None`` or not authenticated.
+            InvalidUIDError: the mapped UID breaks the provider's UID rules.
+        """
+        if isinstance(user, ChatIdentity):
+            identity = user
+        else:
+            if user is None or getattr(user, "is_authenticated", True) is False:
+                raise NotAuthenticatedError()
+            identity = self.mapper(user)
+        self.provider.uid_rules.validate(identity.uid, self.provider.name)
+        return identity
+
+    def _key(self, identity: ChatIdentity, app_session: str | None) -> SessionKey:
+        return SessionKey(self.provider.name, identity.uid, app_session)
+
+    def _fresh(self, token: ChatToken | None) -> ChatToken | None:
+        return token if token is not None and token.is_fresh(self.refresh_margin) else None
+
+    def _finish(self, token: ChatToken) -> ChatToken:
+        # No token lives longer than token_ttl in our hands, whatever the provider allows.
+        return dataclasses.replace(token, refresh_at=token.issued_at + self.token_ttl)
+
+    def _session(self, identity: ChatIdentity, token: ChatToken) -> ChatSession:
+        client = {**self.provider.client_config(), **token.client_data()}
+        return ChatSession(identity=identity, token=token, client=client)
+
+    def _issued(self, session: ChatSession) -> None:
+        for hook in self.on_token_issued:
+            try:
+                hook(session)
+            except Exception:
+                logger.exception("chatauth on_token_issued hook failed")
+
+    def _ended(self, identity: ChatIdentity, tokens: list[ChatToken]) -> None:
+        for hook in self.on_session_ended:
+            try:
+                hook(identity, tokens)
+            except Exception:
+                logger.exception("chatauth on_session_ended hook failed")
+
+    # -- get_session ---------------------------------------------------------------------
+    def get_session(self, user: Any, app_session: str | None = None) -> ChatSession:
+        """The chat session of ``user`` for one app session, issuing a token if needed.
+
+        A stored token is reused while valid for longer than ``refresh_margin``; otherwise one
+        caller per key (in this process, and across processes through the store's lock)
+        issues a new one while the others wait for it.
+
+        Args:
+            user: the app user (any object the mapper understands), or a ``ChatIdentity``.
+            app_session: the app's session id; ``None`` for one token per user.
+
+        Raises:
+            NotAuthenticatedError, InvalidUIDError, ProviderError, ProviderUnavailableError,
+            StoreUnavailableError.
+        """
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        token = self._fresh(self.store.get(key))
+        if token is None:
+            with self._locks.hold(key.digest):
+                token = self._fresh(self.store.get(key))
+                if token is None:
+                    with self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
+                        stale = self.store.get(key)
+                        token = self._fresh(stale)
+                        if token is None:
+                            token = self._issue(identity, key, stale)
+                            session = self._session(identity, token)
+                            self._issued(session)
+                            return session
+        return self._session(identity, token)
+
+    def _issue(self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None) -> ChatToken:
+        token = self._finish(self._run(self.provider.issue(identity, self.token_ttl)))
+        self.store.set(key, token)
+        logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
+        if stale is not None and self.provider.revocation == "token":
+            self._revoke_or_queue(stale)
+        return token
+
+    async def aget_session(self, user: Any, app_session: str | None = None) -> ChatSession:
+        """Async twin of :meth:`get_session`; never blocks the event loop."""
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        token = self._fresh(await self.store.aget(key))
+        if token is None:
+            async with self._async_locks().hold(key.digest):
+                token = self._fresh(await self.store.aget(key))
+                if token is None:
+                    async with self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
+                        stale = await self.store.aget(key)
+                        token = self._fresh(stale)
+                        if token is None:
+                            token = await self._aissue(identity, key, stale)
+                            session = self._session(identity, token)
+                            self._issued(session)
+                            return session
+        return self._session(identity, token)
+
+    async def _aissue(
+        self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None
+    ) -> ChatToken:
+        token = self._finish(await self._arun(self.provider.issue(identity, self.token_ttl)))
+        await self.store.aset(key, token)
+        logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
+        if stale is not None and self.provider.revocation == "token":
+            await self._arevoke_or_queue(stale)
+        return token
+
+    # -- end_session ---------------------------------------------------------------------
+    def _to_revoke(self, popped: list[ChatToken]) -> list[ChatToken]:
+        if self.provider.revocation == "none":
+            return []
+        if self.provider.revocation == "user":
+            # One call kills every token of the user; the newest token authenticates it.
+            return sorted(popped, key=lambda t: t.issued_at)[-1:]
+        return popped
+
+    def end_session(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
+        """End the chat session of ``user`` for one app session: forget and revoke its token.
+
+        For providers whose revocation is user-wide (``revocation == "user"``) every stored
+        token of the UID is dropped, so the user's other devices get a fresh token next time
+        instead of a dead one. A revocation that fails (provider down) is queued in the store
+        and retried by :meth:`revoke_pending`: no token outlives the app session silently.
+
+        Returns:
+            the tokens that were dropped (empty if there was no chat session).
+
+        Raises:
+            NotAuthenticatedError, InvalidUIDError, StoreUnavailableError. Provider failures
+            are not raised: the revocation is queued instead.
+        """
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        with self._locks.hold(key.digest), self.store.lock(
+            key, ttl=self.lock_ttl, wait=self.lock_ttl + 5
+        ):
+            if self.provider.revocation == "user":
+                popped = self.store.pop_user(self.provider.name, identity.uid)
+            else:
+                token = self.store.pop(key)
+                popped = [token] if token else []
+        for token in self._to_revoke(popped):
+            self._revoke_or_queue(token)
+        if popped:
+            self._ended(identity, popped)
+        return popped
+
+    async def aend_session(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
+        """Async twin of :meth:`end_session`."""
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        async with self._async_locks().hold(key.digest), self.store.alock(
+            key, ttl=self.lock_ttl, wait=self.lock_ttl + 5
+        ):
+            if self.provider.revocation == "user":
+                popped = await self.store.apop_user(self.provider.name, identity.uid)
+            else:
+                token = await self.store.apop(key)
+                popped = [token] if token else []
+        for token in self._to_revoke(popped):
+            await self._arevoke_or_queue(token)
+        if popped:
+            self._ended(identity, popped)
+        return popped
+
+    def end_all_sessions(self, user: Any) -> list[ChatToken]:
+        """End every chat session of ``user`` (all app sessions): password change, admin
+        action, ``end-sessions`` commands. Returns the dropped tokens."""
+        identity = self.identity_for(user)
+        popped = self.store.pop_user(self.provider.name, identity.uid)
+        for token in self._to_revoke(popped):
+            self._revoke_or_queue(token)
+        if popped:
+            self._ended(identity, popped)
+        return popped
+
+    async def aend_all_sessions(self, user: Any) -> list[ChatToken]:
+        """Async twin of :meth:`end_all_sessions`."""
+        identity = self.identity_for(user)
+        popped = await self.store.apop_user(self.provider.name, identity.uid)
+        for token in self._to_revoke(popped):
+            await self._arevoke_or_queue(token)
+        if popped:
+            self._ended(identity, popped)
+        return popped
+
+    # -- revocation --------------------------------------------------------------------------
+    def _revoke_or_queue(self, token: ChatToken) -> bool:
+        try:
+            self._run(self.provider.revoke(token))
+        except (ProviderUnavailableError, ProviderError) as exc:
+            self._queue(token, exc)
+            return False
+        return True
+
+    async def _arevoke_or_queue(self, token: ChatToken) -> bool:
+        try:
+            await self._arun(self.provider.revoke(token))
+        except (ProviderUnavailableError, ProviderError) as exc:
+            await self.store.aadd_pending(token, exc.code)
+            self._log_queued(token, exc)
+            return False
+        return True
+
+    def _queue(self, token: ChatToken, exc: ChatAuthError) -> None:
+        self.store.add_pending(token, exc.code)
+        self._log_queued(token, exc)
+
+    def _log_queued(self, token: ChatToken, exc: ChatAuthError) -> None:
+        logger.warning(
+            "chatauth could not revoke a %s token of uid %s (%s); queued for revoke-pending",
+            token.provider, token.uid, exc.code,
+        )
+
+    def _settle(self, entry: PendingRevocation) -> bool | None:
+        """True if the entry needs no more work, None if it must be attempted."""
+        return True if entry.token.is_expired() or self.provider.revocation == "none" else None
+
+    def revoke_pending(self, limit: int = 100) -> RevocationReport:
+        """Retry queued revocations (up to ``limit``). Expired tokens are dropped as done;
+        failures stay queued with their attempt count. Nothing is dropped silently."""
+        revoked = failed = 0
+        for entry in self.store.pending(limit):
+            if self._settle(entry) is None:
+                try:
+                    self._run(self.provider.revoke(entry.token))
+                except (ProviderUnavailableError, ProviderError) as exc:
+                    self.store.retry_failed(entry, exc.code)
+                    failed += 1
+                    continue
+            self.store.remove_pending(entry)
+            revoked += 1
+        remaining = self.store.count_pending()
+        logger.info(
+            "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
+            revoked, failed, remaining,
+        )
+        return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
+
+    async def arevoke_pending(self, limit: int = 100) -> RevocationReport:
+        """Async twin of :meth:`revoke_pending`."""
+        revoked = failed = 0
+        for entry in await self.store.apending(limit):
+            if self._settle(entry) is None:
+                try:
+                    await self._arun(self.provider.revoke(entry.token))
+                except (ProviderUnavailableError, ProviderError) as exc:
+                    await self.store.aretry_failed(entry, exc.code)
+                    failed += 1
+                    continue
+            await self.store.aremove_pending(entry)
+            revoked += 1
+        remaining = await self.store.acount_pending()
+        logger.info(
+            "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
+            revoked, failed, remaining,
+        )
+        return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
+
+    # -- diagnostics ---------------------------------------------------------------------
+    def check(self) -> dict[str, str]:
+        """Reach the provider with the configured secret and report what works.
+
+        Raises:
+            ProviderError: the provider refused the credentials.
+            ProviderUnavailableError: it could not be reached.
+        """
+        result: dict[str, str] = self._run(self.provider.check())
+        return result

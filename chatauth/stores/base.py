@@ -1,0 +1,239 @@
+"""The token store protocol and the parts every store shares (DESIGN §4).
+
+A store keeps, per :class:`~chatauth.tokens.SessionKey`, the current chat token; a lock per
+key so that only one worker process issues a token at a time (cross-process single-flight);
+and the pending-revocation list, so that a token whose revocation failed at logout is retried
+later instead of being forgotten.
+
+Stores implement the synchronous methods; :class:`BaseStore` derives the ``a``-prefixed async
+twins by running them in a worker thread, so an async app never blocks its event loop on a
+file or socket. A store with a native async client (Redis) overrides them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from chatauth.errors import ProviderUnavailableError
+from chatauth.tokens import ChatToken, SessionKey
+
+__all__ = ["BaseStore", "LockTimeoutError", "PendingRevocation", "TokenCipher"]
+
+
+class TokenCipher(Protocol):
+    """Encrypts token payloads at rest (e.g. Fernet). ``decrypt`` raises
+    :class:`~chatauth.errors.ConfigurationError` for a wrong key."""
+
+    def encrypt(self, data: bytes) -> bytes: ...
+
+    def decrypt(self, data: bytes) -> bytes: ...
+
+
+class LockTimeoutError(ProviderUnavailableError):
+    """Another worker held the issue lock for longer than the wait allowed."""
+
+    code = "ERROR_PROVIDER_UNAVAILABLE"
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingRevocation:
+    """A token whose revocation at the provider has not succeeded yet.
+
+    Attributes:
+        id: the store's id for the entry (string).
+        token: the token to revoke.
+        attempts: how many revocations were tried so far.
+        last_error: the error code of the last failure (no secret).
+        created_at: UTC datetime the entry was queued.
+    """
+
+    id: str
+    token: ChatToken
+    attempts: int
+    last_error: str
+    created_at: datetime
+
+    def __repr__(self) -> str:
+        return (
+            f"PendingRevocation(id={self.id!r}, token={self.token!r}, attempts={self.attempts},"
+            f" last_error={self.last_error!r})"
+        )
+
+
+class BaseStore:
+    """Shared behaviour of the stores: serialisation, the lock loop and async twins.
+
+    Subclasses implement :meth:`get`, :meth:`set`, :meth:`pop`, :meth:`pop_user`,
+    :meth:`_try_lock`, :meth:`_unlock`, :meth:`add_pending`, :meth:`pending`,
+    :meth:`remove_pending`, :meth:`count_pending` and :meth:`sessions`.
+
+    Args:
+        cipher: optional :class:`TokenCipher`; without one, payloads are stored as JSON and
+            the store relies on its medium's access control (file mode 0600, Redis ACL).
+    """
+
+    name = "store"
+    lock_poll_interval = 0.05  # seconds between lock attempts while waiting
+
+    def __init__(self, *, cipher: TokenCipher | None = None) -> None:
+        self.cipher = cipher
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    # -- serialisation ---------------------------------------------------------------------
+    def dump(self, token: ChatToken) -> bytes:
+        """Serialise (and encrypt, with a cipher) a token for storage."""
+        raw = json.dumps(token.to_dict(), separators=(",", ":")).encode()
+        return self.cipher.encrypt(raw) if self.cipher else raw
+
+    def load(self, data: bytes | str) -> ChatToken:
+        """The inverse of :meth:`dump`."""
+        raw = data.encode() if isinstance(data, str) else data
+        if self.cipher:
+            raw = self.cipher.decrypt(raw)
+        return ChatToken.from_dict(json.loads(raw))
+
+    # -- tokens ----------------------------------------------------------------------------
+    def get(self, key: SessionKey) -> ChatToken | None:
+        """The stored token for ``key``, or ``None``."""
+        raise NotImplementedError
+
+    def set(self, key: SessionKey, token: ChatToken) -> None:
+        """Store ``token`` under ``key``, replacing any previous one."""
+        raise NotImplementedError
+
+    def pop(self, key: SessionKey) -> ChatToken | None:
+        """Remove and return the token under ``key`` (``None`` if there was none)."""
+        raise NotImplementedError
+
+    def pop_user(self, provider: str, uid: str) -> list[ChatToken]:
+        """Remove and return every stored token of one chat user (all app sessions)."""
+        raise NotImplementedError
+
+    def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
+        """Stored tokens, optionally filtered, for admin screens and CLIs."""
+        raise NotImplementedError
+
+    # -- the issue lock ----------------------------------------------------------------------
+    def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+        """Take the lock for ``key`` if it is free or expired; ``True`` on success."""
+        raise NotImplementedError
+
+    def _unlock(self, key: SessionKey, owner: str) -> None:
+        """Release the lock for ``key`` if ``owner`` still holds it."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def lock(self, key: SessionKey, *, ttl: float = 30.0, wait: float = 35.0) -> Iterator[None]:
+        """Hold the cross-process issue lock for ``key``.
+
+        Args:
+            ttl: seconds after which a crashed holder's lock expires.
+            wait: seconds to wait for the lock before giving up.
+
+        Raises:
+            LockTimeoutError: the lock stayed taken for ``wait`` seconds.
+        """
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + wait
+        while not self._try_lock(key, owner, ttl):
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    "Another worker is still issuing this chat token.", provider=self.name,
+                    retry_after=1,
+                )
+            time.sleep(self.lock_poll_interval)
+        try:
+            yield
+        finally:
+            self._unlock(key, owner)
+
+    # -- pending revocations -------------------------------------------------------------
+    def add_pending(self, token: ChatToken, error_code: str) -> None:
+        """Queue ``token`` for a later revocation attempt."""
+        raise NotImplementedError
+
+    def pending(self, limit: int = 100) -> list[PendingRevocation]:
+        """Up to ``limit`` queued revocations, oldest first."""
+        raise NotImplementedError
+
+    def remove_pending(self, entry: PendingRevocation) -> None:
+        """Drop a queued revocation (it succeeded, or the token has expired anyway)."""
+        raise NotImplementedError
+
+    def retry_failed(self, entry: PendingRevocation, error_code: str) -> None:
+        """Record one more failed attempt of a queued revocation."""
+        raise NotImplementedError
+
+    def count_pending(self) -> int:
+        """How many revocations are queued."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+
+    # -- async twins -------------------------------------------------------------------------
+    async def aget(self, key: SessionKey) -> ChatToken | None:
+        return await asyncio.to_thread(self.get, key)
+
+    async def aset(self, key: SessionKey, token: ChatToken) -> None:
+        await asyncio.to_thread(self.set, key, token)
+
+    async def apop(self, key: SessionKey) -> ChatToken | None:
+        return await asyncio.to_thread(self.pop, key)
+
+    async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
+        return await asyncio.to_thread(self.pop_user, provider, uid)
+
+    async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+        return await asyncio.to_thread(self._try_lock, key, owner, ttl)
+
+    async def _aunlock(self, key: SessionKey, owner: str) -> None:
+        await asyncio.to_thread(self._unlock, key, owner)
+
+    @contextlib.asynccontextmanager
+    async def alock(
+        self, key: SessionKey, *, ttl: float = 30.0, wait: float = 35.0
+    ) -> AsyncIterator[None]:
+        """The async twin of :meth:`lock`; waits with ``asyncio.sleep``."""
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + wait
+        while not await self._atry_lock(key, owner, ttl):
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    "Another worker is still issuing this chat token.", provider=self.name,
+                    retry_after=1,
+                )
+            await asyncio.sleep(self.lock_poll_interval)
+        try:
+            yield
+        finally:
+            await self._aunlock(key, owner)
+
+    async def aadd_pending(self, token: ChatToken, error_code: str) -> None:
+        await asyncio.to_thread(self.add_pending, token, error_code)
+
+    async def apending(self, limit: int = 100) -> list[PendingRevocation]:
+        return await asyncio.to_thread(self.pending, limit)
+
+    async def aremove_pending(self, entry: PendingRevocation) -> None:
+        await asyncio.to_thread(self.remove_pending, entry)
+
+    async def aretry_failed(self, entry: PendingRevocation, error_code: str) -> None:
+        await asyncio.to_thread(self.retry_failed, entry, error_code)
+
+    async def acount_pending(self) -> int:
+        return await asyncio.to_thread(self.count_pending)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+

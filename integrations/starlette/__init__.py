@@ -1,0 +1,1 @@
+"""Starlette / FastAPI adapter."""
