@@ -1,0 +1,1 @@
+"""Real-server test fixtures: Synapse, Redis and PostgreSQL started on loopback."""

@@ -1,0 +1,61 @@
+"""Process helpers shared by the server fixtures: stop by PID, check a PID is gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def pid_running(pid: int) -> bool:
+    """True while ``pid`` is a live (not zombie) process.
+
+    ``os.kill(pid, 0)`` alone also succeeds for a zombie: a daemon such as the postmaster is
+    reparented to PID 1, and an init that does not reap leaves it as one after it exited.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state is the field after the parenthesised command name (which may contain spaces).
+    return stat.rpartition(")")[2].split()[0] not in {"Z", "X"}
+
+
+def wait_pid_gone(pid: int, timeout: float) -> bool:
+    """Wait until ``pid`` is no longer running; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_running(pid):
+            return True
+        time.sleep(0.05)
+    return not pid_running(pid)
+
+
+def terminate_pid(pid: int, timeout: float) -> None:
+    """SIGTERM a process we did not spawn directly, then SIGKILL if it outlives ``timeout``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        if wait_pid_gone(pid, timeout):
+            return
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM our child, wait, SIGKILL if needed, and reap it so no zombie stays behind."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
