@@ -1,0 +1,200 @@
+"""A real redis-server for the test suite (loopback, no persistence, temp dir).
+
+Talks to the server over a raw socket so this module does not need redis-py: the store tests
+must prove that chatauth's own ``redis`` extra is enough.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import pytest
+
+from tests.servers.ports import free_port
+from tests.servers.processes import stop_process
+
+REDIS_SERVER = "/usr/bin/redis-server"
+INSTALL_HINT = "redis-server not found. Install it: apt-get install -y redis-server"
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 10.0
+
+
+def find_redis_server() -> str:
+    """Debian's ``/usr/bin/redis-server`` (or ``$REDIS_SERVER``); ``pytest.fail`` if missing."""
+    binary = os.environ.get("REDIS_SERVER") or REDIS_SERVER
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        found = shutil.which("redis-server")
+        if found is None:
+            pytest.fail(f"{INSTALL_HINT} (looked for {binary} and on PATH)")
+        binary = found
+    return binary
+
+
+def redis_command(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 2.0) -> bytes:
+    """Send one command in RESP and return the raw first reply (e.g. ``b"+PONG\\r\\n"``).
+
+    Enough for smoke tests and readiness checks; raises ``OSError`` when nothing listens.
+    """
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(b"".join(parts))
+        reply = b""
+        # A reply is complete once it ends in CRLF and, for a bulk string, carries its payload.
+        while not _complete(reply):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def _complete(reply: bytes) -> bool:
+    if not reply.endswith(b"\r\n"):
+        return False
+    if reply.startswith(b"$"):
+        header, _, rest = reply.partition(b"\r\n")
+        length = int(header[1:])
+        return length < 0 or len(rest) >= length + 2
+    return True
+
+
+class RedisServer:
+    """``redis-server`` on ``127.0.0.1:<free port>`` with ``--save ''`` and no AOF.
+
+    ``stop()`` terminates it by PID (the outage test) and ``start()`` brings it back on the
+    same port — empty, since nothing is persisted. As a context manager it starts on enter and
+    on exit stops and deletes its temp dir.
+
+    Attributes: ``host``, ``port``, ``url`` (``redis://127.0.0.1:<port>/0``), ``pid``,
+    ``directory``, ``log_path``.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, *, binary: str | None = None) -> None:
+        self.binary = binary or find_redis_server()
+        self.directory = Path(tempfile.mkdtemp(prefix="chatauth-redis-"))
+        self.log_path = self.directory / "redis.log"
+        self.port = free_port()
+        self.url = f"redis://{self.host}:{self.port}/0"
+        self.startup_seconds: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running server, ``None`` when stopped."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def ping(self) -> bool:
+        """True when the server answers ``PING`` with ``+PONG``."""
+        try:
+            return redis_command(self.port, "PING", host=self.host).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def start(self) -> RedisServer:
+        """Start the server (same port as before, if restarting) and wait for ``+PONG``."""
+        if self.running:
+            return self
+        started = time.monotonic()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            [
+                self.binary,
+                "--bind", self.host,
+                "--port", str(self.port),
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+            ],
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                pytest.fail(
+                    f"redis-server exited with code {code} during start-up.\n{self._log_tail()}"
+                )
+            if self.ping():
+                return
+            time.sleep(0.02)
+        pytest.fail(
+            f"redis-server did not answer PING on port {self.port} within "
+            f"{START_TIMEOUT:.0f} s.\n{self._log_tail()}"
+        )
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Terminate by PID (SIGKILL after a timeout) and reap the process."""
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None:
+                stop_process(proc, STOP_TIMEOUT)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def restart(self) -> RedisServer:
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stop and delete the temp dir."""
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<RedisServer {self.url} pid={self.pid}>"
