@@ -1,0 +1,295 @@
+"""A real PostgreSQL cluster for the test suite (Debian's packages, loopback, temp dir).
+
+Uses only the server's own binaries (``initdb``, ``pg_ctl``, ``psql``, ``createdb``), so the
+fixture needs no Python driver: the store tests must prove chatauth's ``postgres`` extra is
+enough.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import pytest
+
+from tests.servers.ports import free_port
+from tests.servers.processes import stop_process
+
+INSTALL_HINT = "PostgreSQL server binaries not found. Install them: apt-get install -y postgresql"
+START_TIMEOUT = 60
+STOP_TIMEOUT = 30.0
+SYSTEM_USER = "postgres"
+TOOLS = ("initdb", "postgres", "pg_ctl", "pg_isready", "psql", "createdb")
+
+
+def find_postgres_bindir() -> Path:
+    """The newest ``/usr/lib/postgresql/<version>/bin`` (or ``$PG_BINDIR``); fail if none."""
+    configured = os.environ.get("PG_BINDIR")
+    candidates = [configured] if configured else []
+
+    def version(path: str) -> tuple[int, ...]:
+        match = re.search(r"/postgresql/([\d.]+)/bin", path)
+        return tuple(int(p) for p in match.group(1).split(".")) if match else (0,)
+
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(str(Path(on_path).parent))
+    for candidate in candidates:
+        bindir = Path(candidate)
+        if all((bindir / tool).is_file() for tool in TOOLS):
+            return bindir
+    pytest.fail(f"{INSTALL_HINT} (looked in {candidates or '/usr/lib/postgresql/*/bin'})")
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster on ``127.0.0.1:<free port>``, trust authentication.
+
+    ``initdb`` refuses to run as root, so when we are root the data dir belongs to the
+    ``postgres`` system user and the server commands run as that user. Clients connect
+    over TCP as the database superuser ``postgres`` without a password.
+
+    Attributes: ``host``, ``port``, ``user``, ``pid`` (the postmaster), ``directory``,
+    ``data_dir``, ``log_path``, ``bindir``. Methods: ``dsn(dbname)``, ``psql(sql, dbname)``,
+    ``create_database(name)``, ``start()``, ``stop()``, ``restart()``.
+    """
+
+    host = "127.0.0.1"
+    user = "postgres"
+
+    def __init__(self, *, bindir: Path | None = None) -> None:
+        self.bindir = bindir or find_postgres_bindir()
+        self.directory = Path(tempfile.mkdtemp(prefix="chatauth-postgres-"))
+        self.data_dir = self.directory / "data"
+        self.log_path = self.directory / "postgres.log"
+        self.port = free_port()
+        self.startup_seconds: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        # initdb and the postmaster refuse to run as root: as root, they run as the postgres
+        # system user (like `runuser -u postgres`) in a temp dir that user owns.
+        self._as_postgres: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam(SYSTEM_USER)
+            except KeyError:
+                pytest.fail(f"running as root but there is no '{SYSTEM_USER}' user. {INSTALL_HINT}")
+            os.chown(self.directory, account.pw_uid, account.pw_gid)
+            self._as_postgres = {
+                "user": account.pw_uid,
+                "group": account.pw_gid,
+                "extra_groups": [],
+            }
+
+    def _run_server_tool(
+        self, *args: str, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args,
+            cwd=self.directory,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=self._env(),
+            **self._as_postgres,
+        )
+
+    @staticmethod
+    def _env() -> dict[str, str]:
+        # Stray PG* variables (PGHOST, PGDATABASE, ...) would redirect our commands elsewhere.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["LC_ALL"] = "C"
+        return env
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> PostgresServer:
+        """``initdb`` (first time only), then the postmaster; waits until it accepts queries."""
+        if self.running:
+            return self
+        started = time.monotonic()
+        if not self.data_dir.exists():
+            init = self._run_server_tool(
+                str(self.bindir / "initdb"),
+                "-D", str(self.data_dir),
+                "-A", "trust",
+                "-U", self.user,
+                "-E", "UTF8",
+                "--locale=C",
+                # Durability of a throw-away cluster is irrelevant; skipping fsync saves seconds.
+                "--no-sync",
+            )
+            if init.returncode != 0:
+                pytest.fail(
+                    f"initdb failed (exit {init.returncode}):\n{init.stdout}\n{init.stderr}"
+                )
+        # The postmaster runs in the foreground as our child rather than through `pg_ctl start`:
+        # pg_ctl daemonizes it, and where PID 1 does not reap orphans (this VM, many containers)
+        # every stopped cluster would linger as a zombie. As our child we reap it in stop().
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._proc = subprocess.Popen(
+            [
+                str(self.bindir / "postgres"),
+                "-D", str(self.data_dir),
+                "-p", str(self.port),
+                "-k", str(self.directory),
+                "-c", f"listen_addresses={self.host}",
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+            ],
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+            start_new_session=True,
+            **self._as_postgres,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the postmaster, ``None`` when stopped."""
+        return self._proc.pid if self._proc is not None else None
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            code = self._proc.poll()
+            if code is not None:
+                pytest.fail(
+                    f"postgres exited with code {code} during start-up.\n{self._log_tail()}"
+                )
+            ready = subprocess.run(
+                [
+                    str(self.bindir / "pg_isready"),
+                    "-q",
+                    "-h", self.host,
+                    "-p", str(self.port),
+                    "-U", self.user,
+                    "-t", "2",
+                ],
+                check=False,
+                env=self._env(),
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.05)
+        pytest.fail(
+            f"postgres did not accept connections on port {self.port} within "
+            f"{START_TIMEOUT} s.\n{self._log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """``pg_ctl stop -m fast``, then reap the postmaster (SIGKILL if it does not exit)."""
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.poll() is None:
+                self._run_server_tool(
+                    str(self.bindir / "pg_ctl"),
+                    "-D", str(self.data_dir),
+                    "-m", "fast",
+                    "-w", "-t", str(int(STOP_TIMEOUT)),
+                    "stop",
+                    timeout=STOP_TIMEOUT + 10,
+                )
+                # Also covers a failed pg_ctl: SIGTERM (smart shutdown), then SIGKILL.
+                stop_process(proc, STOP_TIMEOUT)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    def restart(self) -> PostgresServer:
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stop and delete the temp dir."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<PostgresServer {self.host}:{self.port} pid={self.pid}>"
+
+    # -- client side ---------------------------------------------------------------------
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """A libpq URL, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    def _client(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(self.bindir / tool),
+                "-h", self.host,
+                "-p", str(self.port),
+                "-U", self.user,
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            env=self._env(),
+        )
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        """Run ``sql`` with ``psql`` (unaligned, tuples only) and return its output."""
+        result = self._client(
+            "psql", "-X", "-v", "ON_ERROR_STOP=1", "-A", "-t", "-d", dbname, "-c", sql
+        )
+        if result.returncode != 0:
+            pytest.fail(f"psql {sql!r} failed (exit {result.returncode}):\n{result.stderr}")
+        return result.stdout
+
+    def create_database(self, name: str) -> str:
+        """``createdb name``; returns ``dsn(name)``."""
+        result = self._client("createdb", name)
+        if result.returncode != 0:
+            pytest.fail(f"createdb {name!r} failed (exit {result.returncode}):\n{result.stderr}")
+        return self.dsn(name)
