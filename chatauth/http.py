@@ -78,8 +78,10 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     header = response.headers.get("Retry-After")
     if header:
         header = header.strip()
-        if header.isdigit():
-            return float(header)
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            pass
         try:
             when = email.utils.parsedate_to_datetime(header)
         except (TypeError, ValueError):

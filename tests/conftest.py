@@ -1,0 +1,21 @@
+"""Root fixtures: the real-server fixtures, the emulator fixtures, and instant retries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stamina
+
+pytest_plugins = ["tests.servers.fixtures", "chatauth.testing.pytest_plugin"]
+
+
+@pytest.fixture(autouse=True)
+def _instant_retries() -> Iterator[None]:
+    """Retries still happen (3 attempts) but without backoff sleeps, so failure paths are fast.
+
+    Tests of the waiting itself call the backoff hook directly instead of timing sleeps.
+    """
+    stamina.set_testing(True, attempts=3)
+    yield
+    stamina.set_testing(False)

@@ -1,0 +1,36 @@
+"""The generic JWT provider: minted locally, verified here as a chat server would (pyjwt with
+the algorithm pinned)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import jwt as pyjwt
+import pytest
+
+from chatauth.providers.jwt import JWTProvider, JWTSigner
+from chatauth.tokens import ChatToken
+from tests.providers.conformance import Harness
+
+MAKES_HTTP_CALLS = False
+SECRET = "conformance-secret-0123456789abcdef"
+
+
+def _alive(token: ChatToken) -> bool:
+    try:
+        claims = pyjwt.decode(token.value, SECRET, algorithms=["HS256"], audience="chat")
+    except pyjwt.PyJWTError:
+        return False
+    return bool(claims["sub"] == token.uid)
+
+
+@pytest.fixture(name="harness_jwt")
+def harness_jwt() -> Iterator[Harness]:
+    yield Harness(
+        name="jwt",
+        provider=JWTProvider(JWTSigner("HS256", secret=SECRET), audience="chat"),
+        make_bad_provider=lambda: JWTProvider(JWTSigner("HS256", secret="")),
+        is_alive=_alive,
+        faults=None,
+        issue_calls=lambda: 0,
+    )
