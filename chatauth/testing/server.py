@@ -1,0 +1,266 @@
+"""Serving an ASGI app over real HTTP during tests, and the base class of every emulator.
+
+``serve(app)`` runs uvicorn in a background thread on ``127.0.0.1`` and a free port, waits until
+the port accepts connections, and stops the server when the ``with`` block ends::
+
+    with serve(emulator.app) as served:
+        httpx.get(served.url + "/v3/users/alice")
+
+Emulators have the shortcut ``with emulator.serve(): ...`` which also sets ``emulator.url``.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, ClassVar, TypeVar
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from chatauth.testing.faults import CallLog, EmulatorApp, Faults, generic_error
+
+__all__ = ["Emulator", "HostPool", "ServedApp", "serve"]
+
+_E = TypeVar("_E", bound="Emulator")
+
+
+class ServedApp:
+    """A running server: ``url`` (``http://127.0.0.1:<port>``, no trailing slash), ``host``,
+    ``port``, and the ``app`` it serves."""
+
+    def __init__(self, app: Any, host: str, port: int, server: uvicorn.Server,
+                 thread: threading.Thread) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}"
+        self.server = server
+        self.thread = thread
+
+    def __repr__(self) -> str:
+        return f"<ServedApp {self.url}>"
+
+
+@contextmanager
+def serve(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 10.0,
+          shutdown_timeout: float = 10.0, log_level: str = "warning") -> Iterator[ServedApp]:
+    """Serve ``app`` with uvicorn in a daemon thread for the duration of the ``with`` block."""
+    # Binding the socket ourselves (port 0) gives the port before the server starts, with no
+    # window in which another process could take a port we picked.
+    # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # says TCP, and without it every response waits ~40 ms on Nagle + delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port: int = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # h11 and asyncio explicitly: the reset fault reaches the socket through the protocol
+        # object, and test behaviour must not change with whether httptools/uvloop are installed.
+        http="h11",
+        loop="asyncio",
+        ws="none",
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        # A request parked by a timeout() fault must not keep the server from stopping.
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        except BaseException as exc:  # reported to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"chatauth-emulator-{port}", daemon=True)
+    thread.start()
+    try:
+        _wait_until_accepting(server, thread, host, port, startup_timeout, failure)
+        yield ServedApp(app, host, port, server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(shutdown_timeout)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(shutdown_timeout)
+        sock.close()
+
+
+def _wait_until_accepting(server: uvicorn.Server, thread: threading.Thread, host: str,
+                          port: int, timeout: float, failure: list[BaseException]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if failure:
+            raise RuntimeError("emulator server failed to start") from failure[0]
+        if not thread.is_alive():
+            raise RuntimeError("emulator server thread exited during start-up")
+        if server.started:
+            try:
+                with socket.create_connection((host, port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.01)
+    server.should_exit = True
+    raise TimeoutError(f"emulator server on {host}:{port} did not start in {timeout} s")
+
+
+class _Switch:
+    """An ASGI app forwarding to whichever app is mounted (503 when none is)."""
+
+    def __init__(self) -> None:
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.app
+        if app is None:
+            if scope["type"] == "http":
+                response = JSONResponse({"error": "no emulator mounted"}, status_code=503)
+                await response(scope, receive, send)
+            return
+        # ``send`` goes through untouched: the reset fault needs the server's own callable.
+        await app(scope, receive, send)
+
+
+class HostPool:
+    """Servers kept running across tests, each serving one emulator at a time.
+
+    Starting and stopping uvicorn costs ~0.2 s per test; the pytest fixtures instead mount a
+    fresh emulator on an idle server of this pool for each test, so state is still per test
+    while the port is reused. ``with pool.serve(emulator):`` mounts it and sets its ``url``.
+    """
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._idle: list[tuple[_Switch, str]] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> HostPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop every server of the pool."""
+        with self._lock:
+            self._idle.clear()
+        self._stack.close()
+
+    @contextmanager
+    def serve(self, emulator: _E) -> Iterator[_E]:
+        """Mount ``emulator`` on an idle server (starting one if needed) for the block."""
+        with self._lock:
+            host = self._idle.pop() if self._idle else None
+        if host is None:
+            switch = _Switch()
+            served = self._stack.enter_context(serve(switch))
+            host = (switch, served.url)
+        switch, url = host
+        switch.app = emulator.app
+        emulator.url = url
+        try:
+            yield emulator
+        finally:
+            switch.app = None
+            emulator.url = None
+            with self._lock:
+                self._idle.append(host)
+
+
+class Emulator:
+    """Base class of the provider emulators.
+
+    Attributes: ``app`` (the Starlette app), ``faults`` (:class:`~chatauth.testing.faults.Faults`),
+    ``calls`` (every request received), ``url`` (set while served, else None), ``base_url``
+    (``url`` plus the API's version prefix, i.e. what replaces the provider's documented base
+    URL), and ``clock`` (seconds since the epoch; tests may pass their own to move time).
+    State lives in memory, per instance.
+    """
+
+    #: Path prefix of the documented base URL (``/v3`` for CometChat's ``.../v3``).
+    api_prefix: ClassVar[str] = ""
+
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
+        self.clock: Callable[[], float] = clock or time.time
+        # Handlers run on the server thread while tests inspect state from theirs.
+        self._lock = threading.RLock()
+        self.faults = Faults(self._fault_error)
+        self.url: str | None = None
+        self.app = EmulatorApp(faults=self.faults, routes=self._routes())
+
+    def __repr__(self) -> str:
+        # Never the keys: reprs end up in test logs.
+        where = self.url or "not served"
+        return f"<{type(self).__name__} {where}>"
+
+    @property
+    def calls(self) -> CallLog:
+        """Every request received, as ``(method, path)`` tuples, in order."""
+        return self.faults.calls
+
+    @property
+    def base_url(self) -> str:
+        """The served URL plus the API's version prefix; the provider's ``base_url`` override."""
+        if self.url is None:
+            raise RuntimeError(f"{type(self).__name__} is not being served")
+        return self.url + self.api_prefix
+
+    @contextmanager
+    def serve(self: _E) -> Iterator[_E]:
+        """Serve this emulator over real HTTP for the ``with`` block; sets ``self.url``."""
+        with serve(self.app) as served:
+            self.url = served.url
+            try:
+                yield self
+            finally:
+                self.url = None
+
+    # -- for subclasses ------------------------------------------------------------------
+
+    def _routes(self) -> list[BaseRoute]:
+        raise NotImplementedError
+
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
+                                                                                dict[str, str]]:
+        """The provider's error body (and extra headers) for an injected status."""
+        return generic_error(status, retry_after)
+
+    def now(self) -> float:
+        """The emulator's clock, in seconds."""
+        return self.clock()
+
+
+#: What :func:`read_json` returns for a body that is not JSON.
+INVALID_JSON: Any = object()
+
+
+async def read_json(request: Request) -> Any:
+    """The request body parsed as JSON whatever its Content-Type (providers differ on it):
+    None for an empty body, :data:`INVALID_JSON` for one that does not parse."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return INVALID_JSON
+
+
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> JSONResponse:
+    """A JSON response (kept in one place so every emulator encodes alike)."""
+    return JSONResponse(body, status_code=status, headers=headers)
