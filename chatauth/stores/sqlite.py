@@ -79,11 +79,16 @@ class SQLiteStore(BaseStore):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_guard = threading.Lock()
-        if not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Tokens are bearer secrets: only the app's user may read the file.
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        try:
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                # Tokens are bearer secrets: only the app's user may read the file.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"Cannot create the SQLite token store file ({type(exc).__name__}).",
+                provider=self.name, retry_after=1,
+            ) from None
         try:
             # executescript manages its own transaction; CREATE ... IF NOT EXISTS is idempotent.
             self._db().executescript(SCHEMA)
