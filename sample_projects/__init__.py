@@ -1,0 +1,1 @@
+"""Runnable sample projects: ``python -m sample_projects.<name>`` from the repository root."""
