@@ -71,15 +71,21 @@ RATE_LIMITS: dict[str, Any] = {
 
 # interpreter -> (config dict from --generate-config, signing key bytes); see _generate_config.
 _GENERATED: dict[str, tuple[dict[str, Any], bytes]] = {}
+# Interpreters already seen to import synapse (the probe costs a second on a slow machine).
+_IMPORTS_SYNAPSE: set[str] = set()
 
 
 def _can_import_synapse(python: str) -> bool:
+    if python in _IMPORTS_SYNAPSE:
+        return True
     try:
         probe = subprocess.run(
             [python, "-c", "import synapse"], capture_output=True, check=False, timeout=60
         )
     except OSError:  # not there or not executable
         return False
+    if probe.returncode == 0:
+        _IMPORTS_SYNAPSE.add(python)
     return probe.returncode == 0
 
 
@@ -266,7 +272,7 @@ class SynapseServer:
                     "synapse --generate-config failed "
                     f"(exit {generated.returncode}):\n{generated.stdout}\n{generated.stderr}"
                 )
-            config = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+            config: dict[str, Any] = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
             key = Path(config["signing_key_path"]).read_bytes()
             _GENERATED[self.python] = (copy.deepcopy(config), key)
         else:
