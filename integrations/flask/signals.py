@@ -1,0 +1,62 @@
+"""Blinker signals re-emitting the core's hooks, and the Flask-Login receivers.
+
+Subscribe as with Flask's own signals::
+
+    from chatauth.integrations.flask import chat_session_started
+
+    @chat_session_started.connect_via(app)
+    def audit(app, session, **extra): ...
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING
+
+from blinker import Namespace
+
+from chatauth.identity import ChatIdentity
+from chatauth.session import ChatSession
+from chatauth.tokens import ChatToken
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from chatauth.service import ChatAuth as ChatAuthService
+
+__all__ = ["chat_session_ended", "chat_session_started"]
+
+_signals = Namespace()
+
+#: Sent when chatauth issued a new chat token (a user's first chat use in a browser session,
+#: or a refresh near expiry). The app is the sender; it is passed ``session``, the
+#: :class:`~chatauth.ChatSession` (its token's ``repr`` is redacted).
+chat_session_started = _signals.signal("chat-session-started")
+
+#: Sent when chat tokens were dropped and revoked: Flask-Login logout, ``end_session()``,
+#: ``flask chatauth end-sessions``. The app is the sender; it is passed ``identity``, the
+#: :class:`~chatauth.ChatIdentity`, and ``tokens``, the list of :class:`~chatauth.ChatToken`
+#: that were ended.
+chat_session_ended = _signals.signal("chat-session-ended")
+
+
+def connect_hooks(app: Flask, service: ChatAuthService) -> None:
+    """Re-emit ``service``'s hooks as this app's signals.
+
+    The hooks hold the app weakly: the service lives in ``app.extensions``, and a strong
+    reference back would keep every app (and its finalizer-closed client) alive forever.
+    """
+    app_ref = weakref.ref(app)
+
+    def started(session: ChatSession) -> None:
+        sender = app_ref()
+        if sender is not None:
+            chat_session_started.send(sender, session=session)
+
+    def ended(identity: ChatIdentity, tokens: list[ChatToken]) -> None:
+        sender = app_ref()
+        if sender is not None:
+            chat_session_ended.send(sender, identity=identity, tokens=tokens)
+
+    service.on_token_issued.append(started)
+    service.on_session_ended.append(ended)
