@@ -1,0 +1,514 @@
+"""RedisStore against a real redis-server (the ``redis_server`` / ``redis_factory`` fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio
+from redis.crc import key_slot
+
+from chatauth import ChatAuth, ChatIdentity, ConfigurationError, StoreUnavailableError
+from chatauth.config import from_settings
+from chatauth.responses import error_answer
+from chatauth.stores.base import LockTimeoutError
+from chatauth.stores.crypto import FernetCipher, generate_key
+from chatauth.stores.redis import RedisStore
+from chatauth.tokens import ChatToken, SessionKey, utcnow
+from tests.core.providers import CountingProvider
+from tests.servers.redis import RedisServer
+
+pytestmark = pytest.mark.redis
+
+SECRET_VALUE = "tok-secret-value-0123456789"
+
+
+def token(uid: str = "alice", *, ttl: float | None = 3600, value: str = SECRET_VALUE) -> ChatToken:
+    now = utcnow()
+    return ChatToken(
+        value=value,
+        uid=uid,
+        provider="matrix",
+        issued_at=now,
+        expires_at=now + timedelta(seconds=ttl) if ttl is not None else None,
+        refresh_at=now + timedelta(seconds=600),
+        data={"device_id": "DEV"},
+        public=("device_id",),
+    )
+
+
+def wipe(store: RedisStore) -> None:
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*"))
+    if keys:
+        store.client.delete(*keys)
+
+
+@pytest.fixture
+def make_store(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]:
+    """RedisStores on the shared server, each test under its own key prefix."""
+    prefix = f"test-{secrets.token_hex(4)}"
+    made: list[RedisStore] = []
+
+    def make(**kwargs: object) -> RedisStore:
+        store = RedisStore.from_url(redis_server.url, prefix=prefix, **kwargs)  # type: ignore[arg-type]
+        made.append(store)
+        return store
+
+    yield make
+    if made:
+        wipe(made[0])
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., RedisStore]) -> RedisStore:
+    return make_store()
+
+
+# -- tokens ------------------------------------------------------------------------------------
+def test_round_trip_and_ttl_follows_the_token_expiry(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice", "app-session-1")
+    stored = token(ttl=120)
+    store.set(key, stored)
+    loaded = store.get(key)
+    assert loaded == stored
+    pttl = store.client.pttl(store.token_key(key))
+    assert 110_000 < pttl <= 120_000
+    assert store.get(SessionKey("matrix", "alice", "other")) is None
+
+
+def test_a_never_expiring_token_is_kept_retention_past_its_refresh(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    store = make_store(retention=3600)
+    key = SessionKey("matrix", "alice", "s")
+    store.set(key, token(ttl=None))  # refresh_at is 600 s away
+    pttl = store.client.pttl(store.token_key(key))
+    assert 4_100_000 < pttl <= 4_200_000
+
+
+def test_expired_tokens_disappear(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    store.set(key, token(ttl=0.3))
+    deadline = time.monotonic() + 10
+    while store.get(key) is not None:
+        assert time.monotonic() < deadline, "Redis kept a token past its expiry"
+        time.sleep(0.05)
+    assert store.sessions("matrix", "alice") == []
+
+
+def test_key_names_hold_no_uid_session_id_or_token(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice-uid", "app-session-secret")
+    store.set(key, token("alice-uid"))
+    with store.lock(key):
+        names = [k.decode() for k in store.client.scan_iter(match=f"{store.prefix}:*")]
+    assert len(names) == 3  # token, the user's session set, the lock
+    for name in names:
+        assert "alice" not in name
+        assert "app-session" not in name
+        assert SECRET_VALUE not in name
+        assert key.user_digest in name
+
+
+def test_every_key_of_one_user_is_in_one_cluster_slot(store: RedisStore) -> None:
+    a1, a2 = SessionKey("matrix", "alice", "s1"), SessionKey("matrix", "alice", "s2")
+    slots = {
+        key_slot(name.encode())
+        for name in (
+            store.token_key(a1),
+            store.token_key(a2),
+            store.lock_key(a1),
+            store.sessions_key(a1.user_digest),
+        )
+    }
+    assert len(slots) == 1
+    bob = SessionKey("matrix", "bob", "s1")
+    assert key_slot(store.token_key(bob).encode()) not in slots
+
+
+def test_without_a_cipher_payloads_are_json_and_with_one_encrypted(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    plain = make_store()
+    plain.set(key, token())
+    assert json.loads(plain.client.get(plain.token_key(key)))["value"] == SECRET_VALUE
+
+    secret_key = generate_key()
+    encrypted = make_store(cipher=FernetCipher(secret_key))
+    encrypted.set(key, token())
+    raw = encrypted.client.get(encrypted.token_key(key))
+    assert SECRET_VALUE.encode() not in raw
+    assert json.loads(FernetCipher(secret_key).decrypt(raw))["value"] == SECRET_VALUE
+    assert encrypted.get(key).value == SECRET_VALUE  # type: ignore[union-attr]
+
+
+def test_a_wrong_key_is_a_clear_configuration_error(make_store: Callable[..., RedisStore]) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    make_store(cipher=FernetCipher(generate_key())).set(key, token())
+    with pytest.raises(ConfigurationError) as info:
+        make_store(cipher=FernetCipher(generate_key())).get(key)
+    assert info.value.setting == "STORE_ENCRYPTION_KEY"
+    assert "cannot be decrypted" in info.value.message
+    assert SECRET_VALUE not in str(info.value)
+
+
+def test_pop_and_pop_user(store: RedisStore) -> None:
+    a1, a2 = SessionKey("matrix", "alice", "s1"), SessionKey("matrix", "alice", "s2")
+    bob = SessionKey("matrix", "bob", "s1")
+    store.set(a1, token("alice", value="a1"))
+    store.set(a2, token("alice", value="a2"))
+    store.set(bob, token("bob", value="b1"))
+
+    assert store.pop(a1).value == "a1"  # type: ignore[union-attr]
+    assert store.pop(a1) is None
+    assert [t.value for t in store.sessions("matrix", "alice")] == ["a2"]
+
+    store.set(a1, token("alice", value="a1-again"))
+    popped = store.pop_user("matrix", "alice")
+    assert sorted(t.value for t in popped) == ["a1-again", "a2"]
+    assert store.pop_user("matrix", "alice") == []
+    assert store.get(a2) is None
+    assert not store.client.exists(store.sessions_key(a1.user_digest))
+    assert [t.value for t in store.sessions()] == ["b1"]
+    assert [t.value for t in store.sessions(uid="bob")] == ["b1"]
+    assert store.sessions(provider="stream") == []
+
+
+def test_pop_user_skips_sessions_whose_token_expired(store: RedisStore) -> None:
+    short, long = SessionKey("matrix", "alice", "s1"), SessionKey("matrix", "alice", "s2")
+    store.set(short, token(ttl=0.2, value="short"))
+    store.set(long, token(value="long"))
+    deadline = time.monotonic() + 10
+    while store.client.exists(store.token_key(short)):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert [t.value for t in store.pop_user("matrix", "alice")] == ["long"]
+
+
+# -- the issue lock -------------------------------------------------------------------------
+def test_lock_is_exclusive_and_released_only_by_its_owner(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    assert store._try_lock(key, "owner-a", 30)
+    assert not store._try_lock(key, "owner-b", 30)
+    store._unlock(key, "owner-b")  # not the holder: must not release
+    assert not store._try_lock(key, "owner-b", 30)
+    store._unlock(key, "owner-a")
+    assert store._try_lock(key, "owner-b", 30)
+    with pytest.raises(LockTimeoutError), store.lock(key, ttl=30, wait=0.2):
+        pass
+    store._unlock(key, "owner-b")
+    with store.lock(key, ttl=30, wait=0.2):
+        assert store.client.exists(store.lock_key(key))
+    assert not store.client.exists(store.lock_key(key))
+
+
+HOLDER = """
+import sys, time
+from chatauth.stores.redis import RedisStore
+from chatauth.tokens import SessionKey
+store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])
+assert store._try_lock(SessionKey("matrix", "alice", "s"), "crashed-holder", float(sys.argv[3]))
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_crashed_holders_lock_expires(store: RedisStore, redis_server: RedisServer) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, redis_server.url, store.prefix, "3"],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == b"locked"
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert not store._try_lock(key, "me", 30)  # the dead process still holds it...
+    with store.lock(key, ttl=30, wait=30):  # ...until its ttl runs out
+        assert store.client.get(store.lock_key(key)) != b"crashed-holder"
+
+
+# -- pending revocations -------------------------------------------------------------------
+def test_pending_revocations_queue(store: RedisStore) -> None:
+    store.add_pending(token(value="first"), "ERROR_PROVIDER_UNAVAILABLE")
+    store.add_pending(token(value="second"), "ERROR_PROVIDER_UNAVAILABLE")
+    assert store.count_pending() == 2
+    first, _second = store.pending()
+    assert (first.token.value, first.attempts, first.last_error) == (
+        "first",
+        1,
+        "ERROR_PROVIDER_UNAVAILABLE",
+    )
+    assert [e.token.value for e in store.pending(limit=1)] == ["first"]
+
+    store.retry_failed(first, "M_UNKNOWN")  # goes to the back, one more attempt
+    again = store.pending()
+    assert [e.token.value for e in again] == ["second", "first"]
+    assert (again[1].attempts, again[1].last_error) == (2, "M_UNKNOWN")
+    assert again[1].created_at == first.created_at
+
+    store.remove_pending(again[0])
+    store.retry_failed(again[0], "X")  # removed meanwhile by another drainer: not re-added
+    assert [e.token.value for e in store.pending()] == ["first"]
+    assert store.count_pending() == 1
+
+
+def test_pending_payloads_are_encrypted_too(make_store: Callable[..., RedisStore]) -> None:
+    store = make_store(cipher=FernetCipher(generate_key()))
+    store.add_pending(token(), "ERROR_PROVIDER_UNAVAILABLE")
+    (_entry_id, fields), *_ = store.client.xrange(store.pending_key)
+    assert SECRET_VALUE.encode() not in fields[b"token"]
+    assert store.pending()[0].token.value == SECRET_VALUE
+
+
+# -- Redis down ----------------------------------------------------------------------------
+def test_redis_down_is_store_unavailable_and_recovers(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    store = RedisStore.from_url(server.url)
+    key = SessionKey("matrix", "alice", "s")
+    store.set(key, token())
+    server.stop()
+    calls: list[Callable[[], object]] = [
+        lambda: store.get(key),
+        lambda: store.set(key, token()),
+        lambda: store.pop(key),
+        lambda: store.pop_user("matrix", "alice"),
+        lambda: store.sessions(),
+        lambda: store._try_lock(key, "o", 1),
+        lambda: store._unlock(key, "o"),
+        lambda: store.add_pending(token(), "E"),
+        lambda: store.pending(),
+        lambda: store.count_pending(),
+        lambda: store.ping(),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailableError) as info:
+            call()
+        assert info.value.code == "ERROR_STORE_UNAVAILABLE"
+        assert SECRET_VALUE not in str(info.value)
+    status, body, headers = error_answer(info.value)
+    assert status == 503
+    assert headers["Retry-After"] == "1"
+    assert body["error"]["code"] == "ERROR_STORE_UNAVAILABLE"
+
+    server.start()  # empty again (no persistence); the pooled connections reconnect
+    assert store.get(key) is None
+    store.set(key, token())
+    assert store.get(key).value == SECRET_VALUE  # type: ignore[union-attr]
+    store.close()
+
+
+async def test_redis_down_is_store_unavailable_async(
+    redis_factory: Callable[[], RedisServer],
+) -> None:
+    server = redis_factory()
+    store = RedisStore.from_url(server.url)
+    key = SessionKey("matrix", "alice", "s")
+    await store.aset(key, token())
+    server.stop()
+    with pytest.raises(StoreUnavailableError):
+        await store.aget(key)
+    with pytest.raises(StoreUnavailableError):
+        async with store.alock(key):
+            pass
+    with pytest.raises(StoreUnavailableError):
+        await store.acount_pending()
+    server.start()
+    assert await store.aget(key) is None
+    await store.aclose()
+
+
+# -- async twins ---------------------------------------------------------------------------
+async def test_async_twins_use_redis_asyncio(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    await store.aset(key, token(value="async-1"))
+    client, _ = store._async[asyncio.get_running_loop()]
+    assert isinstance(client, redis.asyncio.Redis)
+    assert (await store.aget(key)).value == "async-1"  # type: ignore[union-attr]
+    assert store.get(key).value == "async-1"  # type: ignore[union-attr]
+    await store.aset(SessionKey("matrix", "alice", "s2"), token(value="async-2"))
+    assert (await store.apop(key)).value == "async-1"  # type: ignore[union-attr]
+    assert [t.value for t in await store.apop_user("matrix", "alice")] == ["async-2"]
+
+    async with store.alock(key, ttl=30):
+        assert not await store._atry_lock(key, "other", 30)
+    assert await store._atry_lock(key, "other", 30)
+    await store._aunlock(key, "other")
+
+    await store.aadd_pending(token(value="p1"), "E1")
+    (entry,) = await store.apending()
+    await store.aretry_failed(entry, "E2")
+    (entry,) = await store.apending()
+    assert (entry.attempts, entry.last_error) == (2, "E2")
+    assert await store.acount_pending() == 1
+    await store.aremove_pending(entry)
+    assert await store.acount_pending() == 0
+    assert await store.aping()
+    await store.aclose()
+
+
+async def test_concurrent_tasks_share_one_issue_call(store: RedisStore) -> None:
+    chat = ChatAuth(CountingProvider(delay=0.05), store)
+    sessions = await asyncio.gather(
+        *(chat.aget_session(ChatIdentity("alice"), "s") for _ in range(40))
+    )
+    assert len({s.token.value for s in sessions}) == 1
+    assert chat.provider.issued == 1  # type: ignore[attr-defined]
+    await chat.aclose()
+
+
+# -- cross-process single-flight ------------------------------------------------------------
+def _race(url: str, prefix: str, count_file: str, barrier: object, use_async: bool) -> None:
+    import threading
+
+    chat = ChatAuth(
+        CountingProvider(delay=0.3, count_file=count_file), RedisStore.from_url(url, prefix=prefix)
+    )
+    values: list[str] = []
+    if use_async:
+
+        async def main() -> None:
+            barrier.wait()  # type: ignore[attr-defined]
+            found = await asyncio.gather(
+                *(chat.aget_session(ChatIdentity("alice"), "s") for _ in range(25))
+            )
+            values.extend(s.token.value for s in found)
+            await chat.aclose()
+
+        asyncio.run(main())
+    else:
+
+        def one() -> None:
+            values.append(chat.get_session(ChatIdentity("alice"), "s").token.value)
+
+        barrier.wait()  # type: ignore[attr-defined]
+        threads = [threading.Thread(target=one) for _ in range(25)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        chat.close()
+    with open(count_file + ".values", "a") as out:
+        out.write("".join(v + "\n" for v in values))
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["threads", "asyncio"])
+def test_four_processes_issue_one_token(
+    store: RedisStore, redis_server: RedisServer, tmp_path: Path, use_async: bool
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(4)
+    count_file = str(tmp_path / "issued")
+    procs = [
+        ctx.Process(
+            target=_race, args=(redis_server.url, store.prefix, count_file, barrier, use_async)
+        )
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert len(Path(count_file).read_text().splitlines()) == 1
+    values = Path(count_file + ".values").read_text().splitlines()
+    assert len(values) == 100
+    assert len(set(values)) == 1
+    assert store.get(SessionKey("jwt", "alice", "s")).value == values[0]  # type: ignore[union-attr]
+
+
+# -- URLs and settings ---------------------------------------------------------------------
+def test_from_url_forms(redis_server: RedisServer) -> None:
+    store = RedisStore.from_url(redis_server.url + "?key_prefix=myapp&socket_timeout=3")
+    assert store.prefix == "myapp"
+    assert store.token_key(SessionKey("p", "u")).startswith("myapp:{")
+    assert store.client.connection_pool.connection_kwargs["socket_timeout"] == 3
+    assert store.ping()
+    store.close()
+
+    tls = RedisStore.from_url("rediss://:hunter2@redis.example.org:6380/0")
+    assert issubclass(tls.client.connection_pool.connection_class, redis.SSLConnection)
+    assert "hunter2" not in repr(tls)
+
+    with pytest.raises(ConfigurationError) as info:
+        RedisStore.from_url("redis://:hunter2@127.0.0.1:6379/0?socket_timeout=abc")
+    assert info.value.setting == "STORE"
+    assert "hunter2" not in str(info.value)
+
+
+def test_unix_socket_url(tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        [
+            RedisServer().binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        store = RedisStore.from_url(f"unix://{sock}?db=0")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                store.ping()
+                break
+            except StoreUnavailableError:
+                assert time.monotonic() < deadline, "redis-server did not open its socket"
+                time.sleep(0.05)
+        key = SessionKey("matrix", "alice", "s")
+        store.set(key, token())
+        assert store.get(key).value == SECRET_VALUE  # type: ignore[union-attr]
+        store.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_settings_build_an_encrypted_redis_store(redis_server: RedisServer) -> None:
+    chat = from_settings(
+        {
+            "PROVIDER": "jwt",
+            "JWT_SECRET": "settings-secret-0123456789abcdef",
+            "STORE": redis_server.url + "?key_prefix=settings-test",
+            "STORE_ENCRYPTION_KEY": generate_key(),
+        }
+    )
+    assert isinstance(chat.store, RedisStore)
+    assert isinstance(chat.store.cipher, FernetCipher)
+    session = chat.get_session(ChatIdentity("alice"), "s")
+    assert chat.get_session(ChatIdentity("alice"), "s").token == session.token
+    raw = chat.store.client.get(chat.store.token_key(SessionKey("jwt", "alice", "s")))
+    assert session.token.value.encode() not in raw
+    wipe(chat.store)
+    chat.close()
