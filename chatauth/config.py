@@ -41,8 +41,19 @@ from chatauth.stores.base import BaseStore
 __all__ = ["COMMON_KEYS", "from_settings", "normalize_settings", "store_from_url"]
 
 COMMON_KEYS = frozenset(
-    {"provider", "store", "store_encryption_key", "token_ttl", "refresh_margin", "uid_mapper",
-     "uid_prefix", "name_attribute", "avatar_attribute", "timeout", "retry_attempts"}
+    {
+        "provider",
+        "store",
+        "store_encryption_key",
+        "token_ttl",
+        "refresh_margin",
+        "uid_mapper",
+        "uid_prefix",
+        "name_attribute",
+        "avatar_attribute",
+        "timeout",
+        "retry_attempts",
+    }
 )
 DEFAULT_STORE = "sqlite:///chatauth.sqlite3"
 
@@ -56,7 +67,7 @@ def normalize_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[st
     for key, value in settings.items():
         if not isinstance(key, str) or not key.upper().startswith(prefix.upper()):
             continue
-        out[key[len(prefix):].lower()] = value
+        out[key[len(prefix) :].lower()] = value
     return out
 
 
@@ -101,7 +112,7 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
 
         return MemoryStore()
     if scheme == "sqlite":
-        path = url[len("sqlite:///"):] if url.lower().startswith("sqlite:///") else ""
+        path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
         if not path:
             raise ConfigurationError(
                 "STORE must look like sqlite:///relative.db or sqlite:////absolute/path.db.",

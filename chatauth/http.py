@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -101,7 +101,7 @@ def _is_retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _backoff_hook(policy: RetryPolicy) -> stamina.typing.BackoffHook:
+def _backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
     def hook(exc: Exception) -> bool | float:
         if isinstance(exc, httpx.TransportError):
             return True
@@ -135,9 +135,9 @@ def _unavailable(provider: str, policy: RetryPolicy, exc: Exception) -> Provider
     )
 
 
-def _send(client: httpx.Client, request: httpx.Request, provider: str, policy: RetryPolicy) -> (
-    httpx.Response
-):
+def _send(
+    client: httpx.Client, request: httpx.Request, provider: str, policy: RetryPolicy
+) -> httpx.Response:
     try:
         for attempt in stamina.retry_context(
             on=_backoff_hook(policy),

@@ -164,9 +164,7 @@ class IdentityMapper:
         name: str | Callable[[Any], Any] | None = None,
         avatar: str | Callable[[Any], Any] | None = None,
     ) -> None:
-        self._uid_is_callable = uid is not None and (
-            callable(uid) or "." in uid or ":" in uid
-        )
+        self._uid_is_callable = uid is not None and (callable(uid) or "." in uid or ":" in uid)
         self._uid = _resolve(uid, "uid_mapper") or _default_uid
         self.uid_prefix = uid_prefix
         self._name = _resolve(name, "name_attribute")

@@ -26,7 +26,7 @@ from chatauth.session import ChatSession
 from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
 from chatauth.stores.base import BaseStore, PendingRevocation
 from chatauth.stores.memory import MemoryStore
-from chatauth.tokens import ChatToken, SessionKey, utcnow
+from chatauth.tokens import ChatToken, SessionKey
 
 __all__ = ["ChatAuth", "RevocationReport"]
 
@@ -132,7 +132,9 @@ class ChatAuth:
     def http_client(self) -> httpx.Client:
         """The sync httpx client (created on first use, connection pooling on)."""
         if self._client is None:
-            transport = self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+            transport = (
+                self._transport if isinstance(self._transport, httpx.BaseTransport) else None
+            )
             self._client = httpx.Client(timeout=default_timeout(self.timeout), transport=transport)
         return self._client
 
@@ -323,8 +325,9 @@ class ChatAuth:
         """
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
-        with self._locks.hold(key.digest), self.store.lock(
-            key, ttl=self.lock_ttl, wait=self.lock_ttl + 5
+        with (
+            self._locks.hold(key.digest),
+            self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
         ):
             if self.provider.revocation == "user":
                 popped = self.store.pop_user(self.provider.name, identity.uid)
@@ -341,8 +344,9 @@ class ChatAuth:
         """Async twin of :meth:`end_session`."""
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
-        async with self._async_locks().hold(key.digest), self.store.alock(
-            key, ttl=self.lock_ttl, wait=self.lock_ttl + 5
+        async with (
+            self._async_locks().hold(key.digest),
+            self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
         ):
             if self.provider.revocation == "user":
                 popped = await self.store.apop_user(self.provider.name, identity.uid)
@@ -401,7 +405,9 @@ class ChatAuth:
     def _log_queued(self, token: ChatToken, exc: ChatAuthError) -> None:
         logger.warning(
             "chatauth could not revoke a %s token of uid %s (%s); queued for revoke-pending",
-            token.provider, token.uid, exc.code,
+            token.provider,
+            token.uid,
+            exc.code,
         )
 
     def _settle(self, entry: PendingRevocation) -> bool | None:
@@ -425,7 +431,9 @@ class ChatAuth:
         remaining = self.store.count_pending()
         logger.info(
             "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
-            revoked, failed, remaining,
+            revoked,
+            failed,
+            remaining,
         )
         return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
 
@@ -445,7 +453,9 @@ class ChatAuth:
         remaining = await self.store.acount_pending()
         logger.info(
             "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
-            revoked, failed, remaining,
+            revoked,
+            failed,
+            remaining,
         )
         return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
 

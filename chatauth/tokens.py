@@ -133,7 +133,9 @@ def check_token_value(value: str) -> None:
             ``ERROR_AUTHTOKEN_WITH_SPACE`` for a value containing white space.
     """
     if not isinstance(value, str) or not value.strip():
-        raise InvalidTokenError("The provider returned a blank token.", code="ERROR_BLANK_AUTHTOKEN")
+        raise InvalidTokenError(
+            "The provider returned a blank token.", code="ERROR_BLANK_AUTHTOKEN"
+        )
     if any(ch.isspace() for ch in value):
         raise InvalidTokenError(
             "The token contains white space.", code="ERROR_AUTHTOKEN_WITH_SPACE"

@@ -77,7 +77,7 @@ class BaseProvider:
     """
 
     name: ClassVar[str] = "base"
-    uid_rules: ClassVar[UIDRules]
+    uid_rules: UIDRules
     revocation: ClassVar[Revocation] = "none"
     settings_keys: ClassVar[frozenset[str]] = frozenset()
 
@@ -137,4 +137,3 @@ def error_from_response(provider: str, response: httpx.Response, code: str | Non
         status=response.status_code,
         code=code or f"HTTP_{response.status_code}",
     )
-

@@ -53,21 +53,28 @@ class JWTSigner:
     """
 
     def __init__(
-        self, algorithm: str = "HS256", *, secret: str | None = None,
-        private_key: str | None = None, key_id: str | None = None, setting_prefix: str = "JWT",
+        self,
+        algorithm: str = "HS256",
+        *,
+        secret: str | None = None,
+        private_key: str | None = None,
+        key_id: str | None = None,
+        setting_prefix: str = "JWT",
     ) -> None:
         if algorithm in HMAC_ALGORITHMS:
             if not secret:
                 raise ConfigurationError(
                     f"{setting_prefix}_SECRET is required for {algorithm}.",
-                    setting=f"{setting_prefix}_SECRET", code="ERROR_API_KEY_NOT_FOUND",
+                    setting=f"{setting_prefix}_SECRET",
+                    code="ERROR_API_KEY_NOT_FOUND",
                 )
             self._key: str | bytes = secret
         elif algorithm in KEY_ALGORITHMS:
             if not private_key:
                 raise ConfigurationError(
                     f"{setting_prefix}_PRIVATE_KEY is required for {algorithm}.",
-                    setting=f"{setting_prefix}_PRIVATE_KEY", code="ERROR_API_KEY_NOT_FOUND",
+                    setting=f"{setting_prefix}_PRIVATE_KEY",
+                    code="ERROR_API_KEY_NOT_FOUND",
                 )
             self._key = _read_pem(private_key, f"{setting_prefix}_PRIVATE_KEY")
         else:
@@ -93,7 +100,8 @@ class JWTSigner:
             return pyjwt.encode(dict(claims), self._key, algorithm=self.algorithm, headers=headers)
         except (ValueError, TypeError, pyjwt.PyJWTError) as exc:
             raise ConfigurationError(
-                f"Cannot sign with {self.algorithm}: {type(exc).__name__}.", setting="JWT_PRIVATE_KEY"
+                f"Cannot sign with {self.algorithm}: {type(exc).__name__}.",
+                setting="JWT_PRIVATE_KEY",
             ) from None
 
 
@@ -126,17 +134,30 @@ class JWTProvider(BaseProvider):
     revocation: ClassVar[Revocation] = "none"
     # A JWT's sub is any string; keep UIDs printable, URL- and header-safe.
     uid_rules = UIDRules(
-        pattern=r"[A-Za-z0-9._@+=\-]+", max_length=255,
+        pattern=r"[A-Za-z0-9._@+=\-]+",
+        max_length=255,
         description="letters, digits and . _ @ + = -",
     )
     settings_keys = frozenset(
-        {"jwt_secret", "jwt_private_key", "jwt_algorithm", "jwt_issuer", "jwt_audience",
-         "jwt_claims", "jwt_key_id"}
+        {
+            "jwt_secret",
+            "jwt_private_key",
+            "jwt_algorithm",
+            "jwt_issuer",
+            "jwt_audience",
+            "jwt_claims",
+            "jwt_key_id",
+        }
     )
 
     def __init__(
-        self, signer: JWTSigner, *, issuer: str | None = None, audience: str | None = None,
-        claims: Mapping[str, Any] | None = None, max_ttl: float | None = None,
+        self,
+        signer: JWTSigner,
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        max_ttl: float | None = None,
     ) -> None:
         self.signer = signer
         self.issuer = issuer
@@ -156,7 +177,9 @@ class JWTProvider(BaseProvider):
             key_id=settings.get("jwt_key_id"),
         )
         return cls(
-            signer, issuer=settings.get("jwt_issuer"), audience=settings.get("jwt_audience"),
+            signer,
+            issuer=settings.get("jwt_issuer"),
+            audience=settings.get("jwt_audience"),
             claims=claims,
         )
 

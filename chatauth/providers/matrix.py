@@ -81,15 +81,29 @@ class MatrixProvider(BaseProvider):
     name = "matrix"
     revocation: ClassVar[Revocation] = "token"
     settings_keys = frozenset(
-        {"matrix_homeserver_url", "matrix_server_name", "matrix_mode", "matrix_admin_token",
-         "matrix_jwt_secret", "matrix_jwt_algorithm", "matrix_jwt_issuer", "matrix_jwt_audience",
-         "matrix_device_name"}
+        {
+            "matrix_homeserver_url",
+            "matrix_server_name",
+            "matrix_mode",
+            "matrix_admin_token",
+            "matrix_jwt_secret",
+            "matrix_jwt_algorithm",
+            "matrix_jwt_issuer",
+            "matrix_jwt_audience",
+            "matrix_device_name",
+        }
     )
 
     def __init__(
-        self, homeserver_url: str, *, server_name: str | None = None, mode: Mode = "jwt",
-        admin_token: str | None = None, signer: JWTSigner | None = None,
-        jwt_issuer: str | None = None, jwt_audience: str | None = None,
+        self,
+        homeserver_url: str,
+        *,
+        server_name: str | None = None,
+        mode: Mode = "jwt",
+        admin_token: str | None = None,
+        signer: JWTSigner | None = None,
+        jwt_issuer: str | None = None,
+        jwt_audience: str | None = None,
         device_name: str = "chatauth",
     ) -> None:
         parsed = urllib.parse.urlsplit(homeserver_url)
@@ -99,12 +113,14 @@ class MatrixProvider(BaseProvider):
             )
         if mode == "admin" and not admin_token:
             raise ConfigurationError(
-                "MATRIX_ADMIN_TOKEN is required in admin mode.", setting="MATRIX_ADMIN_TOKEN",
+                "MATRIX_ADMIN_TOKEN is required in admin mode.",
+                setting="MATRIX_ADMIN_TOKEN",
                 code="ERROR_API_KEY_NOT_FOUND",
             )
         if mode == "jwt" and signer is None:
             raise ConfigurationError(
-                "MATRIX_JWT_SECRET is required in jwt mode.", setting="MATRIX_JWT_SECRET",
+                "MATRIX_JWT_SECRET is required in jwt mode.",
+                setting="MATRIX_JWT_SECRET",
                 code="ERROR_API_KEY_NOT_FOUND",
             )
         if mode not in ("admin", "jwt"):
@@ -131,16 +147,20 @@ class MatrixProvider(BaseProvider):
     def from_settings(cls, settings: Mapping[str, Any]) -> MatrixProvider:
         url = require_setting(settings, "matrix_homeserver_url")
         secret = settings.get("matrix_jwt_secret")
-        mode = settings.get("matrix_mode") or ("jwt" if secret else "admin")
+        mode: Mode = settings.get("matrix_mode") or ("jwt" if secret else "admin")
         signer = None
         if mode == "jwt":
             signer = JWTSigner(
-                settings.get("matrix_jwt_algorithm") or "HS256", secret=secret,
+                settings.get("matrix_jwt_algorithm") or "HS256",
+                secret=secret,
                 setting_prefix="MATRIX_JWT",
             )
         return cls(
-            url, server_name=settings.get("matrix_server_name"), mode=mode,
-            admin_token=settings.get("matrix_admin_token"), signer=signer,
+            url,
+            server_name=settings.get("matrix_server_name"),
+            mode=mode,
+            admin_token=settings.get("matrix_admin_token"),
+            signer=signer,
             jwt_issuer=settings.get("matrix_jwt_issuer"),
             jwt_audience=settings.get("matrix_jwt_audience"),
             device_name=settings.get("matrix_device_name") or "chatauth",
@@ -158,7 +178,9 @@ class MatrixProvider(BaseProvider):
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> httpx.Request:
         return httpx.Request(
-            method, self._url(path), json=dict(body) if body is not None else None,
+            method,
+            self._url(path),
+            json=dict(body) if body is not None else None,
             headers={"Authorization": f"Bearer {self._admin_token}"},
         )
 
@@ -187,14 +209,20 @@ class MatrixProvider(BaseProvider):
         now = utcnow()
         expires = now + ttl
         response = yield self._admin(
-            "POST", f"/_synapse/admin/v1/users/{quoted}/login",
+            "POST",
+            f"/_synapse/admin/v1/users/{quoted}/login",
             {"valid_until_ms": int(expires.timestamp() * 1000)},
         )
         if response.status_code != 200:
             raise self._refused(response)
         return ChatToken(
-            value=response.json()["access_token"], uid=identity.uid, provider=self.name,
-            issued_at=now, expires_at=expires, data={"user_id": user_id}, public=("user_id",),
+            value=response.json()["access_token"],
+            uid=identity.uid,
+            provider=self.name,
+            issued_at=now,
+            expires_at=expires,
+            data={"user_id": user_id},
+            public=("user_id",),
         )
 
     def _issue_jwt(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
@@ -202,16 +230,20 @@ class MatrixProvider(BaseProvider):
         now = utcnow()
         # The login JWT only has to live for this request; the access token it buys is ours.
         claims: dict[str, Any] = {
-            "sub": identity.uid, "iat": int(now.timestamp()), "exp": int(now.timestamp()) + 60,
+            "sub": identity.uid,
+            "iat": int(now.timestamp()),
+            "exp": int(now.timestamp()) + 60,
         }
         if self.jwt_issuer:
             claims["iss"] = self.jwt_issuer
         if self.jwt_audience:
             claims["aud"] = self.jwt_audience
         response = yield httpx.Request(
-            "POST", self._url("/_matrix/client/v3/login"),
+            "POST",
+            self._url("/_matrix/client/v3/login"),
             json={
-                "type": "org.matrix.login.jwt", "token": self._signer.sign(claims),
+                "type": "org.matrix.login.jwt",
+                "token": self._signer.sign(claims),
                 "initial_device_display_name": self.device_name,
             },
         )
@@ -219,7 +251,10 @@ class MatrixProvider(BaseProvider):
             raise self._refused(response)
         body = response.json()
         token = ChatToken(
-            value=body["access_token"], uid=identity.uid, provider=self.name, issued_at=now,
+            value=body["access_token"],
+            uid=identity.uid,
+            provider=self.name,
+            issued_at=now,
             expires_at=None,
             data={"user_id": body["user_id"], "device_id": body.get("device_id", "")},
             public=("user_id", "device_id"),
@@ -227,7 +262,8 @@ class MatrixProvider(BaseProvider):
         if identity.name:
             quoted = urllib.parse.quote(body["user_id"], safe="@:")
             response = yield httpx.Request(
-                "PUT", self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
+                "PUT",
+                self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
                 json={"displayname": identity.name},
                 headers={"Authorization": f"Bearer {token.value}"},
             )
@@ -237,7 +273,9 @@ class MatrixProvider(BaseProvider):
 
     def revoke(self, token: ChatToken) -> Flow[None]:
         response = yield httpx.Request(
-            "POST", self._url("/_matrix/client/v3/logout"), json={},
+            "POST",
+            self._url("/_matrix/client/v3/logout"),
+            json={},
             headers={"Authorization": f"Bearer {token.value}"},
         )
         if response.status_code == 200 or _errcode(response) == "M_UNKNOWN_TOKEN":

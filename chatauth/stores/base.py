@@ -148,7 +148,8 @@ class BaseStore:
         while not self._try_lock(key, owner, ttl):
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(
-                    "Another worker is still issuing this chat token.", provider=self.name,
+                    "Another worker is still issuing this chat token.",
+                    provider=self.name,
                     retry_after=1,
                 )
             time.sleep(self.lock_poll_interval)
@@ -210,7 +211,8 @@ class BaseStore:
         while not await self._atry_lock(key, owner, ttl):
             if time.monotonic() >= deadline:
                 raise LockTimeoutError(
-                    "Another worker is still issuing this chat token.", provider=self.name,
+                    "Another worker is still issuing this chat token.",
+                    provider=self.name,
                     retry_after=1,
                 )
             await asyncio.sleep(self.lock_poll_interval)
@@ -236,4 +238,3 @@ class BaseStore:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
-

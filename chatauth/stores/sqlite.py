@@ -70,7 +70,10 @@ class SQLiteStore(BaseStore):
     name = "sqlite"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, cipher: TokenCipher | None = None,
+        self,
+        path: str | os.PathLike[str],
+        *,
+        cipher: TokenCipher | None = None,
         timeout: float = 10.0,
     ) -> None:
         super().__init__(cipher=cipher)
@@ -87,7 +90,8 @@ class SQLiteStore(BaseStore):
         except OSError as exc:
             raise StoreUnavailableError(
                 f"Cannot create the SQLite token store file ({type(exc).__name__}).",
-                provider=self.name, retry_after=1,
+                provider=self.name,
+                retry_after=1,
             ) from None
         try:
             # executescript manages its own transaction; CREATE ... IF NOT EXISTS is idempotent.
@@ -104,7 +108,9 @@ class SQLiteStore(BaseStore):
         if db is None:
             try:
                 db = sqlite3.connect(
-                    self.path, timeout=self.timeout, isolation_level=None,
+                    self.path,
+                    timeout=self.timeout,
+                    isolation_level=None,
                     check_same_thread=False,
                 )
                 db.execute("PRAGMA journal_mode=WAL")
@@ -119,7 +125,8 @@ class SQLiteStore(BaseStore):
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
         return StoreUnavailableError(
             f"The SQLite token store failed ({type(exc).__name__}: {exc}).",
-            provider=self.name, retry_after=1,
+            provider=self.name,
+            retry_after=1,
         )
 
     @contextlib.contextmanager
@@ -155,8 +162,15 @@ class SQLiteStore(BaseStore):
                 "INSERT OR REPLACE INTO chatauth_tokens"
                 " (key, user_key, provider, uid, payload, expires_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key.digest, key.user_digest, key.provider, key.uid, self.dump(token), expires,
-                 time.time()),
+                (
+                    key.digest,
+                    key.user_digest,
+                    key.provider,
+                    key.uid,
+                    self.dump(token),
+                    expires,
+                    time.time(),
+                ),
             )
 
     def pop(self, key: SessionKey) -> ChatToken | None:
@@ -175,12 +189,14 @@ class SQLiteStore(BaseStore):
         return [self.load(row[0]) for row in rows]
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
-        sql, params = "SELECT payload FROM chatauth_tokens WHERE 1=1", []
+        sql, params = "SELECT payload FROM chatauth_tokens WHERE 1=1", list[str]()
         if provider is not None:
             sql, params = sql + " AND provider = ?", [*params, provider]
         if uid is not None:
             sql, params = sql + " AND uid = ?", [*params, uid]
-        return [self.load(row[0]) for row in self._read(sql + " ORDER BY updated_at", tuple(params))]
+        return [
+            self.load(row[0]) for row in self._read(sql + " ORDER BY updated_at", tuple(params))
+        ]
 
     def prune_expired(self) -> int:
         """Delete tokens past their ``expires_at``; returns how many."""
@@ -230,7 +246,10 @@ class SQLiteStore(BaseStore):
         )
         return [
             PendingRevocation(
-                id=str(row[0]), token=self.load(row[1]), attempts=row[2], last_error=row[3],
+                id=str(row[0]),
+                token=self.load(row[1]),
+                attempts=row[2],
+                last_error=row[3],
                 created_at=datetime.fromtimestamp(row[4], timezone.utc),
             )
             for row in rows

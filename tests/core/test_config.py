@@ -30,8 +30,13 @@ def test_missing_secret_has_the_api_key_code_and_names_the_key() -> None:
 
 def test_missing_matrix_admin_token() -> None:
     with pytest.raises(ConfigurationError) as info:
-        from_settings({"PROVIDER": "matrix", "MATRIX_HOMESERVER_URL": "http://127.0.0.1:1",
-                       "STORE": "memory://"})
+        from_settings(
+            {
+                "PROVIDER": "matrix",
+                "MATRIX_HOMESERVER_URL": "http://127.0.0.1:1",
+                "STORE": "memory://",
+            }
+        )
     assert info.value.code == "ERROR_API_KEY_NOT_FOUND"
     assert info.value.setting == "MATRIX_ADMIN_TOKEN"
 
@@ -51,8 +56,15 @@ def test_secret_values_never_reach_messages() -> None:
 
 def test_refresh_margin_must_be_shorter_than_ttl() -> None:
     with pytest.raises(ConfigurationError) as info:
-        from_settings({"PROVIDER": "jwt", "JWT_SECRET": "x" * 32, "STORE": "memory://",
-                       "TOKEN_TTL": 60, "REFRESH_MARGIN": 300})
+        from_settings(
+            {
+                "PROVIDER": "jwt",
+                "JWT_SECRET": "x" * 32,
+                "STORE": "memory://",
+                "TOKEN_TTL": 60,
+                "REFRESH_MARGIN": 300,
+            }
+        )
     assert info.value.setting == "REFRESH_MARGIN"
 
 
@@ -73,7 +85,9 @@ def test_store_urls(tmp_path: Path) -> None:
 
 
 def test_ignored_keys_are_left_to_the_integration() -> None:
-    chat = from_settings({"PROVIDER": "jwt", "JWT_SECRET": "x" * 32, "STORE": "memory://",
-                          "URL_PREFIX": "/chat"}, ignore=["url_prefix"])
+    chat = from_settings(
+        {"PROVIDER": "jwt", "JWT_SECRET": "x" * 32, "STORE": "memory://", "URL_PREFIX": "/chat"},
+        ignore=["url_prefix"],
+    )
     assert chat.provider.name == "jwt"
     chat.close()

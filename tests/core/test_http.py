@@ -8,25 +8,43 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-
-from chatauth.errors import ProviderUnavailableError
-from chatauth.http import Flow, RetryPolicy, _backoff_hook, _Retryable, retry_after_seconds, run_flow
-from chatauth.testing.faults import EmulatorApp, Faults
-from chatauth.testing.server import serve
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from chatauth.errors import ProviderUnavailableError
+from chatauth.http import (
+    Flow,
+    RetryPolicy,
+    _backoff_hook,
+    _Retryable,
+    retry_after_seconds,
+    run_flow,
+)
+from chatauth.testing.faults import EmulatorApp, Faults
+from chatauth.testing.server import serve
 
-def response(status: int, headers: dict[str, str] | None = None, json: object = None) -> httpx.Response:
-    return httpx.Response(status, headers=headers, json=json, request=httpx.Request("GET", "http://x"))
+
+def response(
+    status: int, headers: dict[str, str] | None = None, json: object = None
+) -> httpx.Response:
+    return httpx.Response(
+        status, headers=headers, json=json, request=httpx.Request("GET", "http://x")
+    )
 
 
 def test_retry_after_forms() -> None:
     assert retry_after_seconds(response(429, {"Retry-After": "15"})) == 15
     assert retry_after_seconds(response(429, {"Retry-After": "0.5"})) == 0.5
-    when = email.utils.format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    when = email.utils.format_datetime(
+        datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True
+    )
     assert 25 <= (retry_after_seconds(response(503, {"Retry-After": when})) or 0) <= 31
-    assert retry_after_seconds(response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2500})) == 2.5
+    assert (
+        retry_after_seconds(
+            response(429, json={"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 2500})
+        )
+        == 2.5
+    )
     assert retry_after_seconds(response(503)) is None
 
 

@@ -125,8 +125,13 @@ def test_no_token_outlives_token_ttl_even_if_the_provider_allows_it() -> None:
 
 def test_from_settings_builds_a_working_service(tmp_path: object) -> None:
     chat = from_settings(
-        {"PROVIDER": "jwt", "JWT_SECRET": "x" * 32, "STORE": f"sqlite:///{tmp_path}/t.db",
-         "TOKEN_TTL": timedelta(minutes=10), "UID_PREFIX": "app-"}
+        {
+            "PROVIDER": "jwt",
+            "JWT_SECRET": "x" * 32,
+            "STORE": f"sqlite:///{tmp_path}/t.db",
+            "TOKEN_TTL": timedelta(minutes=10),
+            "UID_PREFIX": "app-",
+        }
     )
     session = chat.get_session(AppUser(9), "s")
     assert session.uid == "app-9"

@@ -21,7 +21,10 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 def make(**kw: object) -> ChatToken:
     base: dict[str, object] = {
-        "value": SECRET_VALUE, "uid": "u1", "provider": "p", "issued_at": T0,
+        "value": SECRET_VALUE,
+        "uid": "u1",
+        "provider": "p",
+        "issued_at": T0,
         "expires_at": T0 + timedelta(hours=1),
     }
     base.update(kw)
@@ -36,7 +39,14 @@ def test_repr_and_str_never_show_the_value() -> None:
     assert token.fingerprint != SECRET_VALUE and len(token.fingerprint) == 12
 
 
-@pytest.mark.parametrize(("value", "code"), [("", "ERROR_BLANK_AUTHTOKEN"), ("  ", "ERROR_BLANK_AUTHTOKEN"), ("a b", "ERROR_AUTHTOKEN_WITH_SPACE")])
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("", "ERROR_BLANK_AUTHTOKEN"),
+        ("  ", "ERROR_BLANK_AUTHTOKEN"),
+        ("a b", "ERROR_AUTHTOKEN_WITH_SPACE"),
+    ],
+)
 def test_unusable_token_values_are_refused(value: str, code: str) -> None:
     with pytest.raises(InvalidTokenError) as info:
         make(value=value)
@@ -44,7 +54,9 @@ def test_unusable_token_values_are_refused(value: str, code: str) -> None:
 
 
 def test_round_trip_keeps_everything() -> None:
-    token = make(refresh_at=T0 + timedelta(minutes=30), data={"user_id": "@u:x"}, public=("user_id",))
+    token = make(
+        refresh_at=T0 + timedelta(minutes=30), data={"user_id": "@u:x"}, public=("user_id",)
+    )
     assert ChatToken.from_dict(token.to_dict()) == token
 
 
@@ -89,7 +101,12 @@ def test_error_answers(error: Exception, status: int) -> None:
 
 
 def test_error_str_has_code_and_no_secret() -> None:
-    exc = ProviderError("cometchat refused POST with HTTP 401.", provider="cometchat", status=401, code="AUTH_ERR_APIKEY_NOT_FOUND")
+    exc = ProviderError(
+        "cometchat refused POST with HTTP 401.",
+        provider="cometchat",
+        status=401,
+        code="AUTH_ERR_APIKEY_NOT_FOUND",
+    )
     assert str(exc).startswith("[AUTH_ERR_APIKEY_NOT_FOUND]")
     assert "ProviderError(code='AUTH_ERR_APIKEY_NOT_FOUND'" in repr(exc)
 

@@ -25,7 +25,6 @@ from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import SessionKey, utcnow
 from tests.providers.conformance import Harness
 
-
 _open: list[ChatAuth] = []
 
 
@@ -106,7 +105,11 @@ def test_end_session_kills_the_token(harness: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("uid", "code"),
-    [("with space", "ERROR_UID_WITH_SPACE"), ("", "ERROR_INVALID_UID"), ("x" * 300, "ERROR_INVALID_UID")],
+    [
+        ("with space", "ERROR_UID_WITH_SPACE"),
+        ("", "ERROR_INVALID_UID"),
+        ("x" * 300, "ERROR_INVALID_UID"),
+    ],
 )
 def test_bad_uid_is_refused_before_any_call(harness: Harness, uid: str, code: str) -> None:
     chat = service(harness)

@@ -3,8 +3,6 @@ the algorithm pinned)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import jwt as pyjwt
 import pytest
 
@@ -25,8 +23,8 @@ def _alive(token: ChatToken) -> bool:
 
 
 @pytest.fixture(name="harness_jwt")
-def harness_jwt() -> Iterator[Harness]:
-    yield Harness(
+def harness_jwt() -> Harness:
+    return Harness(
         name="jwt",
         provider=JWTProvider(JWTSigner("HS256", secret=SECRET), audience="chat"),
         make_bad_provider=lambda: JWTProvider(JWTSigner("HS256", secret="")),

@@ -19,11 +19,15 @@ MODE = "admin"
 def _provider(url: str, synapse: SynapseServer, *, secret: str | None = None) -> MatrixProvider:
     if MODE == "admin":
         return MatrixProvider(
-            url, server_name=synapse.server_name, mode="admin",
+            url,
+            server_name=synapse.server_name,
+            mode="admin",
             admin_token=secret if secret is not None else synapse.admin_token,
         )
     return MatrixProvider(
-        url, server_name=synapse.server_name, mode="jwt",
+        url,
+        server_name=synapse.server_name,
+        mode="jwt",
         signer=JWTSigner(synapse.jwt_algorithm, secret=secret or synapse.jwt_secret),
     )
 
@@ -31,13 +35,12 @@ def _provider(url: str, synapse: SynapseServer, *, secret: str | None = None) ->
 @pytest.fixture(name="harness_matrix_admin")
 def harness_matrix_admin(synapse: SynapseServer) -> Iterator[Harness]:
     with SynapseProxy(synapse.base_url).serve() as proxy:
-        login_path = (
-            "/_synapse/admin/v1/users/" if MODE == "admin" else "/_matrix/client/v3/login"
-        )
+        login_path = "/_synapse/admin/v1/users/" if MODE == "admin" else "/_matrix/client/v3/login"
 
         def issue_calls() -> int:
             return sum(
-                1 for call in proxy.calls
+                1
+                for call in proxy.calls
                 if call.method == "POST" and call.path.startswith(login_path)
             )
 
