@@ -1,0 +1,429 @@
+"""ChatKitty provider: signed ``authParams`` checked by the app's chat function.
+
+ChatKitty does not take a token minted by the app. The client calls
+``chatkitty.startSession({username, authParams})``; with guest sessions disabled, ChatKitty runs
+the app's blocking chat function "User Attempted Start Session" with ``event.username`` and
+``event.authParams``, and the session starts only if the function does not throw. References:
+ChatKitty "User Sessions" (https://docs.chatkitty.com/concepts/user-sessions), the Platform API
+(OpenAPI 2.41.9, https://docs.chatkitty.com/platform-api: "Authentication", "Users").
+
+So the "token" chatauth issues here is the ``authParams`` value: a short-lived string signed
+with itsdangerous (``URLSafeTimedSerializer``, salt ``chatauth.chatkitty.auth-params``) naming
+the UID and a random nonce -- never the app's session id. The front end passes it as
+``authParams: {token}``; the chat function POSTs ``{username, authParams}`` to the app's verify
+URL (see :func:`verify_auth_params`, mounted by each framework adapter, and the snippet in
+docs/providers.md), which checks the signature, the age (at most ``token_ttl``), that the
+username is the signed UID, and that chatauth's store still holds that chat session.
+
+Ending a session: ChatKitty has **no server-side way to end a user session**. ``end_session``
+deletes the stored params, so the verify URL refuses them from then on (403) and no new
+ChatKitty session can start with them; a ChatKitty socket that is already open stays open
+until the client calls ``endSession()`` or the connection drops. ``revocation`` is ``"none"``:
+there is nothing to call at ChatKitty.
+
+:meth:`ChatKittyProvider.issue` also makes sure the ChatKitty user exists through the Platform
+API: ``HEAD /v1/users?name=<uid>`` (200 exists, 404 not), else ``POST /v1/users`` ``{name,
+displayName, isGuest: false}``; a duplicate (undocumented; the emulator answers 400
+``ClientError``) counts as success once a second ``HEAD`` sees the user. Platform API calls
+carry ``Authorization: Bearer <token>`` from the OAuth2 client-credentials grant (``POST
+https://authorization.chatkitty.com/oauth/token``, HTTP Basic ``client_id:client_secret``,
+form ``grant_type=client_credentials``), cached until 60 s before ``expires_in``; a 401 drops
+the cached token and retries once with a new one.
+
+Settings: ``CHATKITTY_API_KEY`` (public: the JS SDK's ``apiKey``), ``CHATKITTY_CLIENT_ID``,
+``CHATKITTY_CLIENT_SECRET`` (secret), ``CHATKITTY_SIGNING_KEY`` (secret that signs the
+``authParams``; default: derived from the client secret), ``CHATKITTY_BASE_URL`` (default
+``https://api.chatkitty.com``), ``CHATKITTY_AUTH_URL`` (default
+``https://authorization.chatkitty.com/oauth/token``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import math
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.responses import NO_STORE, Answer, error_answer
+from chatauth.tokens import ChatToken, utcnow
+
+if TYPE_CHECKING:  # the service imports providers, never the other way at run time
+    from chatauth.service import ChatAuth
+
+__all__ = ["ChatKittyProvider", "averify_auth_params", "verify_auth_params"]
+
+DEFAULT_BASE_URL = "https://api.chatkitty.com"
+DEFAULT_AUTH_URL = "https://authorization.chatkitty.com/oauth/token"
+#: itsdangerous salt: these signatures mean "ChatKitty authParams" and nothing else.
+SALT = "chatauth.chatkitty.auth-params"
+#: Renew the cached bearer token this many seconds before ChatKitty says it expires.
+BEARER_MARGIN = 60.0
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """ChatKitty's ``{"error": "ClientError" | "unauthorized" | ...}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
+class ChatKittyProvider(BaseProvider):
+    """Signed ``authParams`` for ChatKitty sessions (see the module docstring).
+
+    Args:
+        api_key: the application's API key (public; ``new ChatKitty({apiKey})``).
+        client_id, client_secret: Platform API OAuth2 client credentials (the secret is
+            secret).
+        signing_key: secret that signs ``authParams``; default: derived from
+            ``client_secret`` (rotating the client secret then invalidates outstanding params).
+        base_url: Platform API root, default ``https://api.chatkitty.com``.
+        auth_url: OAuth2 token endpoint, default
+            ``https://authorization.chatkitty.com/oauth/token``.
+
+    Raises:
+        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` without the API key or client
+            secret, ``ERROR_CONFIG`` without the client id or for a malformed URL.
+    """
+
+    name: ClassVar[str] = "chatkitty"
+    revocation: ClassVar[Revocation] = "none"
+    # Usernames: ChatKitty recommends hashed e-mail addresses or phone numbers.
+    uid_rules = UIDRules(
+        pattern=r"[A-Za-z0-9._@+=:\-]+",
+        max_length=255,
+        description="letters, digits and . _ @ + = : -",
+    )
+    settings_keys = frozenset(
+        {
+            "chatkitty_api_key",
+            "chatkitty_client_id",
+            "chatkitty_client_secret",
+            "chatkitty_signing_key",
+            "chatkitty_base_url",
+            "chatkitty_auth_url",
+        }
+    )
+
+    def __init__(
+        self,
+        api_key: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        signing_key: str | None = None,
+        base_url: str | None = None,
+        auth_url: str | None = None,
+    ) -> None:
+        for value, setting in (
+            (api_key, "CHATKITTY_API_KEY"),
+            (client_secret, "CHATKITTY_CLIENT_SECRET"),
+        ):
+            if not value or not value.strip():
+                raise ConfigurationError(
+                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
+                )
+        if not client_id or not client_id.strip():
+            raise ConfigurationError(
+                "CHATKITTY_CLIENT_ID is required.", setting="CHATKITTY_CLIENT_ID"
+            )
+        urls: dict[str, str] = {}
+        for given, default, setting in (
+            (base_url, DEFAULT_BASE_URL, "CHATKITTY_BASE_URL"),
+            (auth_url, DEFAULT_AUTH_URL, "CHATKITTY_AUTH_URL"),
+        ):
+            url = given or default
+            parsed = urllib.parse.urlsplit(url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigurationError(f"{setting} must be an http(s) URL.", setting=setting)
+            urls[setting] = url
+        self.api_key = api_key
+        self.client_id = client_id
+        self.base_url = urls["CHATKITTY_BASE_URL"].rstrip("/")
+        self.auth_url = urls["CHATKITTY_AUTH_URL"]
+        self._client_secret = client_secret
+        # Without a dedicated key, a key derived from the client secret, never the secret
+        # itself, so a leak of one signature scheme says nothing about the other.
+        key: str = (
+            signing_key
+            or hmac.new(
+                client_secret.encode(), b"chatauth chatkitty authParams", "sha256"
+            ).hexdigest()
+        )
+        self._serializer = URLSafeTimedSerializer(key, salt=SALT)
+        self._bearer: tuple[str, float] | None = None  # (token, monotonic expiry)
+        self._bearer_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<ChatKittyProvider api_key={self.api_key!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> ChatKittyProvider:
+        """Build from ``chatkitty_*`` settings.
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        return cls(
+            str(require_setting(settings, "chatkitty_api_key", secret=True)),
+            str(require_setting(settings, "chatkitty_client_id")),
+            str(require_setting(settings, "chatkitty_client_secret", secret=True)),
+            signing_key=settings.get("chatkitty_signing_key") or None,
+            base_url=settings.get("chatkitty_base_url") or None,
+            auth_url=settings.get("chatkitty_auth_url") or None,
+        )
+
+    # -- authParams --------------------------------------------------------------------------
+    def sign_auth_params(self, uid: str) -> str:
+        """A signed, timestamped string naming ``uid`` and a random nonce."""
+        return self._serializer.dumps({"uid": uid, "nonce": secrets.token_urlsafe(12)})
+
+    def load_auth_params(self, value: str, *, max_age: float) -> str:
+        """The UID a signed value names.
+
+        Raises:
+            SignatureExpired: older than ``max_age`` seconds.
+            BadSignature: not signed by this provider's key (or not ours at all).
+        """
+        data = self._serializer.loads(value, max_age=max(1, math.ceil(max_age)))
+        uid = data.get("uid") if isinstance(data, dict) else None
+        if not isinstance(uid, str):
+            raise BadSignature("authParams carry no uid")
+        return uid
+
+    # -- Platform API ------------------------------------------------------------------------
+    def _cached_bearer(self) -> str | None:
+        with self._bearer_lock:
+            if self._bearer is not None and self._bearer[1] > time.monotonic():
+                return self._bearer[0]
+            return None
+
+    def _fetch_bearer(self) -> Flow[str]:
+        basic = base64.b64encode(f"{self.client_id}:{self._client_secret}".encode()).decode()
+        response = yield httpx.Request(
+            "POST",
+            self.auth_url,
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+        )
+        if response.status_code != 200:
+            raise error_from_response(self.name, response, _error_code(response))
+        body = response.json()
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise ProviderError(
+                "chatkitty answered the token request without an access_token.",
+                provider=self.name,
+                status=response.status_code,
+                code="ERROR_NO_ACCESS_TOKEN",
+            )
+        lifetime = float(body.get("expires_in") or 0)
+        with self._bearer_lock:
+            self._bearer = (token, time.monotonic() + max(0.0, lifetime - BEARER_MARGIN))
+        return token
+
+    def _api(self, build: Callable[[str], httpx.Request]) -> Flow[httpx.Response]:
+        """Send a Platform API request with a bearer token; renew it once on a 401."""
+        bearer = self._cached_bearer()
+        fresh = bearer is None
+        if bearer is None:
+            bearer = yield from self._fetch_bearer()
+        response = yield build(bearer)
+        if response.status_code == 401 and not fresh:
+            with self._bearer_lock:
+                self._bearer = None
+            bearer = yield from self._fetch_bearer()
+            response = yield build(bearer)
+        return response
+
+    def _users_request(
+        self,
+        method: str,
+        bearer: str,
+        *,
+        name: str | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> httpx.Request:
+        return httpx.Request(
+            method,
+            self.base_url + "/v1/users",
+            params={"name": name} if name is not None else None,
+            json=dict(body) if body is not None else None,
+            headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
+        )
+
+    def _user_exists(self, uid: str) -> Flow[bool]:
+        response = yield from self._api(lambda b: self._users_request("HEAD", b, name=uid))
+        if response.status_code == 200:
+            return True
+        if response.status_code == 404:
+            return False
+        raise error_from_response(self.name, response, _error_code(response))
+
+    # -- flows -------------------------------------------------------------------------------
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        """Ensure the ChatKitty user exists, then sign ``authParams`` valid for ``ttl``.
+
+        Raises:
+            InvalidUIDError: the UID breaks the rules (before any request).
+            ProviderError: ChatKitty refused (``invalid_client`` for bad client credentials,
+                ``ClientError``, ...).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        exists = yield from self._user_exists(uid)
+        if not exists:
+            body = {"name": uid, "displayName": identity.name or uid, "isGuest": False}
+            response = yield from self._api(lambda b: self._users_request("POST", b, body=body))
+            if response.status_code != 200:
+                # A duplicate name is undocumented: accept it only if the user is there now.
+                created_meanwhile = yield from self._user_exists(uid)
+                if not created_meanwhile:
+                    raise error_from_response(self.name, response, _error_code(response))
+        now = utcnow()
+        return ChatToken(
+            value=self.sign_auth_params(uid),
+            uid=uid,
+            provider=self.name,
+            issued_at=now,
+            expires_at=now + ttl,
+        )
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        """Nothing to call: ChatKitty cannot end a session server-side. The store entry the
+        verify URL checks is already gone when this runs."""
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+    def check(self) -> Flow[dict[str, str]]:
+        """Get a Platform API token and look up a probe user.
+
+        Raises:
+            ProviderError: bad client credentials or a refused call.
+        """
+        yield from self._user_exists("chatauth-check")
+        return {"provider": self.name, "client_id": self.client_id}
+
+    def client_config(self) -> dict[str, str]:
+        """``{"api_key"}``: what ``new ChatKitty({apiKey})`` needs. The front end then calls
+        ``startSession({username: uid, authParams: {token}})``."""
+        return {"api_key": self.api_key}
+
+
+# -- the verify URL's logic, shared by the framework adapters -------------------------------
+
+
+class _Denied(Exception):
+    """Internal: the params are refused with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+    def answer(self) -> Answer:
+        return 403, {"error": {"code": self.code, "message": self.message}}, dict(NO_STORE)
+
+
+def _provider(chatauth: ChatAuth) -> ChatKittyProvider:
+    provider = chatauth.provider
+    if not isinstance(provider, ChatKittyProvider):
+        raise ConfigurationError(
+            "The ChatKitty verify endpoint needs PROVIDER = 'chatkitty'.", setting="PROVIDER"
+        )
+    return provider
+
+
+def _claimed(chatauth: ChatAuth, payload: Mapping[str, Any]) -> tuple[str, str]:
+    """``(uid, value)`` from a well-signed payload naming the signed username.
+
+    Raises:
+        _Denied: malformed payload, bad signature, expired, or another username.
+    """
+    provider = _provider(chatauth)
+    username = payload.get("username") if isinstance(payload, Mapping) else None
+    params = payload.get("authParams") if isinstance(payload, Mapping) else None
+    value = params.get("token") if isinstance(params, Mapping) else params
+    if not isinstance(username, str) or not isinstance(value, str) or not value:
+        raise _Denied(
+            "ERROR_AUTH_PARAMS_INVALID", 'Expected {"username": ..., "authParams": {"token": ...}}.'
+        )
+    try:
+        uid = provider.load_auth_params(value, max_age=chatauth.token_ttl.total_seconds())
+    except SignatureExpired:
+        raise _Denied("ERROR_AUTH_PARAMS_EXPIRED", "The authParams have expired.") from None
+    except BadSignature:
+        raise _Denied("ERROR_AUTH_PARAMS_INVALID", "The authParams are not valid.") from None
+    if not hmac.compare_digest(uid.encode(), username.encode()):
+        raise _Denied(
+            "ERROR_AUTH_PARAMS_USERNAME", "The authParams were issued for another username."
+        )
+    return uid, value
+
+
+def _judge(uid: str, value: str, stored: list[ChatToken]) -> Answer:
+    for token in stored:
+        if hmac.compare_digest(token.value.encode(), value.encode()) and not token.is_expired():
+            return 200, {"allow": True, "username": uid}, dict(NO_STORE)
+    return _Denied("ERROR_SESSION_ENDED", "This chat session has ended; log in again.").answer()
+
+
+def verify_auth_params(chatauth: ChatAuth, payload: Mapping[str, Any]) -> Answer:
+    """Decide a ChatKitty "User Attempted Start Session" for the app's chat function.
+
+    Framework adapters mount this as a POST endpoint taking the chat function's JSON body
+    ``{"username": str, "authParams": {"token": str}}``; the chat function throws (denying the
+    session) unless the answer is 2xx.
+
+    Args:
+        chatauth: the app's :class:`~chatauth.service.ChatAuth` (provider ``"chatkitty"``).
+        payload: the decoded JSON body.
+
+    Returns:
+        ``(200, {"allow": true, "username": uid}, NO_STORE)`` when the params are well signed,
+        younger than ``token_ttl``, name this username, and the chat session is still in the
+        store; otherwise ``(403, {"error": {"code", "message"}}, NO_STORE)`` with code
+        ``ERROR_AUTH_PARAMS_INVALID``, ``ERROR_AUTH_PARAMS_EXPIRED``,
+        ``ERROR_AUTH_PARAMS_USERNAME`` or ``ERROR_SESSION_ENDED`` (after ``end_session``).
+        A store outage answers 503 with ``Retry-After`` (``error_answer``).
+
+    Raises:
+        ConfigurationError: ``chatauth`` is not configured for ChatKitty.
+    """
+    try:
+        uid, value = _claimed(chatauth, payload)
+    except _Denied as denied:
+        return denied.answer()
+    try:
+        stored = chatauth.store.sessions(ChatKittyProvider.name, uid)
+    except ChatAuthError as exc:
+        return error_answer(exc)
+    return _judge(uid, value, stored)
+
+
+async def averify_auth_params(chatauth: ChatAuth, payload: Mapping[str, Any]) -> Answer:
+    """Async twin of :func:`verify_auth_params`; the store read runs in a worker thread."""
+    try:
+        uid, value = _claimed(chatauth, payload)
+    except _Denied as denied:
+        return denied.answer()
+    try:
+        stored = await asyncio.to_thread(chatauth.store.sessions, ChatKittyProvider.name, uid)
+    except ChatAuthError as exc:
+        return error_answer(exc)
+    return _judge(uid, value, stored)

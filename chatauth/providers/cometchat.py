@@ -1,0 +1,277 @@
+"""CometChat (REST API v3) and CometChat Calls providers: a per-session auth token.
+
+References: CometChat REST API v3 (https://www.cometchat.com/docs/rest-api, OpenAPI
+``chat-apis.json``: "Users -> Create", "Users -> Get", "Auth Tokens -> Create / Delete"), the
+error guide (https://www.cometchat.com/docs/articles/error-guide) and the client SDKs'
+authentication guides ("Login using Auth Token"; Calls SDK "Login with Auth Token").
+
+Flow of :meth:`CometChatProvider.issue`:
+
+1. ``GET /users/{uid}``; ``404 ERR_UID_NOT_FOUND`` -> ``POST /users`` ``{uid, name, avatar?,
+   withAuthToken: true}`` (one call creates the user and its first token). A concurrent
+   creation answers ``ERR_UID_ALREADY_EXISTS``, which counts as success (get-or-create is
+   race-safe): the flow then creates the token as for an existing user.
+2. ``POST /users/{uid}/auth_tokens`` ``{"force": true}``: a *new* token for this app session,
+   so that deleting it at logout leaves the user's other devices logged in.
+
+:meth:`CometChatProvider.revoke` is ``DELETE /users/{uid}/auth_tokens/{authToken}`` (the token
+is destroyed permanently); a token or user CometChat no longer knows counts as revoked.
+CometChat auth tokens never expire (``expires_at`` is ``None``): chatauth re-issues them after
+``token_ttl`` and deletes the replaced one.
+
+Every call sends ``apikey: <REST API key>`` (the full-access key; the Auth Key may only create
+users and tokens and is for development), ``Accept`` and ``Content-Type: application/json``.
+The provider branches on CometChat's ``error.code``, never on undocumented statuses.
+
+UIDs: 1-100 characters of ``a-z 0-9 _ -``. CometChat lower-cases UIDs on create, so a UID with
+upper case letters would silently become another user's: chatauth refuses it
+(``ERROR_INVALID_UID``) instead of colliding.
+
+Settings:
+
+===================== ================================================================
+``COMETCHAT_APP_ID``   the app id (required)
+``COMETCHAT_REGION``   ``us`` (default), ``eu``, ``in``
+``COMETCHAT_API_KEY``  the REST API key (required, secret)
+``COMETCHAT_BASE_URL`` REST API root; default ``https://{app_id}.api-{region}.cometchat.io/v3``
+===================== ================================================================
+
+:class:`CometChatCallsProvider` (``PROVIDER = "cometchat_calls"``) is the same flow for apps
+whose front end uses the CometChat Calls SDK (v5): it logs in with the same UID and auth token
+(``CometChatCalls.login(authToken)``), and its client config carries what
+``CallAppSettings`` needs (app id and region). Apps that use both the Chat and Calls SDKs
+should use ``"cometchat"`` and hand the one token to both SDKs.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.tokens import ChatToken, check_token_value, utcnow
+
+__all__ = ["CometChatCallsProvider", "CometChatProvider"]
+
+REGIONS = frozenset({"us", "eu", "in"})
+#: Documented limits of the create-user call.
+MAX_NAME = 100
+MAX_AVATAR = 3000
+#: The UID ``check()`` looks up: any answer but a key error proves the key works.
+_PROBE_UID = "chatauth-check"
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """CometChat's ``{"error": {"code": "ERR_..."}}``, or ``None`` for another body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+class CometChatProvider(BaseProvider):
+    """Auth tokens from the CometChat REST API v3 (see the module docstring).
+
+    Args:
+        app_id: the CometChat app id (public).
+        api_key: the REST API key (secret; never in reprs, messages or client config).
+        region: ``"us"``, ``"eu"`` or ``"in"``.
+        base_url: the REST root, for an emulator or a dedicated host; default the documented
+            ``https://{app_id}.api-{region}.cometchat.io/v3``.
+
+    Raises:
+        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` without an API key, ``ERROR_CONFIG``
+            for a missing app id, a malformed region or base URL.
+    """
+
+    name: ClassVar[str] = "cometchat"
+    revocation: ClassVar[Revocation] = "token"
+    uid_rules = UIDRules(
+        pattern=r"[a-z0-9_\-]+",
+        max_length=100,
+        folds_case=True,
+        description="a-z 0-9 _ - (lower case)",
+    )
+    settings_keys = frozenset(
+        {"cometchat_app_id", "cometchat_region", "cometchat_api_key", "cometchat_base_url"}
+    )
+
+    def __init__(
+        self, app_id: str, api_key: str, *, region: str = "us", base_url: str | None = None
+    ) -> None:
+        if not app_id or not re.fullmatch(r"[A-Za-z0-9_\-]+", app_id):
+            raise ConfigurationError(
+                "COMETCHAT_APP_ID must be the app id from the CometChat dashboard.",
+                setting="COMETCHAT_APP_ID",
+            )
+        if not api_key or not api_key.strip():
+            raise ConfigurationError(
+                "COMETCHAT_API_KEY (the REST API key) is required.",
+                setting="COMETCHAT_API_KEY",
+                code="ERROR_API_KEY_NOT_FOUND",
+            )
+        region = region.lower()
+        if not re.fullmatch(r"[a-z0-9\-]+", region):
+            raise ConfigurationError(
+                f"COMETCHAT_REGION must be one of {', '.join(sorted(REGIONS))}.",
+                setting="COMETCHAT_REGION",
+            )
+        url = base_url or f"https://{app_id}.api-{region}.cometchat.io/v3"
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                "COMETCHAT_BASE_URL must be an http(s) URL.", setting="COMETCHAT_BASE_URL"
+            )
+        self.app_id = app_id
+        self.region = region
+        self.base_url = url.rstrip("/")
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} app_id={self.app_id!r} region={self.region!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> CometChatProvider:
+        """Build from ``cometchat_*`` settings (see the module docstring).
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        return cls(
+            str(require_setting(settings, "cometchat_app_id")),
+            str(require_setting(settings, "cometchat_api_key", secret=True)),
+            region=str(settings.get("cometchat_region") or "us"),
+            base_url=settings.get("cometchat_base_url") or None,
+        )
+
+    # -- requests ----------------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> httpx.Request:
+        return httpx.Request(
+            method,
+            self.base_url + path,
+            json=dict(body) if body is not None else None,
+            headers={"apikey": self._api_key, "Accept": "application/json"},
+        )
+
+    @staticmethod
+    def _quote(value: str) -> str:
+        return urllib.parse.quote(value, safe="")
+
+    def _refused(self, response: httpx.Response) -> ProviderError:
+        return error_from_response(self.name, response, _error_code(response))
+
+    def _user_body(self, identity: ChatIdentity) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "uid": identity.uid,
+            # name is required by CometChat; the UID stands in for a user without one.
+            "name": (identity.name or identity.uid)[:MAX_NAME],
+        }
+        if identity.avatar and len(identity.avatar) <= MAX_AVATAR:
+            body["avatar"] = identity.avatar
+        return body
+
+    # -- flows -------------------------------------------------------------------------------
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        """Ensure the user exists and create a new auth token for it.
+
+        ``ttl`` is not sent: CometChat tokens never expire, so ``expires_at`` is ``None`` and
+        the service re-issues after ``token_ttl`` (``refresh_at``).
+
+        Raises:
+            InvalidUIDError: the UID breaks CometChat's rules (checked before any request).
+            ProviderError: CometChat refused a call (its ``error.code``, e.g.
+                ``AUTH_ERR_APIKEY_NOT_FOUND``).
+            InvalidTokenError: CometChat answered a blank token or one with white space.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        quoted = self._quote(uid)
+        response = yield self._request("GET", f"/users/{quoted}")
+        if response.status_code != 200:
+            if _error_code(response) != "ERR_UID_NOT_FOUND":
+                raise self._refused(response)
+            response = yield self._request(
+                "POST", "/users", {**self._user_body(identity), "withAuthToken": True}
+            )
+            if response.status_code == 200:
+                data = response.json().get("data") or {}
+                if data.get("authToken"):
+                    return self._token(uid, data)
+            elif _error_code(response) != "ERR_UID_ALREADY_EXISTS":
+                raise self._refused(response)
+            # Created by a concurrent login (or without a token): create the token below.
+        # force: a fresh token per app session, never one another device holds.
+        response = yield self._request("POST", f"/users/{quoted}/auth_tokens", {"force": True})
+        if response.status_code != 200:
+            raise self._refused(response)
+        return self._token(uid, response.json().get("data") or {})
+
+    def _token(self, uid: str, data: Mapping[str, Any]) -> ChatToken:
+        value = data.get("authToken")
+        check_token_value(value if isinstance(value, str) else "")
+        assert isinstance(value, str)
+        return ChatToken(
+            value=value, uid=uid, provider=self.name, issued_at=utcnow(), expires_at=None
+        )
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        """Delete the auth token at CometChat (``DELETE /users/{uid}/auth_tokens/{token}``).
+
+        Raises:
+            ProviderError: CometChat refused for another reason than "unknown token/user".
+        """
+        response = yield self._request(
+            "DELETE",
+            f"/users/{self._quote(token.uid)}/auth_tokens/{self._quote(token.value)}",
+        )
+        if response.status_code == 200:
+            return None
+        if _error_code(response) in ("ERR_AUTH_TOKEN_NOT_FOUND", "ERR_UID_NOT_FOUND"):
+            return None  # already gone: that is what revoking wanted
+        raise self._refused(response)
+
+    def check(self) -> Flow[dict[str, str]]:
+        """Prove the REST key works: look up a probe UID (found or ``ERR_UID_NOT_FOUND``).
+
+        Raises:
+            ProviderError: the key is unknown or lacks the REST scope.
+        """
+        response = yield self._request("GET", f"/users/{_PROBE_UID}")
+        if response.status_code != 200 and _error_code(response) != "ERR_UID_NOT_FOUND":
+            raise self._refused(response)
+        return {"provider": self.name, "app_id": self.app_id, "region": self.region}
+
+    def client_config(self) -> dict[str, str]:
+        """``{"app_id", "region"}``: what ``CometChat.init`` (``AppSettingsBuilder``) needs."""
+        return {"app_id": self.app_id, "region": self.region}
+
+
+class CometChatCallsProvider(CometChatProvider):
+    """CometChat Calls SDK (v5) variant: the same UID and auth token, Calls client config.
+
+    The Calls SDK logs in with the Chat auth token (``CometChatCalls.login(authToken)``) and
+    checks locally, before any request, what chatauth checks server-side with the same codes:
+    empty UID ``ERROR_INVALID_UID``, UID with a space ``ERROR_UID_WITH_SPACE``, missing key
+    ``ERROR_API_KEY_NOT_FOUND``, empty token ``ERROR_BLANK_AUTHTOKEN``, token with a space
+    ``ERROR_AUTHTOKEN_WITH_SPACE``. Revocation is the Chat token delete (the Calls SDK's
+    ``logout()`` only clears its local session).
+    """
+
+    name: ClassVar[str] = "cometchat_calls"
+
+    def client_config(self) -> dict[str, str]:
+        """``{"app_id", "region", "sdk": "calls"}``: ``CallAppSettingsBuilder`` takes the app
+        id and region; ``sdk`` tells the front end which SDK's ``login`` to call."""
+        return {"app_id": self.app_id, "region": self.region, "sdk": "calls"}

@@ -1,0 +1,214 @@
+"""Sendbird Chat provider: a session token from the Platform API v3.
+
+References: Sendbird Chat Platform API v3 (https://sendbird.com/docs/chat/platform-api/v3/):
+"Create a user", "Issue a session token", "Revoke all session tokens", "Error codes".
+
+Flow of :meth:`SendbirdProvider.issue`:
+
+1. ``POST /v3/users/{user_id}/token`` ``{"expires_at": <Unix milliseconds>}`` -> ``{token,
+   expires_at}``; ``expires_at`` is now + ``token_ttl``.
+2. Only when Sendbird answers code 400201 (user not found): ``POST /v3/users`` ``{user_id,
+   nickname, profile_url}``; code 400202 (already exists, a concurrent first login) counts as
+   success; then step 1 again.
+
+:meth:`SendbirdProvider.revoke` is ``DELETE /v3/users/{user_id}/token``, which revokes **all**
+session tokens of the user (``revocation = "user"``): ending one app session logs the user out
+of chat everywhere, and chatauth drops the user's other stored tokens so their devices get a
+fresh one next time.
+
+Every call sends ``Api-Token`` (master or secondary token) and ``Content-Type:
+application/json; charset=utf8``; path parameters are URL-encoded. Errors are ``{"error": true,
+"code": int, "message"}``; the provider branches on ``code`` only.
+
+Settings: ``SENDBIRD_APPLICATION_ID`` (required), ``SENDBIRD_API_TOKEN`` (required, secret),
+``SENDBIRD_BASE_URL`` (default ``https://api-{application_id}.sendbird.com/v3``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import httpx
+
+from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.tokens import ChatToken, check_token_value, utcnow
+
+__all__ = ["SendbirdProvider"]
+
+USER_NOT_FOUND = 400201
+USER_EXISTS = 400202
+MAX_NICKNAME = 80
+MAX_PROFILE_URL = 2048
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return str(code) if isinstance(code, int) else None
+
+
+class SendbirdProvider(BaseProvider):
+    """Sendbird session tokens (see the module docstring).
+
+    Args:
+        application_id: the Sendbird application id (public; the front end's
+            ``SendbirdChat.init({appId})`` needs it).
+        api_token: the master or a secondary API token (secret).
+        base_url: REST root, default ``https://api-{application_id}.sendbird.com/v3``.
+
+    Raises:
+        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` without an API token,
+            ``ERROR_CONFIG`` for a missing application id or a malformed base URL.
+    """
+
+    name: ClassVar[str] = "sendbird"
+    revocation: ClassVar[Revocation] = "user"
+    # user_id: at most 80 characters; kept to URL- and header-safe characters.
+    uid_rules = UIDRules(
+        pattern=r"[A-Za-z0-9._@+=:\-]+",
+        max_length=80,
+        description="letters, digits and . _ @ + = : -",
+    )
+    settings_keys = frozenset(
+        {"sendbird_application_id", "sendbird_api_token", "sendbird_base_url"}
+    )
+
+    def __init__(self, application_id: str, api_token: str, *, base_url: str | None = None):
+        if not application_id or not re.fullmatch(r"[A-Za-z0-9\-]+", application_id):
+            raise ConfigurationError(
+                "SENDBIRD_APPLICATION_ID must be the application id from the dashboard.",
+                setting="SENDBIRD_APPLICATION_ID",
+            )
+        if not api_token or not api_token.strip():
+            raise ConfigurationError(
+                "SENDBIRD_API_TOKEN is required.",
+                setting="SENDBIRD_API_TOKEN",
+                code="ERROR_API_KEY_NOT_FOUND",
+            )
+        url = base_url or f"https://api-{application_id}.sendbird.com/v3"
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                "SENDBIRD_BASE_URL must be an http(s) URL.", setting="SENDBIRD_BASE_URL"
+            )
+        self.application_id = application_id
+        self.base_url = url.rstrip("/")
+        self._api_token = api_token
+
+    def __repr__(self) -> str:
+        return f"<SendbirdProvider application_id={self.application_id!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> SendbirdProvider:
+        """Build from ``sendbird_*`` settings.
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        return cls(
+            str(require_setting(settings, "sendbird_application_id")),
+            str(require_setting(settings, "sendbird_api_token", secret=True)),
+            base_url=settings.get("sendbird_base_url") or None,
+        )
+
+    # -- requests ----------------------------------------------------------------------------
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> httpx.Request:
+        headers = {"Api-Token": self._api_token, "Accept": "application/json"}
+        content = None
+        if body is not None:
+            content = json.dumps(dict(body), separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json; charset=utf8"
+        return httpx.Request(method, self.base_url + path, content=content, headers=headers)
+
+    @staticmethod
+    def _quote(value: str) -> str:
+        return urllib.parse.quote(value, safe="")
+
+    def _refused(self, response: httpx.Response) -> ProviderError:
+        return error_from_response(self.name, response, _error_code(response))
+
+    # -- flows -------------------------------------------------------------------------------
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        """Issue a session token expiring ``ttl`` from now, creating the user if missing.
+
+        ``expires_at`` is sent in Unix **milliseconds**, as Sendbird expects.
+
+        Raises:
+            InvalidUIDError: the UID breaks the rules (before any request).
+            ProviderError: Sendbird refused (its numeric code as a string, e.g.
+                ``"400401"`` for a bad API token).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        path = f"/users/{self._quote(uid)}/token"
+        issued = utcnow()
+        expires_ms = int((issued + ttl).timestamp() * 1000)
+        response = yield self._request("POST", path, {"expires_at": expires_ms})
+        if _error_code(response) == str(USER_NOT_FOUND):
+            avatar = identity.avatar if identity.avatar and len(identity.avatar) <= 2048 else ""
+            response = yield self._request(
+                "POST",
+                "/users",
+                {
+                    "user_id": uid,
+                    "nickname": (identity.name or uid)[:MAX_NICKNAME],
+                    "profile_url": avatar,
+                },
+            )
+            if response.status_code != 200 and _error_code(response) != str(USER_EXISTS):
+                raise self._refused(response)
+            response = yield self._request("POST", path, {"expires_at": expires_ms})
+        if response.status_code != 200:
+            raise self._refused(response)
+        body = response.json()
+        value = body.get("token")
+        check_token_value(value if isinstance(value, str) else "")
+        answered = body.get("expires_at")
+        expires_at = datetime.fromtimestamp(
+            (answered if isinstance(answered, int) else expires_ms) / 1000, timezone.utc
+        )
+        return ChatToken(
+            value=str(value),
+            uid=uid,
+            provider=self.name,
+            issued_at=issued,
+            expires_at=expires_at,
+        )
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        """Revoke every session token of ``token.uid`` (``DELETE /users/{user_id}/token``).
+
+        Raises:
+            ProviderError: Sendbird refused for another reason than "user not found".
+        """
+        response = yield self._request("DELETE", f"/users/{self._quote(token.uid)}/token")
+        if response.status_code == 200 or _error_code(response) == str(USER_NOT_FOUND):
+            return None
+        raise self._refused(response)
+
+    def check(self) -> Flow[dict[str, str]]:
+        """Prove the API token works: view a probe user (found or 400201 not found).
+
+        Raises:
+            ProviderError: the API token is refused (400401).
+        """
+        response = yield self._request("GET", "/users/chatauth-check")
+        if response.status_code != 200 and _error_code(response) != str(USER_NOT_FOUND):
+            raise self._refused(response)
+        return {"provider": self.name, "application_id": self.application_id}
+
+    def client_config(self) -> dict[str, str]:
+        """``{"app_id"}``: what ``SendbirdChat.init({appId})`` needs."""
+        return {"app_id": self.application_id}

@@ -1,0 +1,230 @@
+"""Stream Chat provider: a user token minted locally, the user kept in sync over REST.
+
+References: the official server SDK ``GetStream/stream-chat-python``
+(``stream_chat/base/client.py``: ``create_token``, ``update_users_partial``,
+``upsert_users``, ``revoke_user_token``) and the docs pages "Tokens & Authentication" and
+"API Error Codes" (https://getstream.io/chat/docs/).
+
+User token: HS256 JWT signed with the API secret over ``{"user_id": uid, "exp": <Unix
+seconds>, "iat": <Unix seconds>}`` -- built exactly as the SDK's ``create_token(uid, exp=...,
+iat=...)`` builds it, so both produce the same string for the same inputs (a test uses the
+SDK as oracle). ``exp`` is ``iat + token_ttl`` (absolute Unix seconds); ``iat`` is always
+set because revocation depends on it.
+
+Keeping the user: ``PATCH /users`` (partial update: ``set`` name and image, other fields
+untouched); when Stream answers code 16 (user not found), ``POST /users`` upserts it. Upsert is
+idempotent, so two first logins racing both succeed. Server calls carry ``?api_key=``,
+``Stream-Auth-Type: jwt`` and ``Authorization: <server JWT>`` (HS256 over ``{"server":
+true}``, no "Bearer").
+
+Revocation is **user-wide** (``revocation = "user"``): ``PATCH /users`` with
+``set.revoke_tokens_issued_before`` makes Stream refuse every token of that user issued
+earlier. Ending one app session therefore logs the user out of chat on every device; chatauth
+drops all of the user's stored tokens so the other devices get a fresh token next time.
+The cut-off is whole seconds: ``max(now, newest iat + 1 s)`` truncated, so the revoked token
+always dies and a token minted for a new login in a later second lives.
+
+Settings: ``STREAM_API_KEY`` (public, sent to the front end), ``STREAM_API_SECRET`` (secret),
+``STREAM_BASE_URL`` (default ``https://chat.stream-io-api.com``).
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import httpx
+import jwt as pyjwt
+
+from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.tokens import ChatToken, utcnow
+
+__all__ = ["StreamProvider", "revocation_cutoff"]
+
+DEFAULT_BASE_URL = "https://chat.stream-io-api.com"
+#: Stream's error code for "user not found" (HTTP 404).
+NOT_FOUND = 16
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return str(code) if isinstance(code, int) else None
+
+
+def revocation_cutoff(newest_issued_at: datetime, now: datetime) -> datetime:
+    """The ``revoke_tokens_issued_before`` instant (whole seconds, UTC) for a logout at ``now``.
+
+    Stream compares it with ``iat`` (whole seconds): a token dies when ``iat < cut-off``.
+    ``newest iat + 1 s`` guarantees the revoked token dies even when it was minted this very
+    second; not going past ``now`` lets a token minted for a new login in a later second live.
+    """
+    newest = math.floor(newest_issued_at.timestamp()) + 1
+    return datetime.fromtimestamp(max(newest, math.floor(now.timestamp())), timezone.utc)
+
+
+class StreamProvider(BaseProvider):
+    """Stream Chat user tokens (see the module docstring).
+
+    Args:
+        api_key: the app's API key (public; the front end's ``StreamChat.getInstance`` needs
+            it).
+        api_secret: the API secret (signs user and server tokens; never leaves the server).
+        base_url: REST root, default ``https://chat.stream-io-api.com``.
+
+    Raises:
+        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` for a missing key or secret,
+            ``ERROR_CONFIG`` for a malformed base URL.
+    """
+
+    name: ClassVar[str] = "stream"
+    revocation: ClassVar[Revocation] = "user"
+    # Stream's documented set; the max length is not documented (the emulator uses 255).
+    uid_rules = UIDRules(
+        pattern=r"[a-zA-Z0-9@_\-]+", max_length=255, description="letters, digits, @ _ -"
+    )
+    settings_keys = frozenset({"stream_api_key", "stream_api_secret", "stream_base_url"})
+
+    def __init__(self, api_key: str, api_secret: str, *, base_url: str | None = None) -> None:
+        for value, setting in ((api_key, "STREAM_API_KEY"), (api_secret, "STREAM_API_SECRET")):
+            if not value or not value.strip():
+                raise ConfigurationError(
+                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
+                )
+        url = base_url or DEFAULT_BASE_URL
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigurationError(
+                "STREAM_BASE_URL must be an http(s) URL.", setting="STREAM_BASE_URL"
+            )
+        self.api_key = api_key
+        self._api_secret = api_secret
+        self.base_url = url.rstrip("/")
+        # The SDK's server token: no exp/iat, so it can be built once.
+        self._server_token = pyjwt.encode({"server": True}, api_secret, algorithm="HS256")
+
+    def __repr__(self) -> str:
+        return f"<StreamProvider api_key={self.api_key!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> StreamProvider:
+        """Build from ``stream_*`` settings.
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        return cls(
+            str(require_setting(settings, "stream_api_key", secret=True)),
+            str(require_setting(settings, "stream_api_secret", secret=True)),
+            base_url=settings.get("stream_base_url") or None,
+        )
+
+    # -- tokens ------------------------------------------------------------------------------
+    def create_token(
+        self, user_id: str, exp: int | None = None, iat: int | None = None, **claims: Any
+    ) -> str:
+        """The user token, built as ``stream_chat``'s ``create_token`` builds it.
+
+        Args:
+            user_id: the Stream user id.
+            exp, iat: Unix seconds, or ``None`` to leave the claim out.
+            claims: extra claims (``user_id`` always wins).
+        """
+        payload: dict[str, Any] = {**claims, "user_id": user_id}
+        if exp:
+            payload["exp"] = exp
+        if iat:
+            payload["iat"] = iat
+        return pyjwt.encode(payload, self._api_secret, algorithm="HS256")
+
+    # -- requests ----------------------------------------------------------------------------
+    def _request(self, method: str, path: str, body: Mapping[str, Any]) -> httpx.Request:
+        return httpx.Request(
+            method,
+            self.base_url + path,
+            params={"api_key": self.api_key},
+            json=dict(body),
+            headers={
+                "Stream-Auth-Type": "jwt",
+                "Authorization": self._server_token,
+                "Accept": "application/json",
+            },
+        )
+
+    def _refused(self, response: httpx.Response) -> ProviderError:
+        return error_from_response(self.name, response, _error_code(response))
+
+    # -- flows -------------------------------------------------------------------------------
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        """Update (or create) the Stream user, then mint its token.
+
+        ``exp`` = ``iat`` + ``ttl`` in absolute Unix seconds.
+
+        Raises:
+            InvalidUIDError: the UID breaks Stream's rules (before any request).
+            ProviderError: Stream refused (its numeric ``code`` as a string, e.g. ``"2"`` for
+                a bad API key, ``"43"`` for a bad signature).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        fields: dict[str, Any] = {}
+        if identity.name:
+            fields["name"] = identity.name
+        if identity.avatar:
+            fields["image"] = identity.avatar
+        response = yield self._request("PATCH", "/users", {"users": [{"id": uid, "set": fields}]})
+        if response.status_code != 200:
+            if _error_code(response) != str(NOT_FOUND):
+                raise self._refused(response)
+            response = yield self._request(
+                "POST", "/users", {"users": {uid: {"id": uid, **fields}}}
+            )
+            if response.status_code not in (200, 201):
+                raise self._refused(response)
+        now = utcnow().replace(microsecond=0)
+        iat = int(now.timestamp())
+        exp = iat + max(1, int(ttl.total_seconds()))
+        return ChatToken(
+            value=self.create_token(uid, exp=exp, iat=iat),
+            uid=uid,
+            provider=self.name,
+            issued_at=now,
+            expires_at=datetime.fromtimestamp(exp, timezone.utc),
+        )
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        """Refuse every token of ``token.uid`` issued before the cut-off (user-wide).
+
+        Raises:
+            ProviderError: Stream refused for another reason than "user not found".
+        """
+        cutoff = revocation_cutoff(token.issued_at, utcnow())
+        response = yield self._request(
+            "PATCH",
+            "/users",
+            {
+                "users": [
+                    {
+                        "id": token.uid,
+                        "set": {
+                            "revoke_tokens_issued_before": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        },
+                    }
+                ]
+            },
+        )
+        if response.status_code == 200 or _error_code(response) == str(NOT_FOUND):
+            return None
+        raise self._refused(response)
+
+    def client_config(self) -> dict[str, str]:
+        """``{"api_key"}``: what ``StreamChat.getInstance(apiKey)`` needs."""
+        return {"api_key": self.api_key}

@@ -1,0 +1,189 @@
+"""Twilio Conversations provider: an Access Token with a chat grant, minted locally.
+
+References: the official helper ``twilio/twilio-python`` ``twilio/jwt/access_token``
+(``AccessToken`` + ``grants.ChatGrant``) and "Access Tokens"
+(https://www.twilio.com/docs/iam/access-tokens), "Conversations -> User Identity & Access
+Tokens" (https://www.twilio.com/docs/conversations/identity).
+
+The token is an HS256 JWT signed with the API key secret, built exactly as the helper builds
+it (a test uses the helper as oracle; ``jti`` and the timestamps differ only by the clock):
+
+* header ``{"cty": "twilio-fpa;v=1", "twr"?: region, "typ": "JWT", "alg": "HS256"}``;
+* payload ``{"jti": "<key SID>-<now>", "grants": {"chat": {"service_sid": "IS..."},
+  "identity": uid}, "iss": <key SID>, "exp": now + ttl, "nbf": now, "sub": <account SID>}``.
+
+``ttl`` is ``token_ttl`` in seconds, capped at 86,400 (Twilio refuses longer tokens with error
+20157). No HTTP call is made: Conversations creates the user on first connect.
+
+Revocation: ``none``. Twilio has no per-token revocation; a token lives until ``exp``, so keep
+``token_ttl`` short (the default one hour is the helper's default too). The only kill switch is
+deleting the API key, which invalidates every token it signed.
+
+Identity: case-sensitive; chatauth refuses white space and the characters Twilio says to avoid
+(``! * ' ( ) ; : @ & = + $ , / ? % # [ ]``) and identities shaped like a User SID (``US`` + 32
+hex).
+
+Settings: ``TWILIO_ACCOUNT_SID`` (``AC...``), ``TWILIO_API_KEY_SID`` (``SK...``),
+``TWILIO_API_KEY_SECRET`` (secret), ``TWILIO_SERVICE_SID`` (``IS...``, the Conversations
+service), ``TWILIO_REGION`` (optional, e.g. ``ie1``: the ``twr`` header).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import jwt as pyjwt
+
+from chatauth.errors import ConfigurationError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers.base import BaseProvider, Revocation, no_requests, require_setting
+from chatauth.tokens import ChatToken, utcnow
+
+__all__ = ["MAX_TTL", "TwilioProvider"]
+
+#: Twilio's ceiling on an Access Token's lifetime, in seconds (error 20157 beyond).
+MAX_TTL = 86_400
+
+
+def _not_a_user_sid(uid: str) -> str | None:
+    if re.fullmatch(r"US[0-9a-fA-F]{32}", uid):
+        return "Twilio reserves identities shaped like a User SID (US + 32 hex digits)"
+    return None
+
+
+def _sid(value: str, prefix: str, setting: str) -> str:
+    if not re.fullmatch(prefix + r"[0-9a-fA-F]{32}", value):
+        raise ConfigurationError(
+            f"{setting} must look like {prefix} followed by 32 hex digits.", setting=setting
+        )
+    return value
+
+
+class TwilioProvider(BaseProvider):
+    """Twilio Conversations Access Tokens (see the module docstring).
+
+    Args:
+        account_sid: ``AC...`` (the token's ``sub``).
+        api_key_sid: ``SK...`` (the token's ``iss``).
+        api_key_secret: the API key's secret (signs the token).
+        service_sid: ``IS...``, the Conversations service of the chat grant.
+        region: optional Twilio region, sent as the ``twr`` header.
+
+    Raises:
+        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` without the API key SID or secret,
+            ``ERROR_CONFIG`` for a malformed SID.
+    """
+
+    name: ClassVar[str] = "twilio"
+    revocation: ClassVar[Revocation] = "none"
+    uid_rules = UIDRules(
+        pattern=r"[^\s!*'();:@&=+$,/?%#\[\]]+",
+        max_length=256,
+        description="any characters but white space and ! * ' ( ) ; : @ & = + $ , / ? % # [ ]",
+        extra_check=_not_a_user_sid,
+    )
+    settings_keys = frozenset(
+        {
+            "twilio_account_sid",
+            "twilio_api_key_sid",
+            "twilio_api_key_secret",
+            "twilio_service_sid",
+            "twilio_region",
+        }
+    )
+
+    def __init__(
+        self,
+        account_sid: str,
+        api_key_sid: str,
+        api_key_secret: str,
+        service_sid: str,
+        *,
+        region: str | None = None,
+    ) -> None:
+        for value, setting in (
+            (api_key_sid, "TWILIO_API_KEY_SID"),
+            (api_key_secret, "TWILIO_API_KEY_SECRET"),
+        ):
+            if not value or not value.strip():
+                raise ConfigurationError(
+                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
+                )
+        self.account_sid = _sid(account_sid, "AC", "TWILIO_ACCOUNT_SID")
+        self.api_key_sid = _sid(api_key_sid, "SK", "TWILIO_API_KEY_SID")
+        self.service_sid = _sid(service_sid, "IS", "TWILIO_SERVICE_SID")
+        self.region = region or None
+        self._secret = api_key_secret
+
+    def __repr__(self) -> str:
+        return f"<TwilioProvider service_sid={self.service_sid!r}>"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> TwilioProvider:
+        """Build from ``twilio_*`` settings.
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        return cls(
+            str(require_setting(settings, "twilio_account_sid")),
+            str(require_setting(settings, "twilio_api_key_sid", secret=True)),
+            str(require_setting(settings, "twilio_api_key_secret", secret=True)),
+            str(require_setting(settings, "twilio_service_sid")),
+            region=settings.get("twilio_region") or None,
+        )
+
+    @staticmethod
+    def ttl_seconds(ttl: timedelta) -> int:
+        """``token_ttl`` as Twilio's ``ttl``: whole seconds, at least 1, at most 86,400."""
+        return max(1, min(MAX_TTL, int(ttl.total_seconds())))
+
+    def mint(self, identity: str, ttl: int, now: int) -> str:
+        """The Access Token for ``identity``, valid from ``now`` (Unix seconds) for ``ttl``
+        seconds; the same header and claims, in the same order, as the ``twilio`` helper."""
+        headers: dict[str, Any] = {"cty": "twilio-fpa;v=1"}
+        if self.region:
+            headers["twr"] = self.region
+        headers["typ"] = "JWT"
+        headers["alg"] = "HS256"
+        payload = {
+            "jti": f"{self.api_key_sid}-{now}",
+            "grants": {"chat": {"service_sid": self.service_sid}, "identity": identity},
+            "iss": self.api_key_sid,
+            "exp": now + ttl,
+            "nbf": now,
+            "sub": self.account_sid,
+        }
+        return pyjwt.encode(payload, self._secret, algorithm="HS256", headers=headers)
+
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        """Mint an Access Token valid for ``min(ttl, 24 h)``; no request is made.
+
+        Raises:
+            InvalidUIDError: the identity breaks the rules.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        now = int(utcnow().timestamp())
+        seconds = self.ttl_seconds(ttl)
+        return no_requests(
+            ChatToken(
+                value=self.mint(uid, seconds, now),
+                uid=uid,
+                provider=self.name,
+                issued_at=datetime.fromtimestamp(now, timezone.utc),
+                expires_at=datetime.fromtimestamp(now + seconds, timezone.utc),
+            )
+        )
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        """Nothing to do: Twilio cannot revoke one Access Token (it dies at ``exp``)."""
+        return no_requests(None)
+
+    def client_config(self) -> dict[str, str]:
+        """``{"region"}`` when a region is set, else ``{}``: ``new Client(token)`` needs only
+        the token."""
+        return {"region": self.region} if self.region else {}
