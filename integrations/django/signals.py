@@ -1,0 +1,143 @@
+"""Django signals for chat sessions, and the receivers that end them.
+
+Sent by chatauth (re-emitting the core hooks :attr:`ChatAuth.on_token_issued` and
+:attr:`ChatAuth.on_session_ended`); ``sender`` is the :class:`~chatauth.service.ChatAuth`
+class, ``chatauth`` the instance:
+
+* :data:`chat_session_started` -- a token was issued. Keyword: ``session``
+  (:class:`~chatauth.session.ChatSession`).
+* :data:`chat_session_ended` -- tokens were dropped and revoked (or queued for revocation).
+  Keywords: ``identity`` (:class:`~chatauth.identity.ChatIdentity`), ``tokens``
+  (list of :class:`~chatauth.tokens.ChatToken`).
+
+Receivers run where the call happened: inside ``await request.achat()`` that is the event
+loop, so a receiver that touches the ORM must be an async function or use ``sync_to_async``.
+
+Received by chatauth: ``user_logged_out`` ends the chat session of that app session (Django's
+``logout()`` sends it before flushing the session, so the session key is still the old one),
+and a saved password change ends all of the user's chat sessions when
+``END_SESSIONS_ON_PASSWORD_CHANGE`` is on (the default).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+from chatauth.errors import ChatAuthError
+from chatauth.identity import ChatIdentity
+from chatauth.service import ChatAuth
+from chatauth.session import ChatSession
+from chatauth.tokens import ChatToken
+
+__all__ = ["chat_session_ended", "chat_session_started"]
+
+logger = logging.getLogger("chatauth.django")
+
+#: Sent after a token was issued. Keyword arguments: ``chatauth``, ``session``.
+chat_session_started = Signal()
+#: Sent after a chat session ended. Keyword arguments: ``chatauth``, ``identity``, ``tokens``.
+chat_session_ended = Signal()
+
+
+class _Hooks:
+    """The core hooks, re-emitted as the signals above."""
+
+    def token_issued(self, session: ChatSession) -> None:
+        from .conf import get_chatauth
+
+        chat_session_started.send(sender=ChatAuth, chatauth=get_chatauth(), session=session)
+
+    def session_ended(self, identity: ChatIdentity, tokens: list[ChatToken]) -> None:
+        from .conf import get_chatauth
+
+        chat_session_ended.send(
+            sender=ChatAuth, chatauth=get_chatauth(), identity=identity, tokens=tokens
+        )
+
+
+chatauth_hooks = _Hooks()
+
+
+def end_chat_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """``user_logged_out`` receiver: end the chat session of the app session logging out.
+
+    Never raises: a failed revocation is queued by the core, and a store outage must not
+    make logging out of the app fail (it is logged).
+    """
+    if user is None or request is None or not hasattr(request, "session"):
+        return
+    session_key = request.session.session_key
+    if session_key is None:
+        return
+    from .conf import get_chatauth
+
+    try:
+        get_chatauth().end_session(user, session_key)
+    except ChatAuthError as exc:
+        logger.warning("chatauth could not end the chat session at logout (%s)", exc.code)
+
+
+def _remember_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """``pre_save`` on the user model: note whether the password hash is about to change."""
+    update_fields = kwargs.get("update_fields")
+    if (
+        raw
+        or instance.pk is None
+        or (update_fields is not None and "password" not in update_fields)
+    ):
+        return
+    from .conf import setting
+
+    if not setting("end_sessions_on_password_change", True):
+        return
+    using = kwargs.get("using")
+    old = (
+        type(instance)
+        ._default_manager.using(using)
+        .filter(pk=instance.pk)
+        .values_list("password", flat=True)
+        .first()
+    )
+    if old is not None and old != instance.password:
+        instance._chatauth_password_changed = True
+
+
+def end_chat_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``post_save`` on the user model: after a password change commits, end every chat
+    session of the user (``update_session_auth_hash`` keeps the current app session; its chat
+    session gets a fresh token on the next request)."""
+    if not getattr(instance, "_chatauth_password_changed", False):
+        return
+    del instance._chatauth_password_changed
+
+    def end_all() -> None:
+        from .conf import get_chatauth
+
+        try:
+            get_chatauth().end_all_sessions(instance)
+        except ChatAuthError as exc:
+            logger.warning(
+                "chatauth could not end the chat sessions after a password change (%s)", exc.code
+            )
+
+    transaction.on_commit(end_all, using=kwargs.get("using"))
+
+
+def connect() -> None:
+    """Connect the receivers (called by the app's ``ready()``)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.signals import user_logged_out
+    from django.db.models.signals import post_save, pre_save
+
+    user_logged_out.connect(end_chat_on_logout, dispatch_uid="chatauth.logout")
+    user_model = get_user_model()
+    pre_save.connect(
+        _remember_password_change, sender=user_model, dispatch_uid="chatauth.password.pre"
+    )
+    post_save.connect(
+        end_chat_on_password_change, sender=user_model, dispatch_uid="chatauth.password.post"
+    )

@@ -1,0 +1,124 @@
+"""The token endpoint (DESIGN §5) and helpers for views that need a chat session.
+
+``path("chat/", include("chatauth.integrations.django.urls"))`` serves ``GET chat/token``:
+login required (an anonymous request gets a 401 JSON error, not a login redirect: it is an
+API for the front end's chat SDK), ``never_cache`` plus ``Cache-Control: no-store``, and the
+JSON of :func:`chatauth.responses.session_answer` / :func:`~chatauth.responses.error_answer`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from chatauth.errors import ChatAuthError, NotAuthenticatedError
+from chatauth.responses import session_answer
+
+from .middleware import aget_chat, error_response, get_chat
+
+__all__ = ["ChatRequiredMixin", "chat_required", "token"]
+
+try:  # Django >= 5.1: exempt from LoginRequiredMiddleware, the view answers 401 itself
+    from django.contrib.auth.decorators import login_not_required
+except ImportError:  # pragma: no cover - Django < 5.1
+
+    def login_not_required(view_func: Any) -> Any:
+        return view_func
+
+
+@login_not_required
+@never_cache
+@require_GET
+def token(request: HttpRequest) -> JsonResponse:
+    """``GET <prefix>/token``: the logged-in user's chat session as JSON.
+
+    200 ``{"provider", "uid", "token", "expires_at", "client"}``; 401 without a login; 503
+    with ``Retry-After`` when the provider or the store is down; 502 when the provider
+    refuses. The token is the one of this request's user and app session only.
+    """
+    try:
+        session = get_chat(request)
+    except ChatAuthError as exc:
+        return error_response(exc)
+    status, body, headers = session_answer(session)
+    return JsonResponse(body, status=status, headers=headers)
+
+
+ViewFunc = Callable[..., Any]
+
+
+def chat_required(
+    view_func: ViewFunc | None = None,
+    *,
+    login_url: str | None = None,
+    redirect_field_name: str = "next",
+) -> Any:
+    """Decorate a view that needs a chat session; sync and async views alike.
+
+    An anonymous user is sent to the login page (like ``login_required``); then the chat
+    session is fetched before the view runs, so ``request.chat`` is ready (in async views,
+    ``await request.achat()`` returns it at once). If the provider or the store fails, the
+    view is not called and the JSON error answer is returned (503 with ``Retry-After`` ...).
+
+    Usable bare (``@chat_required``) or with arguments (``@chat_required(login_url=...)``).
+    """
+
+    def decorate(view: ViewFunc) -> ViewFunc:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    await aget_chat(request)
+                except NotAuthenticatedError:
+                    return redirect_to_login(
+                        request.get_full_path(), login_url, redirect_field_name
+                    )
+                except ChatAuthError as exc:
+                    return error_response(exc)
+                return await view(request, *args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            try:
+                get_chat(request)
+            except NotAuthenticatedError:
+                return redirect_to_login(request.get_full_path(), login_url, redirect_field_name)
+            except ChatAuthError as exc:
+                return error_response(exc)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view_func) if view_func is not None else decorate
+
+
+class ChatRequiredMixin:
+    """Class-based view twin of :func:`chat_required` (put it first among the bases).
+
+    Attributes ``login_url`` and ``redirect_field_name`` work as in ``LoginRequiredMixin``.
+    """
+
+    login_url: str | None = None
+    redirect_field_name = "next"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            get_chat(request)
+        except NotAuthenticatedError:
+            return redirect_to_login(
+                request.get_full_path(), self.login_url, self.redirect_field_name
+            )
+        except ChatAuthError as exc:
+            return error_response(exc)
+        response: HttpResponse = super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        return response

@@ -1,0 +1,56 @@
+"""Fixtures of the Django adapter's tests.
+
+Django settings: ``tests.integrations.django.settings``, selected by tox through
+``DJANGO_SETTINGS_MODULE``; when a plain ``pytest`` run reaches this folder without it, the
+settings are selected here, before pytest-django sets Django up.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+SETTINGS = "tests.integrations.django.settings"
+SERVERS_PLUGIN = "tests.servers.fixtures"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(SERVERS_PLUGIN):
+        config.pluginmanager.import_plugin(SERVERS_PLUGIN)
+    if os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    from django.conf import settings
+
+    settings.DATABASES  # noqa: B018 - loads the settings module now
+    # As an initial conftest (pytest run on this folder) pytest-django's pytest_configure runs
+    # after this one and sets Django up. Found later, during collection, its pytest_configure
+    # has already run and found no settings: finish its set-up the way it would have.
+    import django.apps
+
+    if not django.apps.apps.ready:
+        from pytest_django.plugin import _setup_django
+
+        _setup_django(config)
+
+
+@pytest.fixture
+def chatauth(settings: object):
+    """The adapter's ChatAuth, rebuilt from the current (possibly overridden) settings."""
+    from chatauth.integrations.django.conf import get_chatauth, reset
+
+    reset()
+    yield get_chatauth()
+    reset()
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password")

@@ -1,0 +1,72 @@
+"""Django settings for the chatauth Django adapter's tests (``tests/integrations/django``).
+
+Selected by ``DJANGO_SETTINGS_MODULE=tests.integrations.django.settings`` (tox) or, when the
+variable is unset, by this folder's conftest.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+SECRET_KEY = "chatauth-tests-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.integrations.django.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "chatauth.integrations.django",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "chatauth.integrations.django.middleware.ChatAuthMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [os.path.join(os.path.dirname(__file__), "templates")],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# A file, not ":memory:": subprocesses (the two-process race) open the same database.
+# The test runner still creates its own test database (in memory for SQLite) per session.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get(
+            "CHATAUTH_TEST_SQLITE", os.path.join(tempfile.gettempdir(), "chatauth-django.sqlite3")
+        ),
+    }
+}
+
+LOGIN_REDIRECT_URL = "/untouched/"
+LOGOUT_REDIRECT_URL = "/untouched/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
+
+CHATAUTH = {
+    "PROVIDER": "jwt",
+    "JWT_SECRET": "chatauth-tests-jwt-secret-0123456789abcdef",
+    "TOKEN_TTL": 600,
+}

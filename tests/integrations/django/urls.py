@@ -1,0 +1,58 @@
+"""URLs of the test project: the token endpoint, login/logout, and views that read the chat
+session in each supported way (sync, async, decorator, mixin)."""
+
+from __future__ import annotations
+
+from chatauth.integrations.django.views import ChatRequiredMixin, chat_required
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path
+from django.views import View
+
+
+def sync_chat(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"uid": request.chat.uid, "token": request.chat.token.value})
+
+
+async def async_chat(request: HttpRequest) -> JsonResponse:
+    chat = await request.achat()
+    return JsonResponse({"uid": chat.uid, "token": chat.token.value})
+
+
+async def async_forces_lazy(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"uid": request.chat.uid})  # must raise SynchronousOnlyOperation
+
+
+def untouched(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+@chat_required
+def decorated(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"uid": request.chat.uid})
+
+
+@chat_required
+async def decorated_async(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"uid": (await request.achat()).uid})
+
+
+class MixinView(ChatRequiredMixin, View):
+    def get(self, request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"uid": request.chat.uid})
+
+
+urlpatterns = [
+    path("chat/", include("chatauth.integrations.django.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("sync/", sync_chat),
+    path("async/", async_chat),
+    path("async-lazy/", async_forces_lazy),
+    path("untouched/", untouched),
+    path("decorated/", decorated),
+    path("decorated-async/", decorated_async),
+    path("mixin/", MixinView.as_view()),
+]
