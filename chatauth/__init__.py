@@ -6,9 +6,8 @@ starlette}``. Start with :func:`chatauth.from_settings` or :class:`chatauth.Chat
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from chatauth.config import from_settings
 from chatauth.errors import (
     ChatAuthError,
     ConfigurationError,
@@ -20,14 +19,39 @@ from chatauth.errors import (
     StoreUnavailableError,
 )
 from chatauth.identity import ChatIdentity, IdentityMapper, UIDRules
-from chatauth.service import ChatAuth, RevocationReport
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken, SessionKey
 
-try:
-    __version__ = version("chatauth-middleware")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    from chatauth.config import from_settings
+    from chatauth.service import ChatAuth, RevocationReport
+
+# The service pulls in httpx, stamina and pyjwt: load it on first use, so that importing
+# chatauth for its errors or types (as every adapter module does) stays cheap.
+_LAZY = {
+    "ChatAuth": "chatauth.service",
+    "RevocationReport": "chatauth.service",
+    "from_settings": "chatauth.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("chatauth-middleware")
+        except PackageNotFoundError:  # pragma: no cover - a source tree, not installed
+            return "0.0.0"
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'chatauth' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ChatAuth",
