@@ -1,0 +1,152 @@
+"""The sample app (``sample_projects.starlette_app``) on its offline defaults and switched to
+Matrix; the Matrix happy path is in tests/e2e/test_starlette_synapse.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chatauth import ConfigurationError
+from sample_projects.starlette_app import DEMO_USERS, create_app
+from tests.integrations.starlette.helpers import Browser, closed_port_url
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+async def log_in(client: httpx.AsyncClient, user: str = "alice") -> None:
+    response = await client.post("/login", data={"username": user, "password": DEMO_USERS[user]})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/chat"
+
+
+def sample(tmp_path: Path, **settings: Any) -> Any:
+    return create_app({"store": f"sqlite:///{tmp_path / 'sample.sqlite3'}", **settings})
+
+
+async def test_login_chat_page_token_and_logout(
+    site_for: Callable[[Any], Browser], tmp_path: Path
+) -> None:
+    secret = "sample-jwt-secret-" + "x" * 20
+    app = sample(tmp_path, jwt_secret=secret)
+    client = site_for(app)()
+
+    login_page = (await client.get("/login")).text
+    for user, password in DEMO_USERS.items():
+        assert user in login_page and password in login_page
+    assert (await client.get("/chat")).headers["location"] == "/login"
+
+    bad = await client.post("/login", data={"username": "alice", "password": "nope"})
+    assert bad.status_code == 200 and "wrong password" in bad.text
+    await log_in(client)
+    page = await client.get("/chat")
+    assert page.status_code == 200
+    assert 'data-token-url="/chat/token"' in page.text
+    assert '<script src="/static/chat.js"></script>' in page.text
+    script = await client.get("/static/chat.js")
+    assert script.status_code == 200 and "fetch(root.dataset.tokenUrl" in script.text
+
+    token = await client.get("/chat/token")
+    body = token.json()
+    assert (body["uid"], body["provider"]) == ("user-alice", "jwt")
+    assert token.headers["cache-control"] == "no-store"
+    assert secret not in token.text
+    for path in ("/", "/login", "/chat", "/static/chat.js"):
+        text = (await client.get(path)).text
+        assert secret not in text and body["token"] not in text
+
+    assert app.state.chatauth.store.sessions("jwt", "user-alice")
+    response = await client.post("/logout")
+    assert (response.status_code, response.headers["location"]) == (303, "/")
+    assert app.state.chatauth.store.sessions("jwt", "user-alice") == []
+    assert (await client.get("/chat/token")).status_code == 401
+
+
+async def test_logging_in_as_someone_else_ends_the_previous_chat(
+    site_for: Callable[[Any], Browser], tmp_path: Path
+) -> None:
+    app = sample(tmp_path)
+    client = site_for(app)()
+    await log_in(client, "alice")
+    await client.get("/chat/token")
+    await log_in(client, "bob")
+    assert app.state.chatauth.store.sessions("jwt", "user-alice") == []
+    assert (await client.get("/chat/token")).json()["uid"] == "user-bob"
+
+
+async def test_matrix_switch_with_the_homeserver_down(
+    site_for: Callable[[Any], Browser], tmp_path: Path
+) -> None:
+    url = closed_port_url()
+    app = sample(tmp_path, provider="matrix", matrix_homeserver_url=url, matrix_jwt_secret="k" * 32)
+    assert app.state.chatauth.provider.name == "matrix"
+    client = site_for(app)()
+    await log_in(client)
+    response = await client.get("/chat/token")
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    assert "k" * 32 not in response.text
+    for path in ("/", "/chat", "/login", "/static/chat.js"):
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert "k" * 32 not in page.text
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CHATAUTH_PROVIDER", "matrix")
+    monkeypatch.setenv("CHATAUTH_MATRIX_HOMESERVER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CHATAUTH_MATRIX_ADMIN_TOKEN", "adm")
+    monkeypatch.setenv("CHATAUTH_STORE", f"sqlite:///{tmp_path / 'env.sqlite3'}")
+    provider = create_app().state.chatauth.provider
+    assert (provider.name, provider.mode) == ("matrix", "admin")
+
+    monkeypatch.setenv("CHATAUTH_TYPO", "1")
+    with pytest.raises(ConfigurationError, match="TYPO"):
+        create_app()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_python_dash_m_serves_on_the_given_port(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CHATAUTH_")},
+        "CHATAUTH_STORE": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sample_projects.starlette_app", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
+                break
+            except httpx.TransportError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"sample app did not start: {proc.stdout.read()!r}")  # type: ignore[union-attr]
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert "wonderland" in response.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=15)
+    assert re.search(rb"provider 'jwt': http://127\.0\.0\.1:\d+/", output)
