@@ -5,10 +5,11 @@ References: the official server SDK ``GetStream/stream-chat-python``
 ``upsert_users``, ``revoke_user_token``) and the docs pages "Tokens & Authentication" and
 "API Error Codes" (https://getstream.io/chat/docs/).
 
-User token: HS256 JWT signed with the API secret over ``{"user_id": uid, "exp": <Unix
-seconds>, "iat": <Unix seconds>}`` -- built exactly as the SDK's ``create_token(uid, exp=...,
-iat=...)`` builds it, so both produce the same string for the same inputs (a test uses the
-SDK as oracle). ``exp`` is ``iat + token_ttl`` (absolute Unix seconds); ``iat`` is always
+User token: HS256 JWT signed with the API secret over ``{"jti": <random>, "user_id": uid,
+"exp": <Unix seconds>, "iat": <Unix seconds>}`` -- built exactly as the SDK's
+``create_token(uid, exp=..., iat=..., jti=...)`` builds it, so both produce the same string for
+the same inputs (a test uses the SDK as oracle). The random ``jti`` (an extra claim, which the
+SDK passes through) keeps the tokens of two app sessions minted in the same second apart. ``exp`` is ``iat + token_ttl`` (absolute Unix seconds); ``iat`` is always
 set because revocation depends on it.
 
 Keeping the user: ``PATCH /users`` (partial update: ``set`` name and image, other fields
@@ -31,6 +32,7 @@ Settings: ``STREAM_API_KEY`` (public, sent to the front end), ``STREAM_API_SECRE
 from __future__ import annotations
 
 import math
+import secrets
 import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -193,7 +195,8 @@ class StreamProvider(BaseProvider):
         iat = int(now.timestamp())
         exp = iat + max(1, int(ttl.total_seconds()))
         return ChatToken(
-            value=self.create_token(uid, exp=exp, iat=iat),
+            # jti: tokens of two app sessions minted in the same second still differ.
+            value=self.create_token(uid, exp=exp, iat=iat, jti=secrets.token_urlsafe(12)),
             uid=uid,
             provider=self.name,
             issued_at=now,

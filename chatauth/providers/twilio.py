@@ -6,10 +6,11 @@ References: the official helper ``twilio/twilio-python`` ``twilio/jwt/access_tok
 Tokens" (https://www.twilio.com/docs/conversations/identity).
 
 The token is an HS256 JWT signed with the API key secret, built exactly as the helper builds
-it (a test uses the helper as oracle; ``jti`` and the timestamps differ only by the clock):
+it (a test uses the helper as oracle; only ``jti``, which gets a random suffix so that two
+tokens minted in the same second differ, and the timestamps are not compared):
 
 * header ``{"cty": "twilio-fpa;v=1", "twr"?: region, "typ": "JWT", "alg": "HS256"}``;
-* payload ``{"jti": "<key SID>-<now>", "grants": {"chat": {"service_sid": "IS..."},
+* payload ``{"jti": "<key SID>-<now>-<random>", "grants": {"chat": {"service_sid": "IS..."},
   "identity": uid}, "iss": <key SID>, "exp": now + ttl, "nbf": now, "sub": <account SID>}``.
 
 ``ttl`` is ``token_ttl`` in seconds, capped at 86,400 (Twilio refuses longer tokens with error
@@ -31,6 +32,7 @@ service), ``TWILIO_REGION`` (optional, e.g. ``ie1``: the ``twr`` header).
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -151,7 +153,9 @@ class TwilioProvider(BaseProvider):
         headers["typ"] = "JWT"
         headers["alg"] = "HS256"
         payload = {
-            "jti": f"{self.api_key_sid}-{now}",
+            # The helper's "<key SID>-<now>" plus a random part: two tokens minted in the same
+            # second (two app sessions) must still be told apart.
+            "jti": f"{self.api_key_sid}-{now}-{secrets.token_hex(8)}",
             "grants": {"chat": {"service_sid": self.service_sid}, "identity": identity},
             "iss": self.api_key_sid,
             "exp": now + ttl,

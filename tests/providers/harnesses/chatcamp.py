@@ -1,0 +1,34 @@
+"""ChatCamp against its emulator; a token is alive if the client's ``connect(uid,
+accessToken)`` would succeed."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatauth.providers.chatcamp import ChatCampProvider
+from chatauth.testing.chatcamp import DEFAULT_API_KEY, DEFAULT_APP_ID, ChatCampEmulator
+from chatauth.tokens import ChatToken
+from tests.providers.conformance import Harness
+
+MAKES_HTTP_CALLS = True
+
+
+@pytest.fixture(name="harness_chatcamp")
+def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
+    def is_alive(token: ChatToken) -> bool:
+        return chatcamp_emulator.connect(token.uid, token.value)
+
+    return Harness(
+        name="chatcamp",
+        provider=ChatCampProvider(
+            DEFAULT_APP_ID, DEFAULT_API_KEY, base_url=chatcamp_emulator.base_url
+        ),
+        make_bad_provider=lambda: ChatCampProvider(
+            DEFAULT_APP_ID, "wrong-api-key", base_url=chatcamp_emulator.base_url
+        ),
+        is_alive=is_alive,
+        faults=chatcamp_emulator.faults,
+        issue_calls=lambda: chatcamp_emulator.calls.count_of(
+            "POST", "/api/1.0/users.", prefix=True
+        ),
+    )

@@ -1,0 +1,34 @@
+"""Stream against its emulator; a token is alive if the emulator's ``connect_user`` (the
+check Stream's edge makes when a client connects) accepts it."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatauth.providers.stream import StreamProvider
+from chatauth.testing.stream import DEFAULT_API_KEY, DEFAULT_API_SECRET, StreamEmulator
+from chatauth.tokens import ChatToken
+from tests.providers.conformance import Harness
+
+MAKES_HTTP_CALLS = True
+
+
+@pytest.fixture(name="harness_stream")
+def harness_stream(stream_emulator: StreamEmulator) -> Harness:
+    def is_alive(token: ChatToken) -> bool:
+        ok, _code = stream_emulator.connect_user(token.value)
+        return ok
+
+    return Harness(
+        name="stream",
+        provider=StreamProvider(
+            DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=stream_emulator.base_url
+        ),
+        make_bad_provider=lambda: StreamProvider(
+            DEFAULT_API_KEY, "wrong-secret-" + "x" * 32, base_url=stream_emulator.base_url
+        ),
+        is_alive=is_alive,
+        faults=stream_emulator.faults,
+        # The user upkeep (PATCH, then POST when missing) is the only call of an issue.
+        issue_calls=lambda: stream_emulator.calls.count_of(path="/users"),
+    )
