@@ -10,8 +10,9 @@ as ``CHATAUTH_JWT_SECRET``...) plus two for Flask:
 ``CHATAUTH_BLUEPRINT``  ``False`` to mount the token endpoint yourself
 ======================= =========================================================
 
-A relative SQLite ``CHATAUTH_STORE`` (and the default, ``chatauth.sqlite3``) lives in the
-app's instance folder, as Flask-SQLAlchemy does with relative SQLite paths.
+A key set to ``None`` counts as unset. A relative SQLite ``CHATAUTH_STORE`` (and the default,
+``chatauth.sqlite3``) lives in the app's instance folder, as Flask-SQLAlchemy does with
+relative SQLite paths.
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ class ChatAuth:
             raise RuntimeError(
                 "chatauth is already initialised on this Flask app; call init_app once per app."
             )
-        settings = normalize_settings(app.config, CONFIG_PREFIX)
+        # None means "not set", as with Flask's own defaults (SECRET_KEY=None).
+        settings = {
+            k: v for k, v in normalize_settings(app.config, CONFIG_PREFIX).items() if v is not None
+        }
         url_prefix = _url_prefix(settings)
         try:
             service = from_settings(

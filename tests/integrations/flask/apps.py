@@ -1,0 +1,165 @@
+"""Small Flask apps for the adapter tests: Flask-Login users, a counting provider, a server app.
+
+``create_server_app`` is what the real-server tests run in a waitress process:
+``python -m waitress --call tests.integrations.flask.apps:create_server_app``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from chatauth.integrations.flask import ChatAuth, chat_required, current_chat
+from flask import Flask, jsonify, render_template_string, request
+from flask_login import LoginManager, UserMixin, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from chatauth.errors import ProviderUnavailableError
+from chatauth.http import Flow
+from chatauth.identity import ChatIdentity
+from chatauth.providers.base import Revocation
+from chatauth.providers.jwt import JWTProvider
+from chatauth.tokens import ChatToken
+
+JWT_SECRET = "test-jwt-secret-b6f1c0d2e9a84f7c"
+SECRET_KEY = "test-flask-secret-key-2f9e"
+PROVIDER_PATH = "tests.integrations.flask.apps:CountingJWTProvider"
+
+
+class DemoUser(UserMixin):
+    def __init__(self, user_id: str) -> None:
+        self.id = user_id
+
+
+USERS = {name: DemoUser(name) for name in ("alice", "bob", "carol")}
+
+
+class CountingJWTProvider(JWTProvider):
+    """The JWT provider, counting what it is asked to do.
+
+    ``issued`` counts issue calls in this process; with ``TEST_ISSUE_LOG`` set, each call also
+    appends the UID to that file (server processes), and ``TEST_ISSUE_DELAY`` seconds widen
+    the race window of concurrent first requests. Revocation is per token so that logout
+    paths are visible in ``revoked``; ``fail_revoke`` makes revocations fail as a provider
+    outage does.
+    """
+
+    revocation: ClassVar[Revocation] = "token"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.issued = 0
+        self.revoked: list[ChatToken] = []
+        self.fail_revoke = False
+        self._count_lock = threading.Lock()
+
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        with self._count_lock:
+            self.issued += 1
+            log = os.environ.get("TEST_ISSUE_LOG")
+            if log:
+                with open(log, "a") as out:
+                    out.write(identity.uid + "\n")
+        time.sleep(float(os.environ.get("TEST_ISSUE_DELAY", "0")))
+        return super().issue(identity, ttl)
+
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        if self.fail_revoke:
+            raise ProviderUnavailableError("emulated outage", provider=self.name, retry_after=7)
+        self.revoked.append(token)
+        return super().revoke(token)
+
+
+def base_config() -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": SECRET_KEY,
+        "CHATAUTH_PROVIDER": CountingJWTProvider,
+        "CHATAUTH_JWT_SECRET": JWT_SECRET,
+        "CHATAUTH_STORE": "memory://",
+    }
+
+
+def add_login(app: Flask) -> LoginManager:
+    """Flask-Login with the demo users; ``POST /login`` (form ``user``), ``POST /logout``.
+
+    ``Authorization: User <name>`` authenticates one request without a session (an API
+    client), through Flask-Login's ``request_loader``.
+    """
+    manager = LoginManager()
+    manager.login_view = "login"  # the token endpoint must still answer 401, not redirect
+    manager.user_loader(USERS.get)
+
+    @manager.request_loader
+    def from_header(req: Any) -> DemoUser | None:
+        scheme, _, name = req.headers.get("Authorization", "").partition(" ")
+        return USERS.get(name) if scheme == "User" else None
+
+    manager.init_app(app)
+
+    @app.post("/login")
+    def login() -> str:
+        login_user(USERS[request.form["user"]])
+        return "ok"
+
+    @app.post("/logout")
+    def logout() -> str:
+        logout_user()
+        return "bye"
+
+    return manager
+
+
+def add_views(app: Flask) -> None:
+    """``/peek`` reads ``current_chat`` three times, ``/quiet`` never does, ``/api`` is
+    ``@chat_required``, ``/page`` uses it in a template."""
+
+    @app.get("/peek")
+    def peek() -> Response:
+        uids = [current_chat.uid if current_chat else None for _ in range(3)]
+        return jsonify(uids=uids)
+
+    @app.get("/quiet")
+    def quiet() -> str:
+        return "nothing chat-related here"
+
+    @app.route("/api", methods=["GET", "OPTIONS"])
+    @chat_required
+    def api() -> Response:
+        return jsonify(uid=current_chat.uid if current_chat else None, method=request.method)
+
+    @app.get("/page")
+    def page() -> str:
+        return render_template_string(
+            "{% if current_chat %}chat as {{ current_chat.uid }}{% else %}no chat{% endif %}",
+            current_chat=current_chat,
+        )
+
+
+def build_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    ext: ChatAuth | None = None,
+    flask_login: bool = True,
+    instance_path: str | None = None,
+) -> Flask:
+    """A fresh app: config, Flask-Login, views, and only then ``init_app`` (a late init)."""
+    app = Flask(__name__, instance_path=instance_path)
+    app.config.update(base_config())
+    app.config.update(config or {})
+    if flask_login:
+        add_login(app)
+    add_views(app)
+    (ext or ChatAuth()).init_app(app)
+    return app
+
+
+def create_server_app() -> Flask:
+    """The app a waitress test process serves; settings from ``CHATAUTH_*`` variables."""
+    config: dict[str, Any] = {k: v for k, v in os.environ.items() if k.startswith("CHATAUTH_")}
+    config.setdefault("CHATAUTH_PROVIDER", PROVIDER_PATH)
+    return build_app({"TESTING": False, **config}, instance_path=os.environ.get("TEST_INSTANCE"))
