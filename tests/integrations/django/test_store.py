@@ -1,0 +1,233 @@
+"""The ORM store (``DjangoStore``) on SQLite (the test database) and on a real PostgreSQL
+reached through a database router, in sync and async form."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connections
+from django.test import override_settings
+
+from chatauth.errors import StoreUnavailableError
+from chatauth.integrations.django.models import ChatToken as TokenRow
+from chatauth.integrations.django.models import IssueLock
+from chatauth.integrations.django.models import PendingRevocation as PendingRow
+from chatauth.integrations.django.store import DjangoStore
+from chatauth.stores.base import LockTimeoutError
+from chatauth.tokens import ChatToken, SessionKey
+from tests.integrations.django.routers import ChatAuthRouter
+
+ROUTER = "tests.integrations.django.routers.ChatAuthRouter"
+
+
+def add_database(alias: str, config: dict[str, Any]) -> None:
+    """Register a database alias at run time (the PostgreSQL port is only known now)."""
+    connections.settings[alias] = connections.configure_settings({"default": {}, alias: config})[
+        alias
+    ]
+
+
+@pytest.fixture(scope="session")
+def postgres_alias(postgres_server: Any, django_db_blocker: Any) -> Iterator[str]:
+    name = f"chatauth_django_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(name)
+    add_database(
+        ChatAuthRouter.alias,
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": postgres_server.user,
+            "HOST": postgres_server.host,
+            "PORT": str(postgres_server.port),
+        },
+    )
+    with django_db_blocker.unblock(), override_settings(DATABASE_ROUTERS=[ROUTER]):
+        call_command("migrate", "chatauth", database=ChatAuthRouter.alias, verbosity=0)
+    yield ChatAuthRouter.alias
+    with django_db_blocker.unblock():
+        connections[ChatAuthRouter.alias].close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Iterator[DjangoStore]:
+    if request.param == "sqlite":
+        request.getfixturevalue("transactional_db")
+        yield DjangoStore()
+        return
+    request.getfixturevalue("postgres_alias")
+    blocker = request.getfixturevalue("django_db_blocker")
+    with blocker.unblock(), override_settings(DATABASE_ROUTERS=[ROUTER]):
+        for model in (TokenRow, IssueLock, PendingRow):
+            model.objects.all().delete()
+        yield DjangoStore()
+        assert connections[ChatAuthRouter.alias].vendor == "postgresql"
+
+
+def make_token(uid: str = "user-1", *, value: str | None = None, **kwargs: Any) -> ChatToken:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    fields: dict[str, Any] = {
+        "value": value or uuid.uuid4().hex,
+        "uid": uid,
+        "provider": "jwt",
+        "issued_at": now,
+        "expires_at": now + timedelta(hours=1),
+        "refresh_at": now + timedelta(minutes=30),
+    }
+    fields.update(kwargs)
+    return ChatToken(**fields)
+
+
+def test_set_get_replace_pop(store: DjangoStore) -> None:
+    key = SessionKey("jwt", "user-1", "app-session-secret")
+    assert store.get(key) is None
+    first, second = make_token(), make_token()
+    store.set(key, first)
+    assert store.get(key) == first
+    store.set(key, second)
+    assert store.get(key) == second
+    assert TokenRow.objects.count() == 1
+    assert store.pop(key) == second
+    assert store.pop(key) is None
+    assert store.get(key) is None
+
+
+def test_rows_keep_digests_not_the_app_session_key(store: DjangoStore) -> None:
+    key = SessionKey("jwt", "user-1", "app-session-secret")
+    token = make_token()
+    store.set(key, token)
+    row = TokenRow.objects.get()
+    assert row.key == key.digest
+    assert row.user_key == key.user_digest
+    assert "app-session-secret" not in str(list(TokenRow.objects.values()))
+    assert row.fingerprint == token.fingerprint
+    assert row.usable_until == token.refresh_at
+
+
+def test_pop_user_takes_every_session_of_one_user_only(store: DjangoStore) -> None:
+    mine = [make_token() for _ in range(3)]
+    for n, token in enumerate(mine):
+        store.set(SessionKey("jwt", "user-1", f"s{n}"), token)
+    theirs = make_token("user-2")
+    store.set(SessionKey("jwt", "user-2", "s0"), theirs)
+    assert sorted(t.value for t in store.pop_user("jwt", "user-1")) == sorted(t.value for t in mine)
+    assert store.sessions() == [theirs]
+    assert store.sessions(uid="user-2") == [theirs]
+    assert store.sessions(provider="matrix") == []
+
+
+def test_pop_stale_takes_only_tokens_no_longer_served(store: DjangoStore) -> None:
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    stale = make_token(issued_at=past - timedelta(hours=1), refresh_at=past)
+    fresh = make_token()
+    store.set(SessionKey("jwt", "user-1", "old"), stale)
+    store.set(SessionKey("jwt", "user-1", "new"), fresh)
+    assert store.pop_stale() == [stale]
+    assert store.sessions() == [fresh]
+
+
+def test_lock_is_exclusive_expires_and_is_released_by_its_owner_only(
+    store: DjangoStore,
+) -> None:
+    key = SessionKey("jwt", "user-1", "s")
+    assert store._try_lock(key, "owner-a", ttl=30)
+    assert not store._try_lock(key, "owner-b", ttl=30)
+    store._unlock(key, "owner-b")  # not the holder: no effect
+    assert not store._try_lock(key, "owner-b", ttl=30)
+    store._unlock(key, "owner-a")
+    assert store._try_lock(key, "owner-b", ttl=30)
+    # A crashed holder's lock expires: ttl 0 means already expired for the next caller.
+    other = SessionKey("jwt", "user-2", "s")
+    assert store._try_lock(other, "crashed", ttl=0)
+    assert store._try_lock(other, "owner-c", ttl=30)
+    assert IssueLock.objects.get(key=other.digest).owner == "owner-c"
+
+
+def test_lock_context_waits_then_gives_up(store: DjangoStore) -> None:
+    key = SessionKey("jwt", "user-1", "s")
+    with store.lock(key, ttl=30, wait=1):
+        with pytest.raises(LockTimeoutError), store.lock(key, ttl=30, wait=0.2):
+            pass
+    with store.lock(key, ttl=30, wait=1):  # released after the block
+        pass
+    assert IssueLock.objects.count() == 0
+
+
+def test_pending_revocations(store: DjangoStore) -> None:
+    token = make_token()
+    store.add_pending(token, "ERROR_PROVIDER_UNAVAILABLE")
+    assert store.count_pending() == 1
+    [entry] = store.pending()
+    assert entry.token == token
+    assert entry.attempts == 1
+    store.retry_failed(entry, "M_UNKNOWN")
+    [entry] = store.pending()
+    assert (entry.attempts, entry.last_error) == (2, "M_UNKNOWN")
+    store.remove_pending(entry)
+    assert store.count_pending() == 0
+
+
+async def test_async_twins(store: DjangoStore) -> None:
+    key = SessionKey("jwt", "user-1", "s")
+    token = make_token()
+    await store.aset(key, token)
+    assert await store.aget(key) == token
+    async with store.alock(key, ttl=30, wait=1):
+        assert not await store._atry_lock(key, "other", 30)
+    await store.aadd_pending(token, "X")
+    assert await store.acount_pending() == 1
+    assert await store.apop_user("jwt", "user-1") == [token]
+    assert await store.apop(key) is None
+
+
+def test_encrypted_payloads(transactional_db: None) -> None:
+    from cryptography.fernet import Fernet
+
+    from chatauth.integrations.django.conf import get_chatauth, reset
+
+    with override_settings(
+        CHATAUTH={
+            "PROVIDER": "jwt",
+            "JWT_SECRET": "x" * 32,
+            "STORE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        }
+    ):
+        chatauth = get_chatauth()
+        session = chatauth.get_session(_User(7), "s")
+        payload = TokenRow.objects.get().payload
+        assert session.token.value not in payload
+        assert chatauth.get_session(_User(7), "s").token == session.token
+    reset()
+
+
+class _User:
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+def test_unreachable_database_is_store_unavailable(django_db_blocker: Any) -> None:
+    from tests.servers.ports import free_port
+
+    add_database(
+        "chatauth_down",
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "nothing",
+            "USER": "postgres",
+            "HOST": "127.0.0.1",
+            "PORT": str(free_port()),
+        },
+    )
+    store = DjangoStore(using="chatauth_down")
+    with django_db_blocker.unblock():
+        with pytest.raises(StoreUnavailableError) as raised:
+            store.get(SessionKey("jwt", "user-1", "s"))
+        assert raised.value.retry_after >= 1
+        with pytest.raises(StoreUnavailableError):
+            store._try_lock(SessionKey("jwt", "user-1", "s"), "me", 30)
