@@ -13,7 +13,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +21,7 @@ from typing import IO, Any
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.processes import LazyTempDir, stop_process
 
 INSTALL_HINT = "PostgreSQL server binaries not found. Install them: apt-get install -y postgresql"
 START_TIMEOUT = 60
@@ -68,9 +67,6 @@ class PostgresServer:
 
     def __init__(self, *, bindir: Path | None = None) -> None:
         self.bindir = bindir or find_postgres_bindir()
-        self.directory = Path(tempfile.mkdtemp(prefix="chatauth-postgres-"))
-        self.data_dir = self.directory / "data"
-        self.log_path = self.directory / "postgres.log"
         self.port = free_port()
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -83,12 +79,16 @@ class PostgresServer:
                 account = pwd.getpwnam(SYSTEM_USER)
             except KeyError:
                 pytest.fail(f"running as root but there is no '{SYSTEM_USER}' user. {INSTALL_HINT}")
-            os.chown(self.directory, account.pw_uid, account.pw_gid)
             self._as_postgres = {
                 "user": account.pw_uid,
                 "group": account.pw_gid,
                 "extra_groups": [],
             }
+        self._tmp = LazyTempDir("chatauth-postgres-", on_create=self._give_to_postgres)
+
+    def _give_to_postgres(self, path: Path) -> None:
+        if self._as_postgres:
+            os.chown(path, self._as_postgres["user"], self._as_postgres["group"])
 
     def _run_server_tool(
         self, *args: str, timeout: float = 120
@@ -117,6 +117,19 @@ class PostgresServer:
         except OSError:
             return ""
         return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    @property
+    def directory(self) -> Path:
+        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
+        return self._tmp.path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
 
     @property
     def running(self) -> bool:
@@ -236,7 +249,7 @@ class PostgresServer:
         try:
             self.stop()
         finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            self._tmp.remove()
 
     def __enter__(self) -> PostgresServer:
         try:

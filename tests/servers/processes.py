@@ -1,11 +1,14 @@
-"""Process helpers shared by the server fixtures: stop by PID, check a PID is gone."""
+"""Helpers shared by the server fixtures: stop by PID, check a PID is gone, temp dirs."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -59,3 +62,26 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
+
+
+class LazyTempDir:
+    """A temp dir made on first use, so constructing a server (e.g. only to read ``.binary``)
+    leaves nothing behind; ``remove()`` deletes it if it was made. Made at most once: after
+    ``remove()``, ``path`` still names the deleted dir rather than leaking a new one."""
+
+    def __init__(self, prefix: str, on_create: Callable[[Path], None] | None = None) -> None:
+        self._prefix = prefix
+        self._on_create = on_create
+        self._path: Path | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(tempfile.mkdtemp(prefix=self._prefix))
+            if self._on_create is not None:
+                self._on_create(self._path)
+        return self._path
+
+    def remove(self) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)

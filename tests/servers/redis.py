@@ -10,7 +10,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,7 +18,7 @@ from typing import IO
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.processes import LazyTempDir, stop_process
 
 REDIS_SERVER = "/usr/bin/redis-server"
 INSTALL_HINT = "redis-server not found. Install it: apt-get install -y redis-server"
@@ -84,13 +83,21 @@ class RedisServer:
 
     def __init__(self, *, binary: str | None = None) -> None:
         self.binary = binary or find_redis_server()
-        self.directory = Path(tempfile.mkdtemp(prefix="chatauth-redis-"))
-        self.log_path = self.directory / "redis.log"
+        self._tmp = LazyTempDir("chatauth-redis-")
         self.port = free_port()
         self.url = f"redis://{self.host}:{self.port}/0"
         self.startup_seconds: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def directory(self) -> Path:
+        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
+        return self._tmp.path
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "redis.log"
 
     @property
     def pid(self) -> int | None:
@@ -179,7 +186,7 @@ class RedisServer:
     def cleanup(self) -> None:
         """Stop and delete the temp dir."""
         self.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._tmp.remove()
 
     def __enter__(self) -> RedisServer:
         try:

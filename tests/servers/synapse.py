@@ -7,10 +7,8 @@ import hashlib
 import hmac
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -24,7 +22,7 @@ import pytest
 import yaml
 
 from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.processes import LazyTempDir, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SYNAPSE_VENV = REPO / ".tox" / "synapse-venv"
@@ -150,10 +148,7 @@ class SynapseServer:
         self.extra_config = dict(extra_config or {})
         self.admin_username = admin_username
         self.admin_user_id = f"@{admin_username}:{self.server_name}"
-        self.directory = Path(tempfile.mkdtemp(prefix="chatauth-synapse-"))
-        self.config_path = self.directory / "homeserver.yaml"
-        self.log_path = self.directory / "homeserver.log"
-        self.stdout_path = self.directory / "stdout.log"
+        self._tmp = LazyTempDir("chatauth-synapse-")
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
@@ -164,6 +159,23 @@ class SynapseServer:
         self._stdout: IO[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
+        return self._tmp.path
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "homeserver.yaml"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "homeserver.log"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.directory / "stdout.log"
 
     @property
     def pid(self) -> int | None:
@@ -220,7 +232,7 @@ class SynapseServer:
     def cleanup(self) -> None:
         """Stop and delete the temp dir."""
         self.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        self._tmp.remove()
 
     def __enter__(self) -> SynapseServer:
         try:

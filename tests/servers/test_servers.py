@@ -309,6 +309,14 @@ def test_missing_postgres_fails_with_install_hint(monkeypatch: pytest.MonkeyPatc
         PostgresServer()
 
 
+def test_constructing_a_server_leaves_no_temp_dir() -> None:
+    # Other tests build a server only to read e.g. RedisServer().binary.
+    for server in (RedisServer(), PostgresServer(), SynapseServer()):
+        assert server._tmp._path is None, server
+        server.cleanup()
+        assert server._tmp._path is None, server
+
+
 # -- the fixtures themselves -----------------------------------------------------------------
 
 INNER_TEST = '''
