@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import secrets
+import ssl
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -68,6 +70,12 @@ __all__ = [
 DEFAULT_CLIENT_ID = "chatkitty-emulator-client"
 DEFAULT_CLIENT_SECRET = "chatkitty-emulator-client-secret"
 DEFAULT_API_KEY = "chatkitty-emulator-api-key"
+
+
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    # httpx builds a fresh context (loading the CA bundle, ~0.1 s) per client otherwise.
+    return ssl.create_default_context()
 
 
 def _iso(ts: float) -> str:
@@ -167,8 +175,8 @@ class ChatKittyEmulator(Emulator):
             if client is not None:
                 response = client.post(verify_url, json=payload, headers=dict(headers or {}))
             else:
-                response = httpx.post(verify_url, json=payload, headers=dict(headers or {}),
-                                      timeout=timeout)
+                with httpx.Client(verify=_tls_context(), timeout=timeout) as own:
+                    response = own.post(verify_url, json=payload, headers=dict(headers or {}))
             status = response.status_code
         except httpx.HTTPError as exc:
             # The chat function's fetch throws: ChatKitty denies the session.
@@ -210,7 +218,7 @@ class ChatKittyEmulator(Emulator):
         return user
 
     def _resource(self, user: Mapping[str, Any]) -> dict[str, Any]:
-        base = self.url or "https://api.chatkitty.com"
+        base = self.served_url or "https://api.chatkitty.com"
         return {
             "id": user["id"], "type": "GUEST" if user["isGuest"] else "PERSON",
             "name": user["name"], "displayName": user["displayName"],
@@ -360,7 +368,7 @@ class ChatKittyEmulator(Emulator):
                 for session in self._sessions:
                     if session["user"]["id"] == user_id:
                         session["state"] = "ENDED"
-                base = self.url or "https://api.chatkitty.com"
+                base = self.served_url or "https://api.chatkitty.com"
                 return json_response({"id": 1, "key": self.api_key, "properties": {},
                                       "created": _iso(0),
                                       "_links": {"self": {"href": f"{base}/v1/application"}}})

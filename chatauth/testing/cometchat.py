@@ -110,8 +110,6 @@ class CometChatEmulator(Emulator):
     @property
     def client_url(self) -> str:
         """Base of the client API (``<url>/v3.0``), standing in for the ``apiclient`` host."""
-        if self.url is None:
-            raise RuntimeError("CometChatEmulator is not being served")
         return self.url + "/v3.0"
 
     # -- inspection and seeding ----------------------------------------------------------

@@ -70,6 +70,10 @@ class CallLog(list[Call]):
     receive them, and a test counting retries needs to see them.
     """
 
+    def count(self, value: object) -> int:
+        """How many calls equal ``value``; a plain ``(method, path)`` tuple is fine."""
+        return sum(1 for call in list(self) if call == value)
+
     def matching(self, method: str | None = None, path: str | None = None, *,
                  prefix: bool = False) -> list[Call]:
         """The calls with this method (any if None) and path (exact, or a prefix)."""

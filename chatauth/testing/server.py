@@ -171,12 +171,12 @@ class HostPool:
             host = (switch, served.url)
         switch, url = host
         switch.app = emulator.app
-        emulator.url = url
+        emulator.served_url = url
         try:
             yield emulator
         finally:
             switch.app = None
-            emulator.url = None
+            emulator.served_url = None
             with self._lock:
                 self._idle.append(host)
 
@@ -185,7 +185,8 @@ class Emulator:
     """Base class of the provider emulators.
 
     Attributes: ``app`` (the Starlette app), ``faults`` (:class:`~chatauth.testing.faults.Faults`),
-    ``calls`` (every request received), ``url`` (set while served, else None), ``base_url``
+    ``calls`` (every request received), ``url`` (the server root while served; RuntimeError
+    otherwise, ``served_url`` is the same or None), ``base_url``
     (``url`` plus the API's version prefix, i.e. what replaces the provider's documented base
     URL), and ``clock`` (seconds since the epoch; tests may pass their own to move time).
     State lives in memory, per instance.
@@ -199,12 +200,13 @@ class Emulator:
         # Handlers run on the server thread while tests inspect state from theirs.
         self._lock = threading.RLock()
         self.faults = Faults(self._fault_error)
-        self.url: str | None = None
+        #: The server root while served, else None (``url`` raises instead).
+        self.served_url: str | None = None
         self.app = EmulatorApp(faults=self.faults, routes=self._routes())
 
     def __repr__(self) -> str:
         # Never the keys: reprs end up in test logs.
-        where = self.url or "not served"
+        where = self.served_url or "not served"
         return f"<{type(self).__name__} {where}>"
 
     @property
@@ -213,21 +215,26 @@ class Emulator:
         return self.faults.calls
 
     @property
+    def url(self) -> str:
+        """The server root, ``http://127.0.0.1:<port>``; RuntimeError when not served."""
+        if self.served_url is None:
+            raise RuntimeError(f"{type(self).__name__} is not being served")
+        return self.served_url
+
+    @property
     def base_url(self) -> str:
         """The served URL plus the API's version prefix; the provider's ``base_url`` override."""
-        if self.url is None:
-            raise RuntimeError(f"{type(self).__name__} is not being served")
         return self.url + self.api_prefix
 
     @contextmanager
     def serve(self: _E) -> Iterator[_E]:
         """Serve this emulator over real HTTP for the ``with`` block; sets ``self.url``."""
         with serve(self.app) as served:
-            self.url = served.url
+            self.served_url = served.url
             try:
                 yield self
             finally:
-                self.url = None
+                self.served_url = None
 
     # -- for subclasses ------------------------------------------------------------------
 

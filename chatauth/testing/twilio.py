@@ -193,7 +193,7 @@ class TwilioEmulator(Emulator):
     # -- handlers -------------------------------------------------------------------------
 
     def _resource(self, user: dict[str, Any]) -> dict[str, Any]:
-        base = (self.url or "https://conversations.twilio.com") + "/v1"
+        base = (self.served_url or "https://conversations.twilio.com") + "/v1"
         return {**user, "url": f"{base}/Users/{user['sid']}",
                 "links": {"user_conversations": f"{base}/Users/{user['sid']}/Conversations"}}
 

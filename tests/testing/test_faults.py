@@ -34,6 +34,7 @@ from chatauth.testing import (
 )
 from chatauth.testing.faults import FaultInjectionMiddleware, Faults
 from chatauth.testing.server import Emulator, HostPool, serve
+from tests.testing import _loopback as loopback
 
 
 @dataclass
@@ -118,7 +119,7 @@ def case(request: pytest.FixtureRequest,
 
 @pytest.fixture
 def client() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5) as c:
+    with loopback.client(timeout=5) as c:
         yield c
 
 
@@ -143,12 +144,12 @@ def test_latency(case: tuple[Case, Emulator], client: httpx.Client) -> None:
 def test_timeout(case: tuple[Case, Emulator]) -> None:
     spec, emu = case
     emu.faults.timeout()
-    with httpx.Client(timeout=0.3) as short:
+    with loopback.client(timeout=0.3) as short:
         start = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             spec.request(emu, short)
         assert time.monotonic() - start < 5
-    with httpx.Client(timeout=5) as fresh:
+    with loopback.client(timeout=5) as fresh:
         assert spec.request(emu, fresh).status_code == spec.ok_status
 
 
@@ -254,7 +255,7 @@ def test_timeout_fault_answers_after_hang_when_client_waits(echo: Echo,
 async def test_faults_with_an_async_client(echo: Echo) -> None:
     echo.faults.reset()
     echo.faults.latency(0.2)
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with loopback.async_client(timeout=5) as client:
         with pytest.raises(httpx.TransportError):
             await client.get(echo.url + "/echo")
         start = time.monotonic()
@@ -286,7 +287,7 @@ def test_middleware_in_a_plain_starlette_app_truncates_instead_of_reset() -> Non
     app = Starlette(routes=[Route("/", ok)],
                     middleware=[Middleware(FaultInjectionMiddleware, faults=faults)])
     faults.reset()
-    with serve(app) as served, httpx.Client() as c:
+    with serve(app) as served, loopback.client() as c:
         with pytest.raises(httpx.RemoteProtocolError):
             c.get(served.url + "/")
         assert c.get(served.url + "/").json() == {"ok": True}
@@ -296,11 +297,10 @@ def test_serve_stops_promptly_and_frees_the_port() -> None:
     emu = Echo()
     with emu.serve():
         url = emu.url
-        assert url is not None
-        assert httpx.get(url + "/echo").status_code == 200
-    assert emu.url is None
+        assert loopback.get(url + "/echo").status_code == 200
+    assert emu.served_url is None
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url + "/echo", timeout=1)
+        loopback.get(url + "/echo", timeout=1)
 
 
 def test_host_pool_reuses_servers_but_not_state() -> None:
@@ -310,7 +310,7 @@ def test_host_pool_reuses_servers_but_not_state() -> None:
             url = first.url
         with pool.serve(CometChatEmulator()) as second:
             assert second.url == url
-            response = httpx.get(second.base_url + "/users/amy",
+            response = loopback.get(second.base_url + "/users/amy",
                                  headers={"apikey": cometchat.DEFAULT_API_KEY})
             assert response.status_code == 404
             # Two emulators at once get two servers.
