@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from chatauth.integrations.django.middleware import ChatAuthMiddleware
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import override_settings
-
-from chatauth.integrations.django.middleware import ChatAuthMiddleware
 
 GOOD = {"PROVIDER": "jwt", "JWT_SECRET": "x" * 32}
 OURS = "chatauth.integrations.django.middleware.ChatAuthMiddleware"

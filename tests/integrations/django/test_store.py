@@ -9,15 +9,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from chatauth.integrations.django.models import ChatToken as TokenRow
+from chatauth.integrations.django.models import IssueLock
+from chatauth.integrations.django.models import PendingRevocation as PendingRow
+from chatauth.integrations.django.store import DjangoStore
 from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
 from chatauth.errors import StoreUnavailableError
-from chatauth.integrations.django.models import ChatToken as TokenRow
-from chatauth.integrations.django.models import IssueLock
-from chatauth.integrations.django.models import PendingRevocation as PendingRow
-from chatauth.integrations.django.store import DjangoStore
 from chatauth.stores.base import LockTimeoutError
 from chatauth.tokens import ChatToken, SessionKey
 from tests.integrations.django.routers import ChatAuthRouter
@@ -149,9 +149,12 @@ def test_lock_is_exclusive_expires_and_is_released_by_its_owner_only(
 
 def test_lock_context_waits_then_gives_up(store: DjangoStore) -> None:
     key = SessionKey("jwt", "user-1", "s")
-    with store.lock(key, ttl=30, wait=1):
-        with pytest.raises(LockTimeoutError), store.lock(key, ttl=30, wait=0.2):
-            pass
+    with (
+        store.lock(key, ttl=30, wait=1),
+        pytest.raises(LockTimeoutError),
+        store.lock(key, ttl=30, wait=0.2),
+    ):
+        pass
     with store.lock(key, ttl=30, wait=1):  # released after the block
         pass
     assert IssueLock.objects.count() == 0
@@ -185,9 +188,8 @@ async def test_async_twins(store: DjangoStore) -> None:
 
 
 def test_encrypted_payloads(transactional_db: None) -> None:
-    from cryptography.fernet import Fernet
-
     from chatauth.integrations.django.conf import get_chatauth, reset
+    from cryptography.fernet import Fernet
 
     with override_settings(
         CHATAUTH={
