@@ -14,12 +14,12 @@ import pytest
 from starlette.applications import Starlette
 
 from chatauth import ChatAuth
-from chatauth.testing.server import serve
 from tests.integrations.starlette.helpers import (
     Browser,
     CountingJWTProvider,
     CountingStore,
     make_app,
+    serve_app,
 )
 
 
@@ -63,7 +63,7 @@ async def site_for(request: pytest.FixtureRequest) -> AsyncIterator[Callable[[An
         def make(app: Any) -> Browser:
             transport: httpx.AsyncBaseTransport | None = None
             if kind == "uvicorn":
-                base = stack.enter_context(serve(app)).url
+                base = stack.enter_context(serve_app(app))
             else:
                 base, transport = "http://testserver", httpx.ASGITransport(app=app)
 

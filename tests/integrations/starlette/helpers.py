@@ -3,13 +3,18 @@ count their calls."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Callable
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from chatauth.integrations.starlette import (
     ChatAuthMiddleware,
     chat_routes,
@@ -199,10 +204,38 @@ def make_app(chat: ChatAuth, **middleware_kwargs: Any) -> Starlette:
 Browser = Callable[[], httpx.AsyncClient]
 
 
+@contextlib.contextmanager
+def serve_app(app: Any, *, timeout: float = 15.0) -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on 127.0.0.1 and a free port, in a thread, for the
+    ``with`` block; yields the base URL. Unlike ``chatauth.testing.server.serve`` it runs the
+    app's lifespan, so an app that closes its ``ChatAuth`` on shutdown does so on the server's
+    own event loop (httpx's async connections belong to the loop that opened them)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on port {port}")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+        if thread.is_alive():
+            raise RuntimeError(f"uvicorn on port {port} did not stop")
+
+
 def closed_port_url() -> str:
     """An http URL on 127.0.0.1 where nothing listens (connection refused)."""
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
