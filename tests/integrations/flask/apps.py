@@ -162,4 +162,5 @@ def create_server_app() -> Flask:
     """The app a waitress test process serves; settings from ``CHATAUTH_*`` variables."""
     config: dict[str, Any] = {k: v for k, v in os.environ.items() if k.startswith("CHATAUTH_")}
     config.setdefault("CHATAUTH_PROVIDER", PROVIDER_PATH)
+    config.setdefault("CHATAUTH_JWT_SECRET", None)  # base_config's, unless the env has one
     return build_app({"TESTING": False, **config}, instance_path=os.environ.get("TEST_INSTANCE"))

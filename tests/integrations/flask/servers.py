@@ -1,0 +1,80 @@
+"""Real WSGI servers (waitress, gunicorn) in child processes on 127.0.0.1, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.servers.ports import free_port, port_is_open
+from tests.servers.processes import stop_process
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT = 30.0
+
+
+def waitress_command(target: str, port: int, threads: int = 16) -> list[str]:
+    """``python -m waitress --call module:factory`` on 127.0.0.1:``port``."""
+    return [
+        sys.executable,
+        "-m",
+        "waitress",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--threads={threads}",
+        "--call",
+        target,
+    ]
+
+
+def gunicorn_command(target: str, port: int, workers: int = 2, threads: int = 8) -> list[str]:
+    """``gunicorn 'module:factory()'`` with several worker processes, each threaded."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        f"{target}()",
+    ]
+
+
+@contextmanager
+def serve(command: Sequence[str], port: int, env: Mapping[str, str], log: Path) -> Iterator[str]:
+    """Run ``command`` from the repository root until it listens on ``port``; yield its base
+    URL; stop it (SIGTERM, then SIGKILL) by its PID afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            list(command),
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not port_is_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"{command[2]} did not start on port {port}:\n"
+                    + log.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc, timeout=10)
+
+
+__all__ = ["REPO", "free_port", "gunicorn_command", "serve", "waitress_command"]
