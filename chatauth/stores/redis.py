@@ -67,11 +67,16 @@ DEFAULT_RETENTION = timedelta(days=7)
 
 #: Client defaults chosen for a token endpoint: fail fast (a 503 the browser retries beats a
 #: request hanging on a dead Redis), but retry once or twice so that a pooled connection broken
-#: by a Redis restart reconnects instead of failing the request. URL query options win.
+#: by a Redis restart reconnects instead of failing the request. The pool blocks: a burst of
+#: requests waits up to ``timeout`` seconds for one of ``max_connections`` connections (per
+#: process and event loop) instead of failing with "Too many connections". URL query options
+#: (``?max_connections=100&timeout=2&socket_timeout=1``) win.
 CLIENT_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 5.0,
     "health_check_interval": 30,
+    "max_connections": 50,
+    "timeout": 5.0,
 }
 
 
@@ -230,12 +235,18 @@ class RedisStore(BaseStore):
             clean_url += "?" + urllib.parse.urlencode(rest)
         options = {**CLIENT_DEFAULTS, **client_options}
         try:
-            client = redis.Redis.from_url(clean_url, **{"retry": _retry(), **options})
+            pool = redis.BlockingConnectionPool.from_url(
+                clean_url, **{"retry": _retry(), **options}
+            )
         except ValueError as exc:
             raise ConfigurationError(f"Invalid Redis STORE URL: {exc}", setting="STORE") from None
+        client = redis.Redis.from_pool(pool)
 
         def async_client() -> redis.asyncio.Redis:
-            return redis.asyncio.Redis.from_url(clean_url, **{"retry": _aretry(), **options})
+            apool = redis.asyncio.BlockingConnectionPool.from_url(
+                clean_url, **{"retry": _aretry(), **options}
+            )
+            return redis.asyncio.Redis.from_pool(apool)
 
         store = cls(
             client,

@@ -1,0 +1,266 @@
+"""The ``chatauth`` command: maintenance jobs for apps that run chatauth.
+
+::
+
+    chatauth [--settings MODULE:ATTR] COMMAND ...
+
+    chatauth check                      reach the provider and the store, report what works
+    chatauth revoke-pending [--limit N] [--loop SECONDS]
+                                        retry revocations queued while the provider was down
+    chatauth end-sessions UID           end every chat session of one chat user
+    chatauth generate-key               print a new STORE_ENCRYPTION_KEY
+
+Settings come from ``CHATAUTH_*`` environment variables (``CHATAUTH_PROVIDER=matrix``,
+``CHATAUTH_STORE=redis://...``, the same keys as Flask's ``CHATAUTH_*`` config), or from
+``--settings module:attr`` naming a settings dict, a :class:`~chatauth.service.ChatAuth`, or a
+callable returning either. The current directory is importable, as with ``flask`` and
+``gunicorn``.
+
+Exit codes:
+
+== ==================================================================================
+0  done (``revoke-pending``: nothing left queued; in ``--loop`` mode: stopped by a signal)
+1  ``revoke-pending`` left revocations queued (the provider still fails for them)
+2  usage or configuration error (bad arguments, missing or malformed settings)
+3  the provider or the store is unreachable, or the provider refused the credentials
+== ==================================================================================
+
+Output is counts and names, never a token or a secret. Log lines (``chatauth`` logger) go to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any, TextIO
+
+from chatauth.config import from_settings, normalize_settings
+from chatauth.errors import (
+    ChatAuthError,
+    ConfigurationError,
+    ProviderError,
+    ProviderUnavailableError,
+)
+from chatauth.identity import ChatIdentity, import_string
+from chatauth.service import ChatAuth, RevocationReport
+
+__all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_PENDING", "EXIT_UNAVAILABLE", "main"]
+
+EXIT_OK = 0
+EXIT_PENDING = 1
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 3
+
+ENV_PREFIX = "CHATAUTH_"
+
+
+def load_chatauth(settings: str | None, environ: dict[str, str] | None = None) -> ChatAuth:
+    """The :class:`ChatAuth` the command works on.
+
+    Args:
+        settings: ``"module:attr"`` naming a settings dict, a ``ChatAuth`` or a callable
+            returning either; ``None`` to read ``CHATAUTH_*`` environment variables.
+        environ: the environment (default ``os.environ``).
+
+    Raises:
+        ConfigurationError: nothing configured, or the settings are invalid.
+    """
+    if settings:
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        target: Any = import_string(settings)
+        if callable(target) and not isinstance(target, ChatAuth):
+            target = target()
+        if isinstance(target, ChatAuth):
+            return target
+        if isinstance(target, dict):
+            return from_settings(target)
+        raise ConfigurationError(
+            f"--settings {settings} must name a dict of settings, a ChatAuth, or a callable "
+            "returning one.",
+            setting="--settings",
+        )
+    values = normalize_settings(os.environ if environ is None else environ, ENV_PREFIX)
+    if not values:
+        raise ConfigurationError(
+            "No settings: set CHATAUTH_PROVIDER (and the provider's CHATAUTH_* keys) in the "
+            "environment, or pass --settings module:attr.",
+            setting="PROVIDER",
+        )
+    return from_settings(values)
+
+
+def _print_report(report: RevocationReport, out: TextIO) -> None:
+    print(
+        f"revoke-pending: revoked={report.revoked} failed={report.failed} "
+        f"remaining={report.remaining}",
+        file=out,
+        flush=True,
+    )
+
+
+def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
+    if args.loop is None:
+        report = chat.revoke_pending(args.limit)
+        _print_report(report, out)
+        return EXIT_OK if report.remaining == 0 else EXIT_PENDING
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.is_set():
+            try:
+                _print_report(chat.revoke_pending(args.limit), out)
+            except ProviderUnavailableError as exc:
+                # A worker must outlive a store or provider outage: report and try again.
+                print(f"revoke-pending: {exc}", file=sys.stderr, flush=True)
+            stop.wait(args.loop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_OK
+
+
+def _check(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
+    facts = chat.check()
+    details = " ".join(f"{k}={v}" for k, v in sorted(facts.items()))
+    print(f"provider: ok {details}".rstrip(), file=out)
+    pending = chat.store.count_pending()
+    print(f"store: ok {chat.store!r} pending_revocations={pending}", file=out)
+    return EXIT_OK
+
+
+def _end_sessions(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
+    before = chat.store.count_pending()
+    ended = chat.end_all_sessions(ChatIdentity(args.uid))
+    queued = max(0, chat.store.count_pending() - before)
+    print(f"end-sessions: uid={args.uid} ended={len(ended)} queued_revocations={queued}", file=out)
+    return EXIT_OK
+
+
+def _generate_key(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from chatauth.stores.crypto import generate_key
+    except ImportError as exc:
+        raise ConfigurationError(str(exc), setting="STORE_ENCRYPTION_KEY") from None
+    print(generate_key(), file=out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation tools and tests)."""
+    parser = argparse.ArgumentParser(
+        prog="chatauth",
+        description="Maintenance jobs for chatauth: revocations, checks, ending sessions.",
+        epilog="Settings: CHATAUTH_* environment variables, or --settings module:attr. "
+        "Exit codes: 0 ok, 1 revocations still queued, 2 configuration error, "
+        "3 provider or store unavailable.",
+    )
+    parser.add_argument(
+        "--settings",
+        metavar="MODULE:ATTR",
+        help="a settings dict, a ChatAuth, or a callable returning one "
+        "(default: CHATAUTH_* environment variables)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="level of the chatauth log lines on stderr (default INFO)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("check", help="reach the provider and the store, report what works")
+
+    revoke = commands.add_parser(
+        "revoke-pending", help="retry revocations queued while the provider was down"
+    )
+    revoke.add_argument(
+        "--limit", type=_positive_int, default=100, help="most entries per run (default 100)"
+    )
+    revoke.add_argument(
+        "--loop",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="keep running, one run every SECONDS, until SIGTERM/SIGINT",
+    )
+
+    end = commands.add_parser("end-sessions", help="end every chat session of one chat user")
+    end.add_argument("uid", help="the chat UID (as the provider knows it)")
+
+    commands.add_parser("generate-key", help="print a new STORE_ENCRYPTION_KEY (Fernet)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def _log_to_stderr(level: str) -> None:
+    # Only chatauth's own logger: the root logger at INFO would let httpx log request URLs,
+    # and some providers' revocation URLs carry the token (CometChat's DELETE .../{authToken}).
+    logger = logging.getLogger("chatauth")
+    logger.handlers = [h for h in logger.handlers if not getattr(h, "chatauth_cli", False)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.chatauth_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(getattr(logging, level))
+    logger.propagate = False
+
+
+Command = Callable[[ChatAuth, argparse.Namespace, TextIO], int]
+COMMANDS: dict[str, Command] = {
+    "check": _check,
+    "revoke-pending": _revoke_pending,
+    "end-sessions": _end_sessions,
+}
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the ``chatauth`` command; returns the exit code (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    out = out or sys.stdout
+    _log_to_stderr(args.log_level)
+    try:
+        if args.command == "generate-key":
+            return _generate_key(args, out)
+        chat = load_chatauth(args.settings)
+        try:
+            return COMMANDS[args.command](chat, args, out)
+        finally:
+            chat.close()
+    except ConfigurationError as exc:
+        print(f"chatauth {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (ProviderUnavailableError, ProviderError) as exc:
+        print(f"chatauth {args.command}: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ChatAuthError as exc:  # e.g. an invalid UID for end-sessions
+        print(f"chatauth {args.command}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
