@@ -172,8 +172,9 @@ class Faults:
                headers: Mapping[str, str] | None = None) -> None:
         """Answer with ``status`` and the provider's error body for it (or ``body``).
 
-        ``retry_after`` adds a ``Retry-After`` header (seconds). 429 defaults to the body the
-        provider sends when rate limited; 5xx to its internal-error body.
+        ``retry_after`` adds a ``Retry-After`` header (seconds); without it there is none, so a
+        test controls exactly what the client sees. 429 gets the body (and extra rate-limit
+        headers) the provider sends when rate limited; 5xx its internal-error body.
         """
         if not 100 <= status <= 599:
             raise ValueError(f"not an HTTP status: {status}")
