@@ -20,10 +20,10 @@ revoked token (401), 41 not valid yet, 42 issued in the future, 43 bad signature
 9 rate limited (429), -1 internal (500).
 
 ``connect_user(user_token)`` is the check the Stream edge makes when a client connects with a
-user token (the user need not exist: ``connectUser`` upserts it): signature (43), ``user_id`` claim (5), ``exp`` (40), ``nbf`` (41), ``iat`` in the
-future (42), and the revocation cut-offs: a token whose ``iat`` is earlier than the user's
-(or the app's) ``revoke_tokens_issued_before``, or that has no ``iat`` while a cut-off is set,
-is refused with 40.
+user token (the user need not exist: ``connectUser`` upserts it): signature (43), ``user_id``
+claim (5), ``exp`` (40), ``nbf`` (41), ``iat`` in the future (42), and the revocation cut-offs:
+a token whose ``iat`` is earlier than the user's (or the app's) ``revoke_tokens_issued_before``,
+or that has no ``iat`` while a cut-off is set, is refused with 40.
 
 Decisions where the docs are silent:
 
