@@ -143,7 +143,10 @@ class LazyChatSession:
         popped: list[ChatToken] = []
         if session is None:
             # No SessionMiddleware: chat sessions are per user (DESIGN §4), keyed without an id.
-            popped = await self.chatauth.aend_session(await self._user(), None)
+            try:
+                popped = await self.chatauth.aend_session(await self._user(), None)
+            except NotAuthenticatedError:
+                popped = []
         else:
             ends = [e for e in (_entry(session, key), self.watched) if e is not None]
             for sid, uid in dict.fromkeys(ends):
@@ -197,6 +200,7 @@ class LazyChatSession:
         sid = secrets.token_urlsafe(32)
         session[key] = {"sid": sid, "uid": identity.uid}
         self.watched = (sid, identity.uid)
+        self.ended = False
         return sid
 
     async def _load(self) -> ChatSession:

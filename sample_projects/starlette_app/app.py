@@ -54,7 +54,7 @@ class SessionBackend(AuthenticationBackend):
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         username = conn.session.get("username")
-        if username in self.users:
+        if isinstance(username, str) and username in self.users:
             return AuthCredentials(["authenticated"]), DemoUser(username)
         return None
 
