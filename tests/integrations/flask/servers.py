@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.servers.ports import free_port, port_is_open
@@ -77,4 +79,46 @@ def serve(command: Sequence[str], port: int, env: Mapping[str, str], log: Path) 
         stop_process(proc, timeout=10)
 
 
-__all__ = ["REPO", "free_port", "gunicorn_command", "serve", "waitress_command"]
+__all__ = [
+    "REPO",
+    "all_at_once",
+    "fifty_at_once",
+    "free_port",
+    "gunicorn_command",
+    "serve",
+    "waitress_command",
+]
+
+
+def all_at_once(count: int, call: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """Run ``call`` in ``count`` threads released together by a barrier; any exception
+    fails the test with the first few."""
+    barrier = threading.Barrier(count)
+    results: list[httpx.Response | BaseException] = [RuntimeError("not run")] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = call()
+        except BaseException as exc:  # reported below with the others
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    return [r for r in results if isinstance(r, httpx.Response)]
+
+
+def fifty_at_once(base_url: str, cookies: httpx.Cookies, path: str) -> list[httpx.Response]:
+    """50 simultaneous ``GET path`` with one browser's cookies.
+
+    One client with fifty connections: httpx clients are thread-safe, and fifty clients
+    (an SSL context each) would cost more than the requests themselves.
+    """
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
+    with httpx.Client(base_url=base_url, cookies=cookies, timeout=30, limits=limits) as client:
+        return all_at_once(50, lambda: client.get(path))

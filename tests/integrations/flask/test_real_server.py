@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,7 +10,7 @@ import jwt
 from tests.servers.ports import free_port
 
 from .apps import JWT_SECRET, SECRET_KEY
-from .servers import gunicorn_command, serve, waitress_command
+from .servers import fifty_at_once, gunicorn_command, serve, waitress_command
 
 TARGET = "tests.integrations.flask.apps:create_server_app"
 
@@ -35,34 +33,8 @@ def _logged_in(base_url: str, user: str) -> httpx.Cookies:
         return client.cookies
 
 
-def _all_at_once(count: int, call: Callable[[], httpx.Response]) -> list[httpx.Response]:
-    barrier = threading.Barrier(count)
-    results: list[httpx.Response | BaseException] = [RuntimeError("not run")] * count
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            results[index] = call()
-        except BaseException as exc:  # reported below with the others
-            results[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    errors = [r for r in results if isinstance(r, BaseException)]
-    assert not errors, errors[:3]
-    return [r for r in results if isinstance(r, httpx.Response)]
-
-
 def _fifty_first_requests(base_url: str, user: str) -> set[str]:
-    cookies = _logged_in(base_url, user)
-    # One client, fifty connections: httpx clients are thread-safe, and making fifty of them
-    # (an SSL context each) would cost more than the requests.
-    limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
-    with httpx.Client(base_url=base_url, cookies=cookies, timeout=30, limits=limits) as client:
-        responses = _all_at_once(50, lambda: client.get("/chat/token"))
+    responses = fifty_at_once(base_url, _logged_in(base_url, user), "/chat/token")
     assert {r.status_code for r in responses} == {200}, [r.text for r in responses[:3]]
     assert {r.headers["Cache-Control"] for r in responses} == {"no-store"}
     return {r.json()["token"] for r in responses}
