@@ -25,6 +25,8 @@ class Harness:
             for a provider that makes no HTTP call.
         issue_calls: how many token-issuing calls the server has seen so far.
         valid_uid: a UID the provider accepts, used by the suite.
+        one_token_per_user: the provider keeps one live token per user (ChatCamp), so a
+            second app session's token replaces the first one's at the provider.
     """
 
     name: str
@@ -34,3 +36,4 @@ class Harness:
     faults: Any | None
     issue_calls: Callable[[], int]
     valid_uid: str = "user-conformance-1"
+    one_token_per_user: bool = False
