@@ -25,6 +25,8 @@ class Harness:
             for a provider that makes no HTTP call.
         issue_calls: how many token-issuing calls the server has seen so far.
         valid_uid: a UID the provider accepts, used by the suite.
+        attach: called with each ``ChatAuth`` the suite builds on ``provider`` (ChatKitty's
+            verify URL answers from that service's store).
         one_token_per_user: the provider keeps one live token per user (ChatCamp), so a
             second app session's token replaces the first one's at the provider.
     """
@@ -37,3 +39,4 @@ class Harness:
     issue_calls: Callable[[], int]
     valid_uid: str = "user-conformance-1"
     one_token_per_user: bool = False
+    attach: Callable[[Any], None] | None = None

@@ -33,6 +33,8 @@ def service(h: Harness, **kwargs: object) -> ChatAuth:
     kwargs.setdefault("timeout", 2.0)
     chat = ChatAuth(h.provider, MemoryStore(), **kwargs)  # type: ignore[arg-type]
     _open.append(chat)
+    if h.attach is not None:
+        h.attach(chat)
     return chat
 
 

@@ -28,6 +28,7 @@ def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
         ),
         is_alive=is_alive,
         faults=chatcamp_emulator.faults,
+        one_token_per_user=True,
         issue_calls=lambda: chatcamp_emulator.calls.count_of(
             "POST", "/api/1.0/users.", prefix=True
         ),

@@ -3,10 +3,9 @@
 A token (signed ``authParams``) is alive if the emulator's "User Attempted Start Session" chat
 function, which POSTs ``{username, authParams}`` to the app's verify URL, lets the session
 start. The verify URL runs :func:`chatauth.providers.chatkitty.verify_auth_params`, which
-consults the store of the :class:`~chatauth.ChatAuth` that issued the params -- so this harness
-records every ``ChatAuth`` built on its provider (the conformance suite builds its own) and
-the verify app asks them. That is the one indirection here: the check itself is the real one,
-over HTTP, against the real store.
+consults the store of the :class:`~chatauth.ChatAuth` that issued the params: the suite hands
+each service it builds to ``Harness.attach``, and the verify app asks them. The check itself is
+the real one, over HTTP, against the real store.
 """
 
 from __future__ import annotations
@@ -71,19 +70,9 @@ def verify_app(services: list[ChatAuth]) -> Starlette:
 
 
 @pytest.fixture(name="harness_chatkitty")
-def harness_chatkitty(
-    chatkitty_emulator: ChatKittyEmulator, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
+def harness_chatkitty(chatkitty_emulator: ChatKittyEmulator) -> Iterator[Harness]:
     provider = make_provider(chatkitty_emulator)
     services: list[ChatAuth] = []
-    original_init = ChatAuth.__init__
-
-    def recording_init(self: ChatAuth, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
-        if self.provider is provider:
-            services.append(self)
-
-    monkeypatch.setattr(ChatAuth, "__init__", recording_init)
 
     with serve(verify_app(services)) as app:
         verify_url = app.url + "/chatkitty/verify"
@@ -98,4 +87,5 @@ def harness_chatkitty(
             is_alive=is_alive,
             faults=chatkitty_emulator.faults,
             issue_calls=lambda: chatkitty_emulator.calls.count_of(path="/v1/users"),
+            attach=services.append,
         )
