@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from chatauth.integrations.flask import ChatAuth
-from flask import Flask, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -41,6 +41,8 @@ from werkzeug.wrappers import Response
 __all__ = ["DEMO_USERS", "DemoUser", "chatauth", "create_app", "login_manager"]
 
 HERE = Path(__file__).resolve().parent
+#: chat.js, chat.css and the favicon, shared by the three sample projects.
+SHARED = HERE.parent / "shared"
 
 #: username -> demo password. It is a demo: the login page shows them.
 DEMO_PASSWORDS: dict[str, str] = {"alice": "wonderland", "bob": "builder"}
@@ -113,6 +115,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _add_views(app: Flask) -> None:
+    app.register_blueprint(
+        Blueprint("shared", __name__, static_folder=SHARED, static_url_path="/shared")
+    )
+
     @app.get("/")
     @login_required
     def chat_page() -> str:

@@ -56,6 +56,11 @@ def test_login_chat_page_token_logout(sample: Flask) -> None:
     assert _login(client, "alice").headers["Location"] == "/"
     page = client.get("/").get_data(as_text=True)
     assert 'data-token-url="/chat/token"' in page
+    assert '<script src="/shared/chat.js">' in page  # the script all three samples share
+    script = client.get("/shared/chat.js")
+    assert script.status_code == 200
+    assert "javascript" in script.content_type
+    script.close()
     assert "signed in as Alice" in page
 
     response = client.get("/chat/token")
