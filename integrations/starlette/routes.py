@@ -1,4 +1,5 @@
-"""The token endpoint of DESIGN §5 for Starlette: ``GET <prefix>/token``."""
+"""The chat routes for Starlette: the token endpoint of DESIGN §5 (``GET <prefix>/token``) and
+ChatKitty's session check (``POST <prefix>/chatkitty/verify``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from starlette.routing import BaseRoute, Route
 from chatauth.errors import ChatAuthError
 from chatauth.responses import Answer, error_answer, session_answer
 
-from .middleware import get_chat
+from .middleware import _chat, get_chat
 
-__all__ = ["chat_routes", "token_answer", "token_endpoint"]
+__all__ = ["chat_routes", "chatkitty_verify_endpoint", "token_answer", "token_endpoint"]
 
 logger = logging.getLogger("chatauth.integrations.starlette")
 
@@ -44,8 +45,37 @@ async def token_endpoint(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+async def chatkitty_verify_endpoint(request: Request) -> JSONResponse:
+    """``POST /chat/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat function
+    asks whether ``{"username", "authParams"}`` may start a session (docs/providers.md).
+
+    Answered by :func:`chatauth.providers.chatkitty.averify_auth_params`: 200 ``{"allow":
+    true}`` for signed, unexpired params of a chat session that has not ended, 403 otherwise;
+    404 when the configured provider is not ChatKitty. The caller is ChatKitty's server, not a
+    browser, so no app login is involved: the signature is the credential.
+    """
+    chatauth = _chat(request).chatauth
+    if chatauth.provider.name != "chatkitty":
+        return JSONResponse({"error": {"code": "ERROR_NOT_FOUND"}}, status_code=404)
+    from chatauth.providers.chatkitty import averify_auth_params
+
+    try:
+        payload = await request.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        return JSONResponse(
+            {"error": {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}},
+            status_code=400,
+        )
+    status, body, headers = await averify_auth_params(chatauth, payload)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:
-    """The chat routes to add to your app: ``GET {prefix}/token``, named ``chatauth:token``.
+    """The chat routes to add to your app: ``GET {prefix}/token`` (named ``chatauth:token``)
+    and ``POST {prefix}/chatkitty/verify`` (named ``chatauth:chatkitty-verify``, 404 unless the
+    provider is ChatKitty).
 
     ::
 
@@ -54,5 +84,11 @@ def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:
     return [
         Route(
             f"{prefix.rstrip('/')}/token", token_endpoint, methods=["GET"], name="chatauth:token"
+        ),
+        Route(
+            f"{prefix.rstrip('/')}/chatkitty/verify",
+            chatkitty_verify_endpoint,
+            methods=["POST"],
+            name="chatauth:chatkitty-verify",
         ),
     ]
