@@ -61,6 +61,7 @@ DATABASES = {
     }
 }
 
+STATIC_URL = "/static/"
 LOGIN_REDIRECT_URL = "/untouched/"
 LOGOUT_REDIRECT_URL = "/untouched/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, tests only
