@@ -448,6 +448,10 @@ class RedisStore(BaseStore):
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is None:
+            # A client's connections reference their loop, so the weak key alone would never
+            # let a finished loop go (asgiref runs one per call in sync Django): drop them.
+            for finished in [old for old in self._async if old.is_closed()]:
+                del self._async[finished]
             aclient: redis.asyncio.Redis = self._async_client_factory()
             scripts = {name: aclient.register_script(lua) for name, lua in SCRIPTS.items()}
             entry = self._async[loop] = (aclient, scripts)
