@@ -103,22 +103,28 @@
     );
   }
 
-  function status(state, text, link) {
+  function status(state, text, link, detail) {
     root.dataset.state = state;
     ui.status.dataset.state = state;
     ui.status.replaceChildren(text);
     if (link) {
       ui.status.append(" ", el("a", { href: link.href, text: link.text }));
     }
+    if (detail) {
+      ui.status.append(el("small", { class: "chatauth-detail", text: detail }));
+    }
     ui.retry.disabled = state === "loading";
   }
 
   // -- the token endpoint ----------------------------------------------------------------------
 
+  // message: what happened and what to do; link: {href, text} to act on it; detail: the
+  // server's own words, shown smaller.
   class ChatError extends Error {
-    constructor(message, link) {
+    constructor(message, link, detail) {
       super(message);
       this.link = link;
+      this.detail = detail;
     }
   }
 
@@ -142,17 +148,19 @@
     if (response.ok && body && body.token) {
       return body;
     }
-    const detail = body && body.error ? " (" + body.error.code + ": " + body.error.message + ")" : "";
+    const error = body && body.error ? body.error : {};
+    const code = response.status + (error.code ? " " + error.code : "");
+    const detail = error.message;
     if (response.status === 401) {
-      throw new ChatError("You are not logged in to the app (401): log in first.",
+      throw new ChatError("You are not logged in to the app (" + code + "): log in first.",
         { href: loginUrl, text: "Log in" });
     }
     if (response.status === 503) {
       const wait = response.headers.get("Retry-After");
-      throw new ChatError("The chat service is unavailable right now (503)" + detail + ". " +
-        (wait ? "Try again in " + wait + " s." : "Try again in a moment."));
+      throw new ChatError("The chat service is unavailable right now (" + code + "). " +
+        (wait ? "Try again in " + wait + " s." : "Try again in a moment."), null, detail);
     }
-    throw new ChatError("The token endpoint answered " + response.status + detail + ".");
+    throw new ChatError("The token endpoint answered " + code + ".", null, detail);
   }
 
   // -- showing a session -----------------------------------------------------------------------
@@ -227,15 +235,15 @@
         const code = answer.errcode || "HTTP " + response.status;
         if (response.status === 401) {
           throw new ChatError("The homeserver refused the token (" + code + "): log in again.",
-            { href: loginUrl, text: "Log in" });
+            { href: loginUrl, text: "Log in" }, answer.error);
         }
         if (response.status === 429) {
           const wait = Math.ceil((answer.retry_after_ms || 1000) / 1000);
           throw new ChatError("The homeserver is rate limiting (" + code + "): try again in " +
             wait + " s.");
         }
-        throw new ChatError("The homeserver answered " + response.status + " (" + code + ": " +
-          (answer.error || "no message") + ") to " + method + " " + path + ".");
+        throw new ChatError("The homeserver answered " + response.status + " (" + code + ") to " +
+          method + " " + path + ".", null, answer.error);
       }
       return answer;
     };
@@ -339,7 +347,7 @@
         ui.input.value = "";
         status("ready", "Message sent and echoed by the homeserver.");
       } catch (error) {
-        status("error", error.message, error.link);
+        status("error", error.message, error.link, error.detail);
       } finally {
         ui.send.disabled = false;
       }
@@ -372,8 +380,11 @@
         status("ready", "Got your " + session.provider + " chat session.");
       }
     } catch (error) {
-      status("error", error instanceof ChatError ? error.message : "Failed: " + error,
-        error.link);
+      if (error instanceof ChatError) {
+        status("error", error.message, error.link, error.detail);
+      } else {
+        status("error", "Something went wrong in this page's script: " + error);
+      }
     }
   }
 
