@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-
 from chatauth.integrations.django.models import ChatToken
+
 from tests.integrations.django.site import csrf_token
 
 SECRET = "chatauth-tests-jwt-secret-0123456789abcdef"

@@ -5,16 +5,14 @@ logout, the admin action, ``chatauth_end_sessions``, a password change, a provid
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from django.core.management import CommandError, call_command
-from django.test import Client
-
 from chatauth.integrations.django.models import ChatToken, PendingRevocation
 from chatauth.integrations.django.signals import chat_session_ended, chat_session_started
+from django.core.management import CommandError, call_command
+from django.test import Client
 
 pytestmark = [pytest.mark.synapse, pytest.mark.django_db(transaction=True)]
 
@@ -32,9 +30,9 @@ def matrix_settings(synapse: Any, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def matrix(settings: Any, synapse: Any) -> Iterator[Any]:
+def matrix(settings: Any, synapse: Any) -> Any:
     settings.CHATAUTH = matrix_settings(synapse)
-    yield synapse
+    return synapse
 
 
 def token_of(client: Client) -> str:
