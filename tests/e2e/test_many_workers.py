@@ -36,6 +36,7 @@ ROOT = Path(__file__).parents[2]
 WORKERS = 4
 REQUESTS_PER_WORKER = 250
 USER = {"X-Test-User": "alice"}
+API_KEY = "many-workers-rest-api-key-0123456789"
 
 
 def chatauth_env(emulator: CometChatEmulator, redis_url: str) -> dict[str, str]:
@@ -44,7 +45,7 @@ def chatauth_env(emulator: CometChatEmulator, redis_url: str) -> dict[str, str]:
         "CHATAUTH_PROVIDER": "cometchat",
         "CHATAUTH_COMETCHAT_APP_ID": emulator.app_id,
         "CHATAUTH_COMETCHAT_REGION": emulator.region,
-        "CHATAUTH_COMETCHAT_API_KEY": emulator._api_key,
+        "CHATAUTH_COMETCHAT_API_KEY": API_KEY,
         "CHATAUTH_COMETCHAT_BASE_URL": emulator.base_url,
         "CHATAUTH_STORE": redis_url,
         "CHATAUTH_RETRY_ATTEMPTS": "2",
@@ -139,8 +140,8 @@ class WorkerServer:
 
 
 @pytest.fixture
-def emulator(cometchat_emulator: CometChatEmulator) -> CometChatEmulator:
-    return cometchat_emulator
+def emulator(serve_emulator: Callable[[CometChatEmulator], CometChatEmulator]) -> CometChatEmulator:
+    return serve_emulator(CometChatEmulator(api_key=API_KEY))
 
 
 def issue_calls(emulator: CometChatEmulator, uid: str = "alice") -> int:
