@@ -38,7 +38,7 @@ import contextlib
 import time
 import urllib.parse
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -181,7 +181,7 @@ class RedisStore(BaseStore):
         self,
         client: redis.Redis,
         *,
-        async_client_factory: Any = None,
+        async_client_factory: Callable[[], redis.asyncio.Redis] | None = None,
         cipher: TokenCipher | None = None,
         prefix: str = DEFAULT_PREFIX,
         retention: float | timedelta = DEFAULT_RETENTION,
@@ -452,7 +452,8 @@ class RedisStore(BaseStore):
             # let a finished loop go (asgiref runs one per call in sync Django): drop them.
             for finished in [old for old in self._async if old.is_closed()]:
                 del self._async[finished]
-            aclient: redis.asyncio.Redis = self._async_client_factory()
+            assert self._async_client_factory is not None
+            aclient = self._async_client_factory()
             scripts = {name: aclient.register_script(lua) for name, lua in SCRIPTS.items()}
             entry = self._async[loop] = (aclient, scripts)
         return entry
