@@ -75,7 +75,8 @@ class ChatTokenAdmin(_ReadOnly):
 
     def has_end_permission(self, request: HttpRequest) -> bool:
         opts = self.opts
-        return bool(request.user.has_perm(f"{opts.app_label}.delete_{opts.model_name}"))
+        user: Any = request.user
+        return bool(user.has_perm(f"{opts.app_label}.delete_{opts.model_name}"))
 
 
 @admin.register(PendingRevocation)

@@ -25,15 +25,16 @@ from .middleware import aget_chat, error_response, get_chat
 
 __all__ = ["ChatRequiredMixin", "chat_required", "token"]
 
-try:  # Django >= 5.1: exempt from LoginRequiredMiddleware, the view answers 401 itself
-    from django.contrib.auth.decorators import login_not_required
-except ImportError:  # pragma: no cover - Django < 5.1
 
-    def login_not_required(view_func: Any) -> Any:
-        return view_func
+def _login_not_required(view_func: Any) -> Any:
+    """Exempt from Django 5.1's ``LoginRequiredMiddleware``: the view answers 401 itself."""
+    from django.contrib.auth import decorators
+
+    exempt = getattr(decorators, "login_not_required", None)  # Django >= 5.1
+    return exempt(view_func) if exempt is not None else view_func
 
 
-@login_not_required
+@_login_not_required
 @never_cache
 @require_GET
 def token(request: HttpRequest) -> JsonResponse:
