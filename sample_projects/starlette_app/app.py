@@ -85,7 +85,10 @@ def _page(title: str, body: str, user: BaseUser | None = None) -> HTMLResponse:
         )
     return HTMLResponse(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)} - chatauth Starlette sample</title>"
+        '<link rel="icon" href="/static/favicon.svg">'
+        '<link rel="stylesheet" href="/static/chat.css">'
         '<link rel="stylesheet" href="/static/style.css"></head><body>'
         f'<header><a href="/">chatauth Starlette sample</a> {who}</header>'
         f"<main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
@@ -158,15 +161,12 @@ def create_app(
     async def chat_page(request: Request) -> Response:
         if not request.user.is_authenticated:
             return RedirectResponse("/login", status_code=303)
-        # The page holds no token: chat.js fetches it from the token endpoint.
+        # The page holds no token: chat.js (sample_projects/shared, served under /static)
+        # fetches it from the token endpoint and renders the session into #chat.
         token_url = html.escape(str(request.url_for("chatauth:token").path))
         body = (
-            f'<div id=chat data-token-url="{token_url}">'
-            "<p id=status>Fetching your chat session...</p>"
-            "<dl><dt>uid</dt><dd id=uid>-</dd><dt>provider</dt><dd id=provider>-</dd>"
-            "<dt>expires</dt><dd id=expires>-</dd><dt>token</dt><dd id=token>-</dd>"
-            "<dt>client</dt><dd><pre id=client>-</pre></dd></dl>"
-            "<h2 id=extra-title hidden></h2><pre id=extra hidden></pre></div>"
+            f'<div id=chat data-token-url="{token_url}" data-login-url="/login">'
+            "<p>Fetching your chat session...</p></div>"
             '<script src="/static/chat.js"></script>'
         )
         return _page("Chat", body, request.user)
@@ -183,7 +183,12 @@ def create_app(
             Route("/logout", logout, methods=["POST"]),
             Route("/chat", chat_page),
             *chat_routes("/chat"),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            # This app's files, then the chat.js/chat.css/favicon shared by the three samples.
+            Mount(
+                "/static",
+                StaticFiles(directory=STATIC, packages=[("sample_projects", "shared")]),
+                name="static",
+            ),
         ],
         middleware=[
             Middleware(SessionMiddleware, secret_key=secret),
