@@ -17,10 +17,13 @@ httpx's own ``Auth.auth_flow``. :func:`run_flow` drives one with an :class:`http
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import logging
-from collections.abc import Callable, Generator
+import threading
+import urllib.parse
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -29,12 +32,73 @@ import stamina
 
 from chatauth.errors import ProviderUnavailableError
 
-__all__ = ["Flow", "RetryPolicy", "arun_flow", "default_timeout", "run_flow"]
+__all__ = [
+    "REDACT",
+    "Flow",
+    "RetryPolicy",
+    "arun_flow",
+    "default_timeout",
+    "run_flow",
+]
 
 T = TypeVar("T")
 Flow = Generator[httpx.Request, httpx.Response, T]
 
 logger = logging.getLogger("chatauth.http")
+
+#: ``httpx.Request`` extension naming secrets in the URL: ``extensions={REDACT: (token,)}``.
+#: Some APIs put a token in the path (CometChat ``DELETE .../auth_tokens/{authToken}``), and
+#: httpx logs every request URL at INFO: the driver scrubs those values from httpx's records.
+REDACT = "chatauth.redact"
+
+
+class _Redactor(logging.Filter):
+    """A filter on the ``httpx`` logger replacing the secrets of requests in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mutex = threading.Lock()
+        self._secrets: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def hiding(self, request: httpx.Request) -> Iterator[None]:
+        secrets = [s for s in request.extensions.get(REDACT, ()) if s]
+        if not secrets:
+            yield
+            return
+        # Tokens in URLs are percent-encoded: hide both spellings.
+        values = {v for s in secrets for v in (s, urllib.parse.quote(s, safe=""))}
+        with self._mutex:
+            for value in values:
+                self._secrets[value] = self._secrets.get(value, 0) + 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                for value in values:
+                    self._secrets[value] -= 1
+                    if not self._secrets[value]:
+                        del self._secrets[value]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets and record.args:
+            with self._mutex:
+                secrets = list(self._secrets)
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            scrubbed = []
+            for arg in args:
+                text = str(arg)
+                if any(secret in text for secret in secrets):
+                    for secret in secrets:
+                        text = text.replace(secret, "<redacted>")
+                    arg = text
+                scrubbed.append(arg)
+            record.args = tuple(scrubbed)
+        return True
+
+
+_redactor = _Redactor()
+logging.getLogger("httpx").addFilter(_redactor)
 
 
 def default_timeout(seconds: float = 5.0) -> httpx.Timeout:
@@ -147,7 +211,7 @@ def _send(
             wait_max=policy.wait_max,
             wait_jitter=policy.wait_jitter,
         ):
-            with attempt:
+            with attempt, _redactor.hiding(request):
                 response = client.send(request)
                 if _is_retryable_status(response.status_code):
                     response.read()
@@ -170,7 +234,7 @@ async def _asend(
             wait_max=policy.wait_max,
             wait_jitter=policy.wait_jitter,
         ):
-            with attempt:
+            with attempt, _redactor.hiding(request):
                 response = await client.send(request)
                 if _is_retryable_status(response.status_code):
                     await response.aread()

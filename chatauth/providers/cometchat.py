@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 import httpx
 
 from chatauth.errors import ConfigurationError, ProviderError
-from chatauth.http import Flow
+from chatauth.http import REDACT, Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
 from chatauth.tokens import ChatToken, check_token_value, utcnow
@@ -232,10 +232,12 @@ class CometChatProvider(BaseProvider):
         Raises:
             ProviderError: CometChat refused for another reason than "unknown token/user".
         """
-        response = yield self._request(
+        request = self._request(
             "DELETE",
             f"/users/{self._quote(token.uid)}/auth_tokens/{self._quote(token.value)}",
         )
+        request.extensions[REDACT] = (token.value,)  # the token is in the URL: keep it out of logs
+        response = yield request
         if response.status_code == 200:
             return None
         if _error_code(response) in ("ERR_AUTH_TOKEN_NOT_FOUND", "ERR_UID_NOT_FOUND"):
