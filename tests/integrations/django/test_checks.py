@@ -97,3 +97,10 @@ def test_a_subclass_of_the_middleware_counts(settings: Any) -> None:
 
 class MyMiddleware(ChatAuthMiddleware):
     pass
+
+
+def test_migrations_match_the_models() -> None:
+    from django.core.management import call_command
+
+    # Exits with status 1 if the models changed without a migration.
+    call_command("makemigrations", "chatauth", "--check", "--dry-run", verbosity=0)
