@@ -99,6 +99,7 @@ class MyMiddleware(ChatAuthMiddleware):
     pass
 
 
+@pytest.mark.django_db
 def test_migrations_match_the_models() -> None:
     from django.core.management import call_command
 
