@@ -88,7 +88,7 @@ class DjangoStore(BaseStore):
     def get(self, key: SessionKey) -> ChatToken | None:
         try:
             payload = (
-                TokenRow.objects.using(self._db(TokenRow))
+                TokenRow._default_manager.using(self._db(TokenRow))
                 .filter(key=key.digest)
                 .values_list("payload", flat=True)
                 .first()
@@ -99,7 +99,7 @@ class DjangoStore(BaseStore):
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         try:
-            TokenRow.objects.using(self._db(TokenRow)).update_or_create(
+            TokenRow._default_manager.using(self._db(TokenRow)).update_or_create(
                 key=key.digest,
                 defaults={
                     "user_key": key.user_digest,
@@ -117,7 +117,7 @@ class DjangoStore(BaseStore):
 
     def _pop_rows(self, **lookup: Any) -> list[ChatToken]:
         alias = self._db(TokenRow)
-        tokens = TokenRow.objects.using(alias)
+        tokens = TokenRow._default_manager.using(alias)
         popped: list[ChatToken] = []
         try:
             for key, payload in list(tokens.filter(**lookup).values_list("key", "payload")):
@@ -153,7 +153,7 @@ class DjangoStore(BaseStore):
         return self._pop_rows(usable_until__lt=now or datetime.now(timezone.utc))
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
-        rows = TokenRow.objects.using(self._db(TokenRow)).order_by("updated_at")
+        rows = TokenRow._default_manager.using(self._db(TokenRow)).order_by("updated_at")
         if provider is not None:
             rows = rows.filter(provider=provider)
         if uid is not None:
@@ -167,7 +167,7 @@ class DjangoStore(BaseStore):
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         alias = self._db(IssueLock)
         now = time.time()
-        locks = IssueLock.objects.using(alias)
+        locks = IssueLock._default_manager.using(alias)
         try:
             if connections[alias].features.has_select_for_update:
                 with transaction.atomic(using=alias):
@@ -193,7 +193,7 @@ class DjangoStore(BaseStore):
         try:
             # A savepoint, so a lost race does not abort an enclosing transaction.
             with transaction.atomic(using=alias):
-                IssueLock.objects.using(alias).create(
+                IssueLock._default_manager.using(alias).create(
                     key=key.digest, owner=owner, expires_at=expires_at
                 )
         except IntegrityError:
@@ -202,7 +202,7 @@ class DjangoStore(BaseStore):
 
     def _unlock(self, key: SessionKey, owner: str) -> None:
         try:
-            IssueLock.objects.using(self._db(IssueLock)).filter(
+            IssueLock._default_manager.using(self._db(IssueLock)).filter(
                 key=key.digest, owner=owner
             ).delete()
         except DatabaseError as exc:
@@ -211,7 +211,7 @@ class DjangoStore(BaseStore):
     # -- pending revocations -------------------------------------------------------------
     def add_pending(self, token: ChatToken, error_code: str) -> None:
         try:
-            PendingRow.objects.using(self._db(PendingRow)).create(
+            PendingRow._default_manager.using(self._db(PendingRow)).create(
                 provider=token.provider,
                 uid=token.uid,
                 fingerprint=token.fingerprint,
@@ -224,7 +224,9 @@ class DjangoStore(BaseStore):
 
     def pending(self, limit: int = 100) -> list[PendingRevocation]:
         try:
-            rows = list(PendingRow.objects.using(self._db(PendingRow)).order_by("id")[:limit])
+            rows = list(
+                PendingRow._default_manager.using(self._db(PendingRow)).order_by("id")[:limit]
+            )
         except DatabaseError as exc:
             raise self._unavailable(exc) from None
         return [
@@ -240,7 +242,9 @@ class DjangoStore(BaseStore):
 
     def remove_pending(self, entry: PendingRevocation) -> None:
         try:
-            PendingRow.objects.using(self._db(PendingRow)).filter(pk=int(entry.id)).delete()
+            PendingRow._default_manager.using(self._db(PendingRow)).filter(
+                pk=int(entry.id)
+            ).delete()
         except DatabaseError as exc:
             raise self._unavailable(exc) from None
 
@@ -248,7 +252,7 @@ class DjangoStore(BaseStore):
         from django.db.models import F
 
         try:
-            PendingRow.objects.using(self._db(PendingRow)).filter(pk=int(entry.id)).update(
+            PendingRow._default_manager.using(self._db(PendingRow)).filter(pk=int(entry.id)).update(
                 attempts=F("attempts") + 1, last_error=error_code[:100]
             )
         except DatabaseError as exc:
@@ -256,7 +260,7 @@ class DjangoStore(BaseStore):
 
     def count_pending(self) -> int:
         try:
-            count: int = PendingRow.objects.using(self._db(PendingRow)).count()
+            count: int = PendingRow._default_manager.using(self._db(PendingRow)).count()
         except DatabaseError as exc:
             raise self._unavailable(exc) from None
         return count
