@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ from tests.servers.ports import free_port, port_is_open
 from tests.servers.processes import stop_process
 
 REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
 
 
 def waitress_command(target: str, port: int, threads: int = 16) -> list[str]:
@@ -37,20 +38,30 @@ def waitress_command(target: str, port: int, threads: int = 16) -> list[str]:
 
 def gunicorn_command(target: str, port: int, workers: int = 2, threads: int = 8) -> list[str]:
     """``gunicorn 'module:factory()'`` with several worker processes, each threaded."""
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        f"{target}()",
-    ]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    command += ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
+    if _gunicorn_major() >= 25:
+        # Gunicorn 25+ opens a control socket at one fixed path per user: test servers
+        # running side by side would fight over it.
+        command.append("--no-control-socket")
+    return [*command, f"{target}()"]
+
+
+def _gunicorn_major() -> int:
+    try:
+        return int(version("gunicorn").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return 0
+
+
+def _answers(url: str, port: int) -> bool:
+    if not port_is_open(port):
+        return False
+    try:
+        httpx.get(f"{url}/login", timeout=5)  # any HTTP answer will do
+    except httpx.TransportError:
+        return False
+    return True
 
 
 @contextmanager
@@ -66,15 +77,18 @@ def serve(command: Sequence[str], port: int, env: Mapping[str, str], log: Path) 
             stderr=subprocess.STDOUT,
         )
     try:
+        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT
-        while not port_is_open(port):
+        # Ready means the app answers, not just that the port is open: gunicorn's master
+        # listens before its workers have imported the app (seconds on a loaded machine).
+        while not _answers(url, port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"{command[2]} did not start on port {port}:\n"
                     + log.read_text(errors="replace")[-3000:]
                 )
             time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         stop_process(proc, timeout=10)
 

@@ -27,7 +27,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _logged_in(base_url: str, user: str) -> httpx.Cookies:
-    with httpx.Client(base_url=base_url) as client:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
         response = client.post("/login", data={"user": user})
         assert response.status_code == 200, response.text
         return client.cookies

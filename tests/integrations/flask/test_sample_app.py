@@ -130,7 +130,10 @@ def test_flask_run_serves_the_sample_from_the_repository_root(tmp_path: Path) ->
         "CHATAUTH_JWT_SECRET": secrets.token_urlsafe(32),
         "CHATAUTH_STORE": f"sqlite:///{tmp_path / 'chat.sqlite3'}",
     }
-    with serve(command, port, env, tmp_path / "log") as url, httpx.Client(base_url=url) as client:
+    with (
+        serve(command, port, env, tmp_path / "log") as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
         assert "wonderland" in client.get("/login").text
         assert client.post("/login", data={"username": "bob", "password": "builder"}).is_redirect
         assert client.get("/chat/token").json()["uid"] == "user-bob"
