@@ -13,7 +13,8 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page
 
 from tests.e2e.browser.apps import REPO
 
-SCREENSHOTS = Path(os.environ.get("CHATAUTH_SCREENSHOTS", REPO / "docs" / "screenshots"))
+# Where the screenshots go (the README shows docs/screenshots); E2E_SCREENSHOTS_DIR overrides it.
+SCREENSHOTS = Path(os.environ.get("E2E_SCREENSHOTS_DIR", REPO / "docs" / "screenshots"))
 #: Debian's chromium (apt-get install chromium); CHROMIUM overrides it.
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium phones home (component updates, sync,
