@@ -48,7 +48,8 @@ def check() -> None:
     except ChatAuthError as exc:
         raise _fail(exc) from None
     for key, value in facts.items():
-        click.echo(f"{key}: {value}")
+        if key != "provider":  # printed above
+            click.echo(f"{key}: {value}")
     click.echo(f"pending revocations: {service.store.count_pending()}")
     click.echo("OK")
 

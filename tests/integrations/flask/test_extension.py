@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 from pathlib import Path
 
@@ -181,3 +183,18 @@ def test_the_client_is_created_at_init_app_and_shared(app: Flask) -> None:
     assert service._client is not None
     assert service.http_client is service.http_client
     assert USERS  # the demo users exist for the request tests
+
+
+def test_import_without_flask_names_the_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['flask'] = None  # as if Flask were not installed\n"
+        "try:\n"
+        "    import chatauth.integrations.flask\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'chatauth-middleware[flask]'" in result.stdout
