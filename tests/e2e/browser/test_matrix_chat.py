@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import flows
-from tests.e2e.browser.apps import DEMO_USER, AppServers
+from tests.e2e.browser.apps import DEMO_USER, SAMPLE_APPS, AppServer, AppServers
 from tests.e2e.browser.browsing import Browsing
 from tests.servers.synapse import SynapseServer
 
@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.synapse]
 
 APPS = ["starlette", "django", "flask"]
 VIEWPORTS = ["phone", "desktop"]
+#: The localpart of the room alias chat.js uses (#chatauth-demo:<server name>).
+DEMO_ROOM = "chatauth-demo"
 
 
 def matrix_settings(synapse: SynapseServer) -> dict[str, str]:
@@ -34,6 +36,27 @@ def matrix_settings(synapse: SynapseServer) -> dict[str, str]:
         "matrix_server_name": synapse.server_name,
         "matrix_jwt_secret": synapse.jwt_secret,
     }
+
+
+@pytest.fixture(scope="module")
+def demo_room(synapse: SynapseServer) -> str:
+    """The demo room chat.js joins, made beforehand by the homeserver's admin (as an operator
+    would), so each page joins it without first looking for a room that does not exist yet.
+    The first-visitor case has its own test, on a homeserver of its own."""
+    response = httpx.post(
+        f"{synapse.base_url}/_matrix/client/v3/createRoom",
+        headers={"Authorization": f"Bearer {synapse.admin_token}"},
+        json={"preset": "public_chat", "room_alias_name": DEMO_ROOM, "name": "chatauth demo"},
+        timeout=10,
+    )
+    if response.status_code == 400 and response.json().get("errcode") == "M_ROOM_IN_USE":
+        alias = quote(f"#{DEMO_ROOM}:{synapse.server_name}", safe="")
+        response = httpx.get(
+            f"{synapse.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=10
+        )
+    assert response.status_code == 200, response.text
+    room_id: str = response.json()["room_id"]
+    return room_id
 
 
 def client_api(synapse: SynapseServer, path: str, token: str) -> httpx.Response:
@@ -50,6 +73,7 @@ def test_login_chat_logout_with_matrix(
     app: str,
     viewport: str,
     synapse: SynapseServer,
+    demo_room: str,
     app_servers: AppServers,
     browsing_factory: Any,
 ) -> None:
@@ -73,6 +97,7 @@ def test_login_chat_logout_with_matrix(
     expect(page.locator("#chat-uid")).to_have_text(f"user-{DEMO_USER}")
     expect(page.locator("#chat-provider")).to_have_text("matrix")
     expect(page.locator("#chat-steps")).to_contain_text(f"whoami: {user_id}")
+    expect(page.locator("#chat-steps")).to_contain_text(f"({demo_room}): joined")
     echo = page.locator("#chat-echo")
     expect(echo).to_be_visible()
     expect(echo).to_contain_text(f"Hello from user-{DEMO_USER}")
@@ -82,7 +107,7 @@ def test_login_chat_logout_with_matrix(
     # The echo is the homeserver's, not the page's: the event exists in the room with that body.
     room_id = echo.get_attribute("data-room-id")
     event_id = echo.get_attribute("data-event-id")
-    assert room_id and event_id
+    assert room_id == demo_room and event_id
     stored = client_api(
         synapse, f"/rooms/{quote(room_id, safe='')}/event/{quote(event_id, safe='')}", token
     )
@@ -125,3 +150,65 @@ def test_synapse_allows_browser_calls_from_another_origin(synapse: SynapseServer
     assert "authorization" in allowed
     assert "content-type" in allowed
     assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+
+
+def test_second_user_reads_the_first_users_message(
+    synapse: SynapseServer, demo_room: str, app_servers: AppServers, browsing_factory: Any
+) -> None:
+    """Two people, two browsers: alice's message reaches bob through the homeserver."""
+    server = app_servers.get("starlette", matrix_settings(synapse))
+    alice: Browsing = browsing_factory("starlette", "desktop")
+    alice_page = alice.new_page()
+    flows.fill_login(alice_page, server)
+    flows.submit_login(alice_page, server)
+    flows.expect_ready(alice_page, alice)
+    alice_event = alice_page.locator("#chat-echo").get_attribute("data-event-id")
+
+    bob: Browsing = browsing_factory("starlette", "desktop")
+    bob_page = bob.new_page()
+    flows.fill_login(bob_page, server, "bob", "builder")
+    flows.submit_login(bob_page, server)
+    flows.expect_ready(bob_page, bob)
+    expect(bob_page.locator("#chat-steps")).to_contain_text(f"({demo_room}): joined")
+    expect(bob_page.locator(f'#chat-messages li[data-event-id="{alice_event}"]')).to_contain_text(
+        f"Hello from user-{DEMO_USER}"
+    )
+    expect(bob_page.locator("#chat-echo .chatauth-sender")).to_have_text(
+        f"@user-bob:{synapse.server_name}"
+    )
+
+    # Bob writes in the form; alice's page, asked again, reads it from the homeserver.
+    bob_page.locator("#chat-input").fill("Hi alice, bob here")
+    bob_page.get_by_role("button", name="Send").click()
+    expect(bob_page.locator("#chat-echo q")).to_have_text("Hi alice, bob here")
+    alice_page.get_by_role("button", name="Fetch again").click()
+    flows.expect_ready(alice_page, alice)
+    expect(alice_page.locator("#chat-messages")).to_contain_text("Hi alice, bob here")
+    bob.screenshot(bob_page, "second-user")
+    alice.assert_no_errors()
+    bob.assert_no_errors()
+
+
+def test_first_visitor_creates_the_demo_room(
+    synapse_factory: Any, tmp_path: Any, browsing_factory: Any
+) -> None:
+    """On a homeserver nobody has used, chat.js finds no room by the alias and creates it."""
+    fresh: SynapseServer = synapse_factory()
+    settings = matrix_settings(fresh)
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    with AppServer(SAMPLE_APPS["starlette"], settings, workdir) as server:
+        browsing: Browsing = browsing_factory("starlette", "desktop")
+        page = browsing.new_page()
+        flows.fill_login(page, server)
+        flows.submit_login(page, server)
+        flows.expect_ready(page, browsing)
+        steps = page.locator("#chat-steps")
+        expect(steps).to_contain_text(f"Room #{DEMO_ROOM}:{fresh.server_name} (")
+        expect(steps).to_contain_text("): created")
+        room_id = page.locator("#chat-echo").get_attribute("data-room-id")
+        alias = quote(f"#{DEMO_ROOM}:{fresh.server_name}", safe="")
+        found = httpx.get(f"{fresh.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=10)
+        assert found.json()["room_id"] == room_id
+        # The join by alias that found nothing is the one failed request, and it is expected.
+        browsing.assert_no_errors("404")
