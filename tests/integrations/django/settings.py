@@ -50,14 +50,12 @@ TEMPLATES = [
     }
 ]
 
-# A file, not ":memory:": subprocesses (the two-process race) open the same database.
-# The test runner still creates its own test database (in memory for SQLite) per session.
+# The test runner uses an in-memory test database; this name only matters to tools run
+# with these settings outside pytest (makemigrations). Subprocess tests bring their own.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get(
-            "CHATAUTH_TEST_SQLITE", os.path.join(tempfile.gettempdir(), "chatauth-django.sqlite3")
-        ),
+        "NAME": os.path.join(tempfile.gettempdir(), "chatauth-django-tests.sqlite3"),
     }
 }
 
