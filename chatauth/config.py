@@ -154,7 +154,8 @@ def from_settings(
             never shows a value. Unknown keys are refused too: a typo must not silently fall
             back to a default.
     """
-    cfg = {str(k).lower(): v for k, v in settings.items()}
+    # A key set to None counts as unset (Flask configs and env-derived dicts carry such keys).
+    cfg = {str(k).lower(): v for k, v in settings.items() if v is not None}
     name = cfg.get("provider")
     if not name:
         raise ConfigurationError(

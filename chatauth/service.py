@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -110,6 +111,7 @@ class ChatAuth:
         self.timeout = timeout
         self._transport = transport
         self._client = http_client
+        self._client_guard = threading.Lock()
         self._owns_client = http_client is None
         self._given_async_client = async_http_client
         self._async_clients: weakref.WeakKeyDictionary[
@@ -132,10 +134,17 @@ class ChatAuth:
     def http_client(self) -> httpx.Client:
         """The sync httpx client (created on first use, connection pooling on)."""
         if self._client is None:
-            transport = (
-                self._transport if isinstance(self._transport, httpx.BaseTransport) else None
-            )
-            self._client = httpx.Client(timeout=default_timeout(self.timeout), transport=transport)
+            # Request threads race here on the first requests of a threaded server.
+            with self._client_guard:
+                if self._client is None:
+                    transport = (
+                        self._transport
+                        if isinstance(self._transport, httpx.BaseTransport)
+                        else None
+                    )
+                    self._client = httpx.Client(
+                        timeout=default_timeout(self.timeout), transport=transport
+                    )
         return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
