@@ -13,6 +13,7 @@ from chatauth.errors import ChatAuthError
 from chatauth.responses import Answer, error_answer, session_answer
 
 from .sessions import load_chat
+from .state import get_service
 
 __all__ = ["BLUEPRINT_NAME", "chat_required", "json_answer", "make_blueprint"]
 
@@ -80,9 +81,30 @@ def token() -> Response:
     return response
 
 
+def chatkitty_verify() -> Response:
+    """``POST <prefix>/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat
+    function asks whether ``{"username", "authParams"}`` may start a session.
+
+    Answered by :func:`chatauth.providers.chatkitty.verify_auth_params` (200 allow, 403 deny);
+    404 unless the provider is ChatKitty. The caller is ChatKitty's server, not a browser: the
+    signed params are the credential, no app login is involved.
+    """
+    service = get_service()
+    if service.provider.name != "chatkitty":
+        return json_answer((404, {"error": {"code": "ERROR_NOT_FOUND"}}, {}))
+    from chatauth.providers.chatkitty import verify_auth_params
+
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        message = {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}
+        return json_answer((400, {"error": message}, {}))
+    return json_answer(verify_auth_params(service, payload))
+
+
 def make_blueprint() -> Blueprint:
     """A new ``chatauth`` blueprint with the token endpoint (one per app, so each app's
     registration is independent)."""
     blueprint = Blueprint(BLUEPRINT_NAME, __name__)
     blueprint.add_url_rule("/token", view_func=token, methods=["GET"])
+    blueprint.add_url_rule("/chatkitty/verify", view_func=chatkitty_verify, methods=["POST"])
     return blueprint
