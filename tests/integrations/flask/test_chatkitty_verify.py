@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from chatauth.integrations.flask import get_service
 from flask import Flask
 from werkzeug.serving import make_server
 
-from chatauth.integrations.flask import get_service
 from chatauth.testing.chatkitty import (
     DEFAULT_API_KEY,
     DEFAULT_CLIENT_ID,
