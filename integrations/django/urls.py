@@ -1,4 +1,5 @@
-"""``path("chat/", include("chatauth.integrations.django.urls"))`` -> ``GET chat/token``."""
+"""``path("chat/", include("chatauth.integrations.django.urls"))`` -> ``GET chat/token`` and
+``POST chat/chatkitty/verify`` (ChatKitty's session check; 404 for other providers)."""
 
 from __future__ import annotations
 
@@ -7,4 +8,7 @@ from django.urls import path
 from . import views
 
 app_name = "chatauth"
-urlpatterns = [path("token", views.token, name="token")]
+urlpatterns = [
+    path("token", views.token, name="token"),
+    path("chatkitty/verify", views.chatkitty_verify, name="chatkitty-verify"),
+]

@@ -9,6 +9,7 @@ JSON of :func:`chatauth.responses.session_answer` / :func:`~chatauth.responses.e
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +17,16 @@ from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from chatauth.errors import ChatAuthError, NotAuthenticatedError
 from chatauth.responses import session_answer
 
+from .conf import get_chatauth
 from .middleware import aget_chat, error_response, get_chat
 
-__all__ = ["ChatRequiredMixin", "chat_required", "token"]
+__all__ = ["ChatRequiredMixin", "chat_required", "chatkitty_verify", "token"]
 
 
 def _login_not_required(view_func: Any) -> Any:
@@ -49,6 +52,34 @@ def token(request: HttpRequest) -> JsonResponse:
     except ChatAuthError as exc:
         return error_response(exc)
     status, body, headers = session_answer(session)
+    return JsonResponse(body, status=status, headers=headers)
+
+
+@_login_not_required
+@csrf_exempt
+@never_cache
+@require_POST
+def chatkitty_verify(request: HttpRequest) -> JsonResponse:
+    """``POST <prefix>/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat
+    function asks whether ``{"username", "authParams"}`` may start a session.
+
+    Answered by :func:`chatauth.providers.chatkitty.verify_auth_params` (200 allow, 403 deny);
+    404 unless the provider is ChatKitty. The caller is ChatKitty's server, not a browser (so no
+    CSRF token and no app login): the signed params are the credential.
+    """
+    service = get_chatauth()
+    if service.provider.name != "chatkitty":
+        return JsonResponse({"error": {"code": "ERROR_NOT_FOUND"}}, status=404)
+    from chatauth.providers.chatkitty import verify_auth_params
+
+    try:
+        payload = json.loads(request.body)
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        message = {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}
+        return JsonResponse({"error": message}, status=400)
+    status, body, headers = verify_auth_params(service, payload)
     return JsonResponse(body, status=status, headers=headers)
 
 
