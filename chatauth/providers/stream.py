@@ -9,8 +9,9 @@ User token: HS256 JWT signed with the API secret over ``{"jti": <random>, "user_
 "exp": <Unix seconds>, "iat": <Unix seconds>}`` -- built exactly as the SDK's
 ``create_token(uid, exp=..., iat=..., jti=...)`` builds it, so both produce the same string for
 the same inputs (a test uses the SDK as oracle). The random ``jti`` (an extra claim, which the
-SDK passes through) keeps the tokens of two app sessions minted in the same second apart. ``exp`` is ``iat + token_ttl`` (absolute Unix seconds); ``iat`` is always
-set because revocation depends on it.
+SDK passes through) keeps the tokens of two app sessions minted in the same second apart.
+``exp`` is ``iat + token_ttl`` (absolute Unix seconds); ``iat`` is always set because
+revocation depends on it.
 
 Keeping the user: ``PATCH /users`` (partial update: ``set`` name and image, other fields
 untouched); when Stream answers code 16 (user not found), ``POST /users`` upserts it. Upsert is

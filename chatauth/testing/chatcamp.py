@@ -71,8 +71,9 @@ class ChatCampEmulator(Emulator):
 
     api_prefix = "/api/1.0"
 
-    def __init__(self, *, app_id: str = DEFAULT_APP_ID,
-                 api_key: str = DEFAULT_API_KEY, clock: Any = None) -> None:
+    def __init__(
+        self, *, app_id: str = DEFAULT_APP_ID, api_key: str = DEFAULT_API_KEY, clock: Any = None
+    ) -> None:
         self.app_id = app_id
         self._api_key = api_key
         self._users: dict[str, dict[str, Any]] = {}
@@ -104,18 +105,23 @@ class ChatCampEmulator(Emulator):
             if expected is None:
                 ok = access_token is None
             else:
-                ok = access_token is not None and secrets.compare_digest(access_token,
-                                                                          expected)
+                ok = access_token is not None and secrets.compare_digest(access_token, expected)
             if ok:
                 self.connections.append(uid)
             return ok
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _add(self, uid: str, display_name: str, avatar_url: str | None,
-             email: str | None) -> dict[str, Any]:
-        user = {"id": uid, "display_name": display_name, "avatar_url": avatar_url or "",
-                "email": email or "", "created_at": int(self.now())}
+    def _add(
+        self, uid: str, display_name: str, avatar_url: str | None, email: str | None
+    ) -> dict[str, Any]:
+        user = {
+            "id": uid,
+            "display_name": display_name,
+            "avatar_url": avatar_url or "",
+            "email": email or "",
+            "created_at": int(self.now()),
+        }
         self._users[uid] = user
         return user
 
@@ -127,16 +133,18 @@ class ChatCampEmulator(Emulator):
     @staticmethod
     def fail(code: str, message: str, status: int = 200) -> Response:
         """A response in ChatCamp's error shape."""
-        return json_response({"ok": False, "error": {"code": code, "message": message}},
-                             status)
+        return json_response({"ok": False, "error": {"code": code, "message": message}}, status)
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         if status == 429:
-            return {"ok": False, "error": {"code": "rate_limited",
-                                           "message": "Too many requests"}}, {}
-        return {"ok": False, "error": {"code": "internal_error",
-                                       "message": "Internal server error"}}, {}
+            return {
+                "ok": False,
+                "error": {"code": "rate_limited", "message": "Too many requests"},
+            }, {}
+        return {
+            "ok": False,
+            "error": {"code": "internal_error", "message": "Internal server error"},
+        }, {}
 
     @staticmethod
     def _id_of(body: dict[str, Any]) -> str | Response:
@@ -146,7 +154,8 @@ class ChatCampEmulator(Emulator):
             return ChatCampEmulator.fail("missing_parameter", "id is required")
         if not isinstance(uid, str) or len(uid) > 255 or _BAD_ID.search(uid):
             return ChatCampEmulator.fail(
-                "invalid_id", "id must be 1-255 characters without whitespace")
+                "invalid_id", "id must be 1-255 characters without whitespace"
+            )
         return uid
 
     # -- dispatch -------------------------------------------------------------------------
@@ -154,8 +163,11 @@ class ChatCampEmulator(Emulator):
     async def _dispatch(self, request: Request) -> Response:
         method = request.path_params["method"]
         handler = {
-            "users.create": self._create, "users.update": self._update,
-            "users.get": self._get, "users.delete": self._delete, "users.list": self._list,
+            "users.create": self._create,
+            "users.update": self._update,
+            "users.get": self._get,
+            "users.delete": self._delete,
+            "users.list": self._list,
         }.get(method)
         if handler is None:
             return self.fail("unknown_method", f"Unknown method {method}", 404)
@@ -238,9 +250,14 @@ class ChatCampEmulator(Emulator):
         offset = body.get("offset", 0)
         if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
             return self.fail("invalid_request", "limit and offset must be non-negative integers")
-        uids = list(self._users)[offset:offset + limit]
+        uids = list(self._users)[offset : offset + limit]
         return json_response({"ok": True, "users": [self._public(u) for u in uids]})
 
     def _routes(self) -> list[BaseRoute]:
-        return [Route("/api/1.0/{method}", self._dispatch,
-                      methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
+        return [
+            Route(
+                "/api/1.0/{method}",
+                self._dispatch,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            )
+        ]

@@ -79,8 +79,11 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds") \
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
+    )
 
 
 class SessionAttempt:
@@ -88,16 +91,17 @@ class SessionAttempt:
     ``username``, ``allowed``, ``status`` (the verify URL's HTTP status, None if unreachable)
     and ``reason``."""
 
-    def __init__(self, username: str, allowed: bool, status: int | None,
-                 reason: str) -> None:
+    def __init__(self, username: str, allowed: bool, status: int | None, reason: str) -> None:
         self.username = username
         self.allowed = allowed
         self.status = status
         self.reason = reason
 
     def __repr__(self) -> str:
-        return (f"<SessionAttempt {self.username!r} allowed={self.allowed} "
-                f"status={self.status} reason={self.reason!r}>")
+        return (
+            f"<SessionAttempt {self.username!r} allowed={self.allowed} "
+            f"status={self.status} reason={self.reason!r}>"
+        )
 
 
 class ChatKittyEmulator(Emulator):
@@ -112,10 +116,16 @@ class ChatKittyEmulator(Emulator):
     the session; ``expire_access_tokens()`` ages every issued bearer token out.
     """
 
-    def __init__(self, *, client_id: str = DEFAULT_CLIENT_ID,
-                 client_secret: str = DEFAULT_CLIENT_SECRET,
-                 api_key: str = DEFAULT_API_KEY, token_ttl: int = 3600,
-                 create_unknown_users: bool = False, clock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        client_id: str = DEFAULT_CLIENT_ID,
+        client_secret: str = DEFAULT_CLIENT_SECRET,
+        api_key: str = DEFAULT_API_KEY,
+        token_ttl: int = 3600,
+        create_unknown_users: bool = False,
+        clock: Any = None,
+    ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
         self.api_key = api_key
@@ -159,9 +169,16 @@ class ChatKittyEmulator(Emulator):
         with self._lock:
             return self._resource(self._add_user(name, display_name or name, False, {}))
 
-    def start_session(self, username: str, auth_params: Any, verify_url: str, *,
-                      headers: Mapping[str, str] | None = None,
-                      client: httpx.Client | None = None, timeout: float = 5.0) -> bool:
+    def start_session(
+        self,
+        username: str,
+        auth_params: Any,
+        verify_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        client: httpx.Client | None = None,
+        timeout: float = 5.0,
+    ) -> bool:
         """Play ChatKitty's blocking "User Attempted Start Session" chat function.
 
         POSTs ``{"username": username, "authParams": auth_params}`` to ``verify_url`` (with
@@ -189,12 +206,17 @@ class ChatKittyEmulator(Emulator):
                 if not self.create_unknown_users:
                     return self._attempt(username, False, status, "no such user")
                 user = self._add_user(username, username, False, {})
-            self._sessions.append({"id": len(self._sessions) + 1, "state": "ACTIVE",
-                                   "user": self._resource(user), "createdTime": _iso(self.now())})
+            self._sessions.append(
+                {
+                    "id": len(self._sessions) + 1,
+                    "state": "ACTIVE",
+                    "user": self._resource(user),
+                    "createdTime": _iso(self.now()),
+                }
+            )
         return self._attempt(username, True, status, "allowed")
 
-    def _attempt(self, username: str, allowed: bool, status: int | None,
-                 reason: str) -> bool:
+    def _attempt(self, username: str, allowed: bool, status: int | None, reason: str) -> bool:
         with self._lock:
             self.session_attempts.append(SessionAttempt(username, allowed, status, reason))
         return allowed
@@ -207,12 +229,18 @@ class ChatKittyEmulator(Emulator):
                 return user
         return None
 
-    def _add_user(self, name: str, display_name: str, is_guest: bool,
-                  properties: dict[str, Any]) -> dict[str, Any]:
-        user = {"id": self._next_id, "name": name, "displayName": display_name,
-                "isGuest": is_guest, "properties": properties,
-                "displayPictureUrl": "https://api.chatkitty.com/v1/picture/"
-                                     + (display_name or name or "user")[:1].upper()}
+    def _add_user(
+        self, name: str, display_name: str, is_guest: bool, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        user = {
+            "id": self._next_id,
+            "name": name,
+            "displayName": display_name,
+            "isGuest": is_guest,
+            "properties": properties,
+            "displayPictureUrl": "https://api.chatkitty.com/v1/picture/"
+            + (display_name or name or "user")[:1].upper(),
+        }
         self._users[self._next_id] = user
         self._next_id += 1
         return user
@@ -220,10 +248,14 @@ class ChatKittyEmulator(Emulator):
     def _resource(self, user: Mapping[str, Any]) -> dict[str, Any]:
         base = self.served_url or "https://api.chatkitty.com"
         return {
-            "id": user["id"], "type": "GUEST" if user["isGuest"] else "PERSON",
-            "name": user["name"], "displayName": user["displayName"],
-            "displayPictureUrl": user["displayPictureUrl"], "isGuest": user["isGuest"],
-            "presence": {"status": "UNAVAILABLE", "online": False}, "callStatus": "AVAILABLE",
+            "id": user["id"],
+            "type": "GUEST" if user["isGuest"] else "PERSON",
+            "name": user["name"],
+            "displayName": user["displayName"],
+            "displayPictureUrl": user["displayPictureUrl"],
+            "isGuest": user["isGuest"],
+            "presence": {"status": "UNAVAILABLE", "online": False},
+            "callStatus": "AVAILABLE",
             "properties": dict(user["properties"]),
             "_links": {"self": {"href": f"{base}/v1/users/{user['id']}"}},
         }
@@ -232,18 +264,20 @@ class ChatKittyEmulator(Emulator):
 
     def api_error(self, status: int, error: str, message: str) -> Response:
         """A response in ChatKitty's ``ApiError`` shape."""
-        return json_response({"error": error, "message": message,
-                              "timestamp": _iso(self.now())}, status)
+        return json_response(
+            {"error": error, "message": message, "timestamp": _iso(self.now())}, status
+        )
 
     @staticmethod
     def auth_error(status: int, error: str, description: str) -> Response:
         """A response in ChatKitty's ``AuthenticationError`` (OAuth2) shape."""
-        return json_response({"error": error, "error_description": description}, status,
-                             {"WWW-Authenticate": f'Bearer error="{error}"'}
-                             if status == 401 else None)
+        return json_response(
+            {"error": error, "error_description": description},
+            status,
+            {"WWW-Authenticate": f'Bearer error="{error}"'} if status == 401 else None,
+        )
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         error = "TooManyRequestsError" if status == 429 else "ServerError"
         message = "Too many requests" if status == 429 else "Injected server fault"
         return {"error": error, "message": message, "timestamp": _iso(self.now())}, {}
@@ -252,8 +286,9 @@ class ChatKittyEmulator(Emulator):
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return self.auth_error(401, "unauthorized",
-                                   "Full authentication is required to access this resource")
+            return self.auth_error(
+                401, "unauthorized", "Full authentication is required to access this resource"
+            )
         with self._lock:
             expiry = self._access_tokens.get(token.strip())
         if expiry is None:
@@ -270,27 +305,35 @@ class ChatKittyEmulator(Emulator):
         client_id = secret = ""
         if scheme.lower() == "basic":
             try:
-                client_id, _, secret = base64.b64decode(encoded.strip(), validate=True) \
-                    .decode("utf-8").partition(":")
+                client_id, _, secret = (
+                    base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 client_id = secret = ""
-        if not (client_id == self.client_id
-                and secrets.compare_digest(secret, self._client_secret)):
+        if not (
+            client_id == self.client_id and secrets.compare_digest(secret, self._client_secret)
+        ):
             return self.auth_error(401, "invalid_client", "Bad client credentials")
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         grant = form.get("grant_type", [""])[0]
         if not grant:
             return self.auth_error(400, "invalid_request", "Missing grant type")
         if grant != "client_credentials":
-            return self.auth_error(400, "unsupported_grant_type",
-                                   f"Unsupported grant type: {grant}")
+            return self.auth_error(
+                400, "unsupported_grant_type", f"Unsupported grant type: {grant}"
+            )
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._access_tokens[token] = self.now() + self.token_ttl
-        return json_response({"access_token": token, "token_type": "bearer",
-                              "expires_in": self.token_ttl,
-                              "scope": "create:* read:* update:* delete:*"},
-                             headers={"Cache-Control": "no-store"})
+        return json_response(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": self.token_ttl,
+                "scope": "create:* read:* update:* delete:*",
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     async def _users_collection(self, request: Request) -> Response:
         denied = self._check_bearer(request)
@@ -311,19 +354,25 @@ class ChatKittyEmulator(Emulator):
         except ValueError:
             return self.api_error(400, "ClientError", "page and size must be integers")
         with self._lock:
-            found = [self._resource(u) for u in self._users.values()
-                     if name is None or u["name"] == name]
+            found = [
+                self._resource(u) for u in self._users.values() if name is None or u["name"] == name
+            ]
         return json_response(self._page("users", found, page, size, str(request.url)))
 
-    def _page(self, key: str, items: list[dict[str, Any]], page: int, size: int,
-              href: str) -> dict[str, Any]:
-        chunk = items[page * size:(page + 1) * size]
+    def _page(
+        self, key: str, items: list[dict[str, Any]], page: int, size: int, href: str
+    ) -> dict[str, Any]:
+        chunk = items[page * size : (page + 1) * size]
         body: dict[str, Any] = {}
         if chunk:
             body["_embedded"] = {key: chunk}
         body["_links"] = {"self": {"href": href}}
-        body["page"] = {"size": size, "totalElements": len(items),
-                        "totalPages": -(-len(items) // size), "number": page}
+        body["page"] = {
+            "size": size,
+            "totalElements": len(items),
+            "totalPages": -(-len(items) // size),
+            "number": page,
+        }
         return body
 
     async def _create_user(self, request: Request) -> Response:
@@ -339,12 +388,12 @@ class ChatKittyEmulator(Emulator):
         if not isinstance(display_name, str) or not display_name.strip():
             return self.api_error(400, "ClientError", "displayName must not be blank")
         if not isinstance(is_guest, bool) or not isinstance(properties, dict):
-            return self.api_error(400, "ClientError",
-                                  "isGuest must be a boolean and properties an object")
+            return self.api_error(
+                400, "ClientError", "isGuest must be a boolean and properties an object"
+            )
         with self._lock:
             if self._by_name(name) is not None:
-                return self.api_error(400, "ClientError",
-                                      f"A user with name {name} already exists")
+                return self.api_error(400, "ClientError", f"A user with name {name} already exists")
             user = self._add_user(name, display_name, is_guest, properties)
             return json_response(self._resource(user))
 
@@ -361,21 +410,27 @@ class ChatKittyEmulator(Emulator):
         with self._lock:
             user = self._users.get(user_id)
             if user is None:
-                return self.api_error(404, "ResourceNotFoundError",
-                                      f"User with ID {user_id} not found")
+                return self.api_error(
+                    404, "ResourceNotFoundError", f"User with ID {user_id} not found"
+                )
             if request.method == "DELETE":
                 del self._users[user_id]
                 for session in self._sessions:
                     if session["user"]["id"] == user_id:
                         session["state"] = "ENDED"
                 base = self.served_url or "https://api.chatkitty.com"
-                return json_response({"id": 1, "key": self.api_key, "properties": {},
-                                      "created": _iso(0),
-                                      "_links": {"self": {"href": f"{base}/v1/application"}}})
+                return json_response(
+                    {
+                        "id": 1,
+                        "key": self.api_key,
+                        "properties": {},
+                        "created": _iso(0),
+                        "_links": {"self": {"href": f"{base}/v1/application"}},
+                    }
+                )
             if request.method == "PATCH":
                 if body is INVALID_JSON or not isinstance(body, dict):
-                    return self.api_error(400, "ClientError",
-                                          "Request body must be a JSON object")
+                    return self.api_error(400, "ClientError", "Request body must be a JSON object")
                 if isinstance(body.get("displayName"), str) and body["displayName"].strip():
                     user["displayName"] = body["displayName"]
                 if isinstance(body.get("properties"), dict):

@@ -92,10 +92,16 @@ class CometChatEmulator(Emulator):
 
     api_prefix = "/v3"
 
-    def __init__(self, *, app_id: str = DEFAULT_APP_ID, region: str = "us",
-                 api_key: str = DEFAULT_API_KEY,
-                 auth_key: str = DEFAULT_AUTH_KEY,
-                 max_tokens_per_user: int = 100, clock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str = DEFAULT_APP_ID,
+        region: str = "us",
+        api_key: str = DEFAULT_API_KEY,
+        auth_key: str = DEFAULT_AUTH_KEY,
+        max_tokens_per_user: int = 100,
+        clock: Any = None,
+    ) -> None:
         self.app_id = app_id
         self.region = region
         self._api_key = api_key
@@ -175,55 +181,87 @@ class CometChatEmulator(Emulator):
     # -- errors ---------------------------------------------------------------------------
 
     @staticmethod
-    def error(status: int, code: str, message: str, *, dev_message: str | None = None,
-              details: Any = None, headers: dict[str, str] | None = None) -> Response:
+    def error(
+        status: int,
+        code: str,
+        message: str,
+        *,
+        dev_message: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         """A response in CometChat's error shape."""
-        err: dict[str, Any] = {"message": message, "devMessage": dev_message or message,
-                               "source": "chat-api"}
+        err: dict[str, Any] = {
+            "message": message,
+            "devMessage": dev_message or message,
+            "source": "chat-api",
+        }
         if details is not None:
             err["details"] = details
         err["code"] = code
         return json_response({"error": err}, status, headers)
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         if status == 429:
             wait = retry_after if retry_after is not None else 15
-            body = {"error": {"message": "Too many requests. Please try again later.",
-                              "devMessage": "Rate limit exceeded.", "source": "chat-api",
-                              "code": "ERR_TOO_MANY_REQUESTS"}}
-            return body, {"X-Rate-Limit": "10000",
-                          "X-Rate-Limit-Reset": str(int(self.now() + wait))}
-        code = "ERR_SERVICE_UNAVAILABLE" if status in (502, 503, 504) else \
-            "ERR_INTERNAL_SERVER_ERROR"
-        return {"error": {"message": "Something went wrong.", "devMessage": "Injected fault.",
-                          "source": "chat-api", "code": code}}, {}
+            body = {
+                "error": {
+                    "message": "Too many requests. Please try again later.",
+                    "devMessage": "Rate limit exceeded.",
+                    "source": "chat-api",
+                    "code": "ERR_TOO_MANY_REQUESTS",
+                }
+            }
+            return body, {
+                "X-Rate-Limit": "10000",
+                "X-Rate-Limit-Reset": str(int(self.now() + wait)),
+            }
+        code = (
+            "ERR_SERVICE_UNAVAILABLE" if status in (502, 503, 504) else "ERR_INTERNAL_SERVER_ERROR"
+        )
+        return {
+            "error": {
+                "message": "Something went wrong.",
+                "devMessage": "Injected fault.",
+                "source": "chat-api",
+                "code": code,
+            }
+        }, {}
 
     def _authorize(self, request: Request, *, auth_key_ok: bool) -> Response | None:
         key = request.headers.get("apikey")
         if not key:
-            return self.error(401, "AUTH_ERR_EMPTY_APIKEY",
-                              "The apikey header is missing from the request.")
+            return self.error(
+                401, "AUTH_ERR_EMPTY_APIKEY", "The apikey header is missing from the request."
+            )
         if secrets.compare_digest(key, self._api_key):
             return None
         if secrets.compare_digest(key, self._auth_key):
             if auth_key_ok:
                 return None
-            return self.error(403, "AUTH_ERR_NO_ACCESS",
-                              "The key cannot be used to perform this operation. Please use "
-                              "API key with a correct scope to perform the operation.")
-        return self.error(404, "AUTH_ERR_APIKEY_NOT_FOUND",
-                          "The provided API key is invalid.")
+            return self.error(
+                403,
+                "AUTH_ERR_NO_ACCESS",
+                "The key cannot be used to perform this operation. Please use "
+                "API key with a correct scope to perform the operation.",
+            )
+        return self.error(404, "AUTH_ERR_APIKEY_NOT_FOUND", "The provided API key is invalid.")
 
     def _user_not_found(self, uid: str) -> Response:
-        return self.error(404, "ERR_UID_NOT_FOUND",
-                          f"The UID {uid} does not exist, please make sure you have created a "
-                          f"user with UID {uid}.")
+        return self.error(
+            404,
+            "ERR_UID_NOT_FOUND",
+            f"The UID {uid} does not exist, please make sure you have created a "
+            f"user with UID {uid}.",
+        )
 
     def _token_not_found(self, token: str) -> Response:
-        return self.error(401, "ERR_AUTH_TOKEN_NOT_FOUND",
-                          "The auth token does not exist.",
-                          dev_message=f"The auth token {token[:6]}... does not exist.")
+        return self.error(
+            401,
+            "ERR_AUTH_TOKEN_NOT_FOUND",
+            "The auth token does not exist.",
+            dev_message=f"The auth token {token[:6]}... does not exist.",
+        )
 
     # -- REST handlers --------------------------------------------------------------------
 
@@ -233,9 +271,12 @@ class CometChatEmulator(Emulator):
             return denied
         body = await read_json(request)
         if body is INVALID_JSON or not isinstance(body, dict):
-            return self.error(400, "ERR_BAD_REQUEST",
-                              "Failed to validate the data sent with the request.",
-                              details={"body": ["The request body must be a JSON object."]})
+            return self.error(
+                400,
+                "ERR_BAD_REQUEST",
+                "Failed to validate the data sent with the request.",
+                details={"body": ["The request body must be a JSON object."]},
+            )
         details: dict[str, list[str]] = {}
         uid = body.get("uid")
         name = body.get("name")
@@ -253,21 +294,29 @@ class CometChatEmulator(Emulator):
         if avatar is not None and (not isinstance(avatar, str) or len(avatar) > 3000):
             details["avatar"] = ["The avatar may not be greater than 3000 characters."]
         if details:
-            return self.error(400, "ERR_BAD_REQUEST",
-                              "Failed to validate the data sent with the request.",
-                              details=details)
+            return self.error(
+                400,
+                "ERR_BAD_REQUEST",
+                "Failed to validate the data sent with the request.",
+                details=details,
+            )
         assert isinstance(uid, str)
         if not _UID_RE.match(uid.lower()):
-            return self.error(400, "ERR_INVALID_UID",
-                              "The UID may only contain alphanumeric characters, underscores "
-                              "and hyphens, and be at most 100 characters long.",
-                              details={"uid": [uid]})
+            return self.error(
+                400,
+                "ERR_INVALID_UID",
+                "The UID may only contain alphanumeric characters, underscores "
+                "and hyphens, and be at most 100 characters long.",
+                details={"uid": [uid]},
+            )
         with_token = body.get("withAuthToken") is True
         with self._lock:
             if uid.lower() in self._users:
-                return self.error(400, "ERR_UID_ALREADY_EXISTS",
-                                  f"The UID {uid.lower()} already exists, please use a "
-                                  f"different UID.")
+                return self.error(
+                    400,
+                    "ERR_UID_ALREADY_EXISTS",
+                    f"The UID {uid.lower()} already exists, please use a different UID.",
+                )
             user = dict(self._add_user(body))
             if with_token:
                 user["authToken"] = self._add_token(user["uid"])["authToken"]
@@ -294,8 +343,9 @@ class CometChatEmulator(Emulator):
                 return self._user_not_found(uid)
             del self._users[uid]
             self._tokens.pop(uid, None)
-        return json_response({"data": {"success": True,
-                                       "message": f"User with UID {uid} deleted successfully."}})
+        return json_response(
+            {"data": {"success": True, "message": f"User with UID {uid} deleted successfully."}}
+        )
 
     async def _create_token(self, request: Request) -> Response:
         denied = self._authorize(request, auth_key_ok=True)
@@ -304,13 +354,19 @@ class CometChatEmulator(Emulator):
         uid = request.path_params["uid"].lower()
         body = await read_json(request)
         if body is INVALID_JSON or (body is not None and not isinstance(body, dict)):
-            return self.error(400, "ERR_BAD_REQUEST",
-                              "Failed to validate the data sent with the request.",
-                              details={"body": ["The request body must be a JSON object."]})
+            return self.error(
+                400,
+                "ERR_BAD_REQUEST",
+                "Failed to validate the data sent with the request.",
+                details={"body": ["The request body must be a JSON object."]},
+            )
         if body and "force" in body and not isinstance(body["force"], bool):
-            return self.error(400, "ERR_BAD_REQUEST",
-                              "Failed to validate the data sent with the request.",
-                              details={"force": ["The force field must be true or false."]})
+            return self.error(
+                400,
+                "ERR_BAD_REQUEST",
+                "Failed to validate the data sent with the request.",
+                details={"force": ["The force field must be true or false."]},
+            )
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
@@ -326,18 +382,25 @@ class CometChatEmulator(Emulator):
             per_page = max(1, min(100, int(request.query_params.get("perPage", "100"))))
             page = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
-            return self.error(400, "ERR_BAD_REQUEST",
-                              "Failed to validate the data sent with the request.",
-                              details={"page": ["page and perPage must be integers."]})
+            return self.error(
+                400,
+                "ERR_BAD_REQUEST",
+                "Failed to validate the data sent with the request.",
+                details={"page": ["page and perPage must be integers."]},
+            )
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
             records = [dict(r) for r in self._tokens.get(uid, {}).values()]
         total = len(records)
-        chunk = records[(page - 1) * per_page: page * per_page]
-        pagination = {"total": total, "count": len(chunk), "per_page": per_page,
-                      "current_page": page,
-                      "total_pages": max(1, -(-total // per_page))}
+        chunk = records[(page - 1) * per_page : page * per_page]
+        pagination = {
+            "total": total,
+            "count": len(chunk),
+            "per_page": per_page,
+            "current_page": page,
+            "total_pages": max(1, -(-total // per_page)),
+        }
         return json_response({"data": chunk, "meta": {"pagination": pagination}})
 
     async def _one_token(self, request: Request) -> Response:
@@ -355,14 +418,21 @@ class CometChatEmulator(Emulator):
                 return self._token_not_found(token)
             if request.method == "DELETE":
                 del self._tokens[uid][token]
-                return json_response({"data": {
-                    "success": True, "message": "Auth token deleted successfully."}})
+                return json_response(
+                    {"data": {"success": True, "message": "Auth token deleted successfully."}}
+                )
             if request.method == "PUT":
                 if body is INVALID_JSON or (body is not None and not isinstance(body, dict)):
-                    return self.error(400, "ERR_BAD_REQUEST",
-                                      "Failed to validate the data sent with the request.")
-                record.update({k: v for k, v in (body or {}).items()
-                               if k not in ("uid", "authToken", "createdAt")})
+                    return self.error(
+                        400, "ERR_BAD_REQUEST", "Failed to validate the data sent with the request."
+                    )
+                record.update(
+                    {
+                        k: v
+                        for k, v in (body or {}).items()
+                        if k not in ("uid", "authToken", "createdAt")
+                    }
+                )
                 record["updatedAt"] = int(self.now())
             return json_response({"data": dict(record)})
 
@@ -375,28 +445,45 @@ class CometChatEmulator(Emulator):
             if uid not in self._users:
                 return self._user_not_found(uid)
             self._tokens[uid] = {}
-        return json_response({"data": {"success": True,
-                                       "message": f"Auth tokens of {uid} deleted successfully."}})
+        return json_response(
+            {"data": {"success": True, "message": f"Auth tokens of {uid} deleted successfully."}}
+        )
 
     # -- client API (what the front-end SDK sends) ----------------------------------------
 
     def _client_token(self, request: Request) -> tuple[Response | None, str, str]:
         app_id = request.headers.get("appid")
         if not app_id:
-            return self.error(401, "AUTH_ERR_EMPTY_APPID",
-                              "The appId header is missing."), "", ""
+            return self.error(401, "AUTH_ERR_EMPTY_APPID", "The appId header is missing."), "", ""
         if app_id != self.app_id:
-            return self.error(401, "AUTH_ERR_INVALID_APPID",
-                              f"The appId {app_id} does not exist in this region."), "", ""
+            return (
+                self.error(
+                    401,
+                    "AUTH_ERR_INVALID_APPID",
+                    f"The appId {app_id} does not exist in this region.",
+                ),
+                "",
+                "",
+            )
         token = request.headers.get("authtoken")
         if not token:
-            return self.error(401, "AUTH_ERR_EMPTY_AUTH_TOKEN",
-                              "The authToken header is missing."), "", ""
+            return (
+                self.error(401, "AUTH_ERR_EMPTY_AUTH_TOKEN", "The authToken header is missing."),
+                "",
+                "",
+            )
         found = self._find_token(token)
         if found is None:
-            return self.error(401, "AUTH_ERR_AUTH_TOKEN_NOT_FOUND",
-                              "The auth token does not exist. Please make sure you are logged "
-                              "in and have a valid auth token."), "", ""
+            return (
+                self.error(
+                    401,
+                    "AUTH_ERR_AUTH_TOKEN_NOT_FOUND",
+                    "The auth token does not exist. Please make sure you are logged "
+                    "in and have a valid auth token.",
+                ),
+                "",
+                "",
+            )
         return None, found[0], token
 
     async def _me_login(self, request: Request) -> Response:
@@ -428,8 +515,11 @@ class CometChatEmulator(Emulator):
             Route("/v3/users/{uid}/auth_tokens", self._create_token, methods=["POST"]),
             Route("/v3/users/{uid}/auth_tokens", self._list_tokens, methods=["GET"]),
             Route("/v3/users/{uid}/auth_tokens", self._flush_tokens, methods=["DELETE"]),
-            Route("/v3/users/{uid}/auth_tokens/{token}", self._one_token,
-                  methods=["GET", "PUT", "DELETE"]),
+            Route(
+                "/v3/users/{uid}/auth_tokens/{token}",
+                self._one_token,
+                methods=["GET", "PUT", "DELETE"],
+            ),
             Route("/v3.0/me", self._me_login, methods=["PUT"]),
             Route("/v3.0/me", self._me_logout, methods=["DELETE"]),
         ]

@@ -74,8 +74,9 @@ class CallLog(list[Call]):
         """How many calls equal ``value``; a plain ``(method, path)`` tuple is fine."""
         return sum(1 for call in list(self) if call == value)
 
-    def matching(self, method: str | None = None, path: str | None = None, *,
-                 prefix: bool = False) -> list[Call]:
+    def matching(
+        self, method: str | None = None, path: str | None = None, *, prefix: bool = False
+    ) -> list[Call]:
         """The calls with this method (any if None) and path (exact, or a prefix)."""
         found: list[Call] = []
         for call in list(self):
@@ -89,8 +90,9 @@ class CallLog(list[Call]):
             found.append(call)
         return found
 
-    def count_of(self, method: str | None = None, path: str | None = None, *,
-                 prefix: bool = False) -> int:
+    def count_of(
+        self, method: str | None = None, path: str | None = None, *, prefix: bool = False
+    ) -> int:
         """How many calls :meth:`matching` would return."""
         return len(self.matching(method, path, prefix=prefix))
 
@@ -154,22 +156,37 @@ class Faults:
 
     # -- queueing -------------------------------------------------------------------------
 
-    def latency(self, seconds: float, *, times: int = 1, path: str | None = None,
-                method: str | None = None) -> None:
+    def latency(
+        self, seconds: float, *, times: int = 1, path: str | None = None, method: str | None = None
+    ) -> None:
         """Delay the next matching request(s) by ``seconds``, then answer normally."""
         if seconds < 0:
             raise ValueError("latency must be >= 0 seconds")
         self._push(_Fault("latency", times, path, _upper(method), seconds=seconds))
 
-    def timeout(self, *, times: int = 1, path: str | None = None, method: str | None = None,
-                hang: float = DEFAULT_HANG_SECONDS) -> None:
+    def timeout(
+        self,
+        *,
+        times: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+        hang: float = DEFAULT_HANG_SECONDS,
+    ) -> None:
         """Send nothing until the client disconnects (its read timeout fires) or ``hang``
         seconds pass; after that the request is answered normally, like a very slow server."""
         self._push(_Fault("timeout", times, path, _upper(method), seconds=hang))
 
-    def status(self, status: int, *, retry_after: float | None = None, times: int = 1,
-               path: str | None = None, method: str | None = None, body: Any = None,
-               headers: Mapping[str, str] | None = None) -> None:
+    def status(
+        self,
+        status: int,
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Answer with ``status`` and the provider's error body for it (or ``body``).
 
         ``retry_after`` adds a ``Retry-After`` header (seconds); without it there is none, so a
@@ -178,11 +195,20 @@ class Faults:
         """
         if not 100 <= status <= 599:
             raise ValueError(f"not an HTTP status: {status}")
-        self._push(_Fault("status", times, path, _upper(method), status=status,
-                          retry_after=retry_after, body=body, headers=dict(headers or {})))
+        self._push(
+            _Fault(
+                "status",
+                times,
+                path,
+                _upper(method),
+                status=status,
+                retry_after=retry_after,
+                body=body,
+                headers=dict(headers or {}),
+            )
+        )
 
-    def reset(self, *, times: int = 1, path: str | None = None,
-              method: str | None = None) -> None:
+    def reset(self, *, times: int = 1, path: str | None = None, method: str | None = None) -> None:
         """Drop the connection with a TCP reset before any response byte is sent.
 
         An httpx client sees a transport error (``httpx.ReadError`` or
@@ -327,8 +353,13 @@ async def _drain_until_disconnect(receive: Receive) -> None:
 async def _truncated_response(send: Send) -> None:
     # Fallback when the server is not uvicorn: promise a body and never finish it, so the
     # server closes the connection and the client sees an incomplete response.
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"{", "more_body": True})
 
 

@@ -58,6 +58,7 @@ def chatauth_emulator_hosts() -> Iterator[HostPool]:
 def serve_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[Callable[[_E], _E]]:
     """A function serving a given emulator until the end of the test; returns it (served)."""
     with ExitStack() as stack:
+
         def start(emulator: _E) -> _E:
             return stack.enter_context(chatauth_emulator_hosts.serve(emulator))
 

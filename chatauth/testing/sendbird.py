@@ -67,9 +67,14 @@ class SendbirdEmulator(Emulator):
 
     api_prefix = "/v3"
 
-    def __init__(self, *, app_id: str = DEFAULT_APP_ID,
-                 api_token: str = DEFAULT_API_TOKEN,
-                 secondary_tokens: tuple[str, ...] = (), clock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        app_id: str = DEFAULT_APP_ID,
+        api_token: str = DEFAULT_API_TOKEN,
+        secondary_tokens: tuple[str, ...] = (),
+        clock: Any = None,
+    ) -> None:
         self.app_id = app_id
         self._api_tokens = (api_token, *secondary_tokens)
         self._users: dict[str, dict[str, Any]] = {}
@@ -102,8 +107,11 @@ class SendbirdEmulator(Emulator):
         """Whether ``token`` is the user's (non-expiring) access token."""
         with self._lock:
             user = self._users.get(user_id)
-            return bool(user and user["access_token"]
-                        and secrets.compare_digest(user["access_token"], token))
+            return bool(
+                user
+                and user["access_token"]
+                and secrets.compare_digest(user["access_token"], token)
+            )
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -112,13 +120,14 @@ class SendbirdEmulator(Emulator):
         """A response in Sendbird's error shape."""
         return json_response({"error": True, "code": code, "message": message}, status)
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         if status == 429:
             wait = retry_after if retry_after is not None else 1
-            return {"error": True, "code": 500910,
-                    "message": f"Too many requests (scope: app, retry_after: {wait}s)."}, \
-                {"X-RateLimit-RetryAfter": str(wait)}
+            return {
+                "error": True,
+                "code": 500910,
+                "message": f"Too many requests (scope: app, retry_after: {wait}s).",
+            }, {"X-RateLimit-RetryAfter": str(wait)}
         return {"error": True, "code": 500901, "message": "Unexpected error."}, {}
 
     # -- dispatch -------------------------------------------------------------------------
@@ -126,11 +135,12 @@ class SendbirdEmulator(Emulator):
     async def _dispatch(self, request: Request) -> Response:
         token = request.headers.get("api-token", "")
         if not any(token and secrets.compare_digest(token, t) for t in self._api_tokens):
-            return self.error(400401, "Invalid value: \"Api-Token\".", 401)
+            return self.error(400401, 'Invalid value: "Api-Token".', 401)
         # The decoded path would turn %2F into a separator: route on the raw path instead.
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
-        segments = [unquote(s) for s in raw.decode("latin-1").split("?")[0]
-                    .split("/")[3:]]  # after "", "v3", "users"
+        segments = [
+            unquote(s) for s in raw.decode("latin-1").split("?")[0].split("/")[3:]
+        ]  # after "", "v3", "users"
         method = request.method
         if segments == [] or segments == [""]:
             if method == "POST":
@@ -146,7 +156,7 @@ class SendbirdEmulator(Emulator):
             if method == "DELETE":
                 return self._revoke_tokens(segments[0])
         else:
-            return self.error(400201, "\"Path\" not found.", 400)
+            return self.error(400201, '"Path" not found.', 400)
         return self.error(400108, f"Method {method} is not allowed here.", 405)
 
     async def _create_user(self, request: Request) -> Response:
@@ -155,34 +165,44 @@ class SendbirdEmulator(Emulator):
             return self.error(400103, "The request body must be a JSON object.")
         for field in ("user_id", "nickname", "profile_url"):
             if field not in body or body[field] is None:
-                return self.error(400105, f"\"{field}\" must be required.")
+                return self.error(400105, f'"{field}" must be required.')
             if not isinstance(body[field], str):
-                return self.error(400100, f"\"{field}\" must be a string.")
+                return self.error(400100, f'"{field}" must be a string.')
         user_id, nickname, profile_url = body["user_id"], body["nickname"], body["profile_url"]
         if user_id == "":
-            return self.error(400105, "\"user_id\" must be required.")
+            return self.error(400105, '"user_id" must be required.')
         if len(user_id) > 80:
-            return self.error(400110, "\"user_id\" is too long (max 80).")
+            return self.error(400110, '"user_id" is too long (max 80).')
         if _BAD_CHARS.search(user_id):
-            return self.error(400151, "\"user_id\" contains a character that is not allowed.")
+            return self.error(400151, '"user_id" contains a character that is not allowed.')
         if len(nickname) > 80:
-            return self.error(400110, "\"nickname\" is too long (max 80).")
+            return self.error(400110, '"nickname" is too long (max 80).')
         if len(profile_url) > 2048:
-            return self.error(400110, "\"profile_url\" is too long (max 2048).")
+            return self.error(400110, '"profile_url" is too long (max 2048).')
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
-            return self.error(400103, "\"metadata\" must be a JSON object.")
+            return self.error(400103, '"metadata" must be a JSON object.')
         with self._lock:
             if user_id in self._users:
-                return self.error(400202, f"\"User\" violates a unique constraint. "
-                                          f"user_id \"{user_id}\" already exists.")
+                return self.error(
+                    400202,
+                    f'"User" violates a unique constraint. user_id "{user_id}" already exists.',
+                )
             user = {
-                "user_id": user_id, "nickname": nickname, "profile_url": profile_url,
-                "access_token": secrets.token_hex(20) if body.get("issue_access_token") is True
+                "user_id": user_id,
+                "nickname": nickname,
+                "profile_url": profile_url,
+                "access_token": secrets.token_hex(20)
+                if body.get("issue_access_token") is True
                 else "",
-                "is_online": False, "is_active": True, "created_at": int(self.now()),
-                "last_seen_at": -1, "has_ever_logged_in": False, "discovery_keys": [],
-                "preferred_languages": [], "metadata": dict(metadata),
+                "is_online": False,
+                "is_active": True,
+                "created_at": int(self.now()),
+                "last_seen_at": -1,
+                "has_ever_logged_in": False,
+                "discovery_keys": [],
+                "preferred_languages": [],
+                "metadata": dict(metadata),
             }
             self._users[user_id] = user
             self._sessions[user_id] = {}
@@ -211,10 +231,10 @@ class SendbirdEmulator(Emulator):
         now_ms = self._now_ms()
         if expires_at is None:
             expires_at = now_ms + DEFAULT_TOKEN_TTL_MS
-        elif isinstance(expires_at, bool) or not isinstance(expires_at, int) \
-                or expires_at <= now_ms:
-            return self.error(400111, "\"expires_at\" must be a future Unix time in "
-                                      "milliseconds.")
+        elif (
+            isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at <= now_ms
+        ):
+            return self.error(400111, '"expires_at" must be a future Unix time in milliseconds.')
         with self._lock:
             if user_id not in self._users:
                 return self._not_found(user_id)
@@ -230,9 +250,11 @@ class SendbirdEmulator(Emulator):
         return json_response({})
 
     def _not_found(self, user_id: str) -> Response:
-        return self.error(400201, f"\"User\" not found. user_id \"{user_id}\" does not exist.")
+        return self.error(400201, f'"User" not found. user_id "{user_id}" does not exist.')
 
     def _routes(self) -> list[BaseRoute]:
         methods = ["GET", "POST", "PUT", "DELETE"]
-        return [Route("/v3/users", self._dispatch, methods=methods),
-                Route("/v3/users/{rest:path}", self._dispatch, methods=methods)]
+        return [
+            Route("/v3/users", self._dispatch, methods=methods),
+            Route("/v3/users/{rest:path}", self._dispatch, methods=methods),
+        ]

@@ -36,8 +36,9 @@ class ServedApp:
     """A running server: ``url`` (``http://127.0.0.1:<port>``, no trailing slash), ``host``,
     ``port``, and the ``app`` it serves."""
 
-    def __init__(self, app: Any, host: str, port: int, server: uvicorn.Server,
-                 thread: threading.Thread) -> None:
+    def __init__(
+        self, app: Any, host: str, port: int, server: uvicorn.Server, thread: threading.Thread
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
@@ -50,8 +51,14 @@ class ServedApp:
 
 
 @contextmanager
-def serve(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 10.0,
-          shutdown_timeout: float = 10.0, log_level: str = "warning") -> Iterator[ServedApp]:
+def serve(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    startup_timeout: float = 10.0,
+    shutdown_timeout: float = 10.0,
+    log_level: str = "warning",
+) -> Iterator[ServedApp]:
     """Serve ``app`` with uvicorn in a daemon thread for the duration of the ``with`` block."""
     # Binding the socket ourselves (port 0) gives the port before the server starts, with no
     # window in which another process could take a port we picked.
@@ -99,8 +106,14 @@ def serve(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 10.0,
         sock.close()
 
 
-def _wait_until_accepting(server: uvicorn.Server, thread: threading.Thread, host: str,
-                          port: int, timeout: float, failure: list[BaseException]) -> None:
+def _wait_until_accepting(
+    server: uvicorn.Server,
+    thread: threading.Thread,
+    host: str,
+    port: int,
+    timeout: float,
+    failure: list[BaseException],
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if failure:
@@ -241,8 +254,7 @@ class Emulator:
     def _routes(self) -> list[BaseRoute]:
         raise NotImplementedError
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         """The provider's error body (and extra headers) for an injected status."""
         return generic_error(status, retry_after)
 
@@ -267,7 +279,8 @@ async def read_json(request: Request) -> Any:
         return INVALID_JSON
 
 
-def json_response(body: Any, status: int = 200,
-                  headers: dict[str, str] | None = None) -> JSONResponse:
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """A JSON response (kept in one place so every emulator encodes alike)."""
     return JSONResponse(body, status_code=status, headers=headers)

@@ -61,8 +61,11 @@ _MORE_INFO = "https://getstream.io/chat/docs/api_errors_response"
 
 
 def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds") \
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="microseconds")
         .replace("+00:00", "Z")
+    )
 
 
 def _parse_rfc3339(value: str) -> float | None:
@@ -86,9 +89,13 @@ class StreamEmulator(Emulator):
     seconds or None); client check: ``connect_user(user_token) -> (ok, error_code)``.
     """
 
-    def __init__(self, *, api_key: str = DEFAULT_API_KEY,
-                 api_secret: str = DEFAULT_API_SECRET,
-                 clock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        api_secret: str = DEFAULT_API_SECRET,
+        clock: Any = None,
+    ) -> None:
         self.api_key = api_key
         self._api_secret = api_secret
         self._users: dict[str, dict[str, Any]] = {}
@@ -113,10 +120,18 @@ class StreamEmulator(Emulator):
         """Whether a client could connect with ``user_token`` now: ``(True, None)`` or
         ``(False, <Stream error code>)``."""
         try:
-            claims = jwt.decode(user_token, self._api_secret, algorithms=["HS256"],
-                                options={"verify_exp": False, "verify_nbf": False,
-                                         "verify_iat": False, "verify_aud": False,
-                                         "verify_iss": False})
+            claims = jwt.decode(
+                user_token,
+                self._api_secret,
+                algorithms=["HS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
+            )
         except jwt.InvalidSignatureError:
             return False, 43
         except jwt.PyJWTError:
@@ -135,8 +150,11 @@ class StreamEmulator(Emulator):
         if iat is not None and iat > now + 5:  # small leeway for clock skew
             return False, 42
         with self._lock:
-            cutoffs = [c for c in (self._revoked_before.get(user_id), self.app_revoked_before)
-                       if c is not None]
+            cutoffs = [
+                c
+                for c in (self._revoked_before.get(user_id), self.app_revoked_before)
+                if c is not None
+            ]
         for cutoff in cutoffs:
             if iat is None or iat < cutoff:
                 return False, 40
@@ -155,24 +173,32 @@ class StreamEmulator(Emulator):
             user["revoke_tokens_issued_before"] = _rfc3339(cutoff)
         return user
 
-    def error(self, status: int, code: int, message: str,
-              headers: dict[str, str] | None = None) -> Response:
+    def error(
+        self, status: int, code: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
         """A response in Stream's error shape."""
         return json_response(self._error_body(status, code, message), status, headers)
 
     @staticmethod
     def _error_body(status: int, code: int, message: str) -> dict[str, Any]:
-        return {"code": code, "message": message, "StatusCode": status,
-                "duration": "0.01ms", "more_info": _MORE_INFO}
+        return {
+            "code": code,
+            "message": message,
+            "StatusCode": status,
+            "duration": "0.01ms",
+            "more_info": _MORE_INFO,
+        }
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         if status == 429:
             reset = int(self.now() + (retry_after if retry_after is not None else 60))
-            return self._error_body(429, 9, "Too many requests, check response headers for "
-                                            "more information."), \
-                {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "0",
-                 "X-RateLimit-Reset": str(reset)}
+            return self._error_body(
+                429, 9, "Too many requests, check response headers for more information."
+            ), {
+                "X-RateLimit-Limit": "1000",
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(reset),
+            }
         return self._error_body(status, -1, "internal system error"), {}
 
     def _authenticate(self, request: Request) -> Response | None:
@@ -185,16 +211,24 @@ class StreamEmulator(Emulator):
         if not token:
             return self.error(401, 5, "Authorization header is missing")
         try:
-            claims = jwt.decode(token, self._api_secret, algorithms=["HS256"],
-                                options={"verify_aud": False, "verify_iss": False})
+            claims = jwt.decode(
+                token,
+                self._api_secret,
+                algorithms=["HS256"],
+                options={"verify_aud": False, "verify_iss": False},
+            )
         except jwt.ExpiredSignatureError:
             return self.error(401, 40, "JWTAuth error: token has expired")
         except jwt.ImmatureSignatureError:
             return self.error(401, 41, "JWTAuth error: token is not valid yet")
         except jwt.InvalidSignatureError:
-            return self.error(401, 43, "JWTAuth error: signature is not valid. Make sure the "
-                                       "token is created using the secret for API key "
-                                       f'"{self.api_key}"')
+            return self.error(
+                401,
+                43,
+                "JWTAuth error: signature is not valid. Make sure the "
+                "token is created using the secret for API key "
+                f'"{self.api_key}"',
+            )
         except jwt.PyJWTError:
             return self.error(401, 5, "JWTAuth error: token is malformed")
         if claims.get("server") is not True:
@@ -210,32 +244,43 @@ class StreamEmulator(Emulator):
         body = await read_json(request)
         users = body.get("users") if isinstance(body, dict) else None
         if body is INVALID_JSON or not isinstance(users, dict) or not users:
-            return self.error(400, 4, "UpdateUsers failed with error: \"users is a required "
-                                      "field\"")
+            return self.error(400, 4, 'UpdateUsers failed with error: "users is a required field"')
         if len(users) > 100:
-            return self.error(400, 4, "UpdateUsers failed with error: \"users must contain at "
-                                      "most 100 items\"")
+            return self.error(
+                400, 4, 'UpdateUsers failed with error: "users must contain at most 100 items"'
+            )
         for key, value in users.items():
             if not isinstance(value, dict):
-                return self.error(400, 4, f'UpdateUsers failed with error: "users.{key} must '
-                                          f'be an object"')
+                return self.error(
+                    400, 4, f'UpdateUsers failed with error: "users.{key} must be an object"'
+                )
             uid = value.get("id", key)
             if uid != key:
-                return self.error(400, 4, f'UpdateUsers failed with error: "user id {uid!r} '
-                                          f'does not match key {key!r}"')
+                return self.error(
+                    400,
+                    4,
+                    f'UpdateUsers failed with error: "user id {uid!r} does not match key {key!r}"',
+                )
             if not isinstance(uid, str) or not _USER_ID_RE.match(uid):
-                return self.error(400, 4, 'UpdateUsers failed with error: "user_id must not '
-                                          'be empty, longer than 255 characters, or contain '
-                                          'characters other than letters, numbers, "@", "_" '
-                                          'and "-""')
+                return self.error(
+                    400,
+                    4,
+                    'UpdateUsers failed with error: "user_id must not '
+                    "be empty, longer than 255 characters, or contain "
+                    'characters other than letters, numbers, "@", "_" '
+                    'and "-""',
+                )
         now = _rfc3339(self.now())
         with self._lock:
             out: dict[str, Any] = {}
             for uid, value in users.items():
                 previous = self._users.get(uid)
                 # Upsert replaces the custom fields; created_at survives.
-                user = {k: v for k, v in value.items()
-                        if k not in ("created_at", "updated_at", "revoke_tokens_issued_before")}
+                user = {
+                    k: v
+                    for k, v in value.items()
+                    if k not in ("created_at", "updated_at", "revoke_tokens_issued_before")
+                }
                 user["id"] = uid
                 user.setdefault("role", "user")
                 user.setdefault("banned", False)
@@ -253,19 +298,25 @@ class StreamEmulator(Emulator):
         body = await read_json(request)
         updates = body.get("users") if isinstance(body, dict) else None
         if body is INVALID_JSON or not isinstance(updates, list) or not updates:
-            return self.error(400, 4, 'UpdateUsersPartial failed with error: "users is a '
-                                      'required field"')
+            return self.error(
+                400, 4, 'UpdateUsersPartial failed with error: "users is a required field"'
+            )
         parsed: list[tuple[str, dict[str, Any], list[str], tuple[bool, float | None] | None]]
         parsed = []
         for item in updates:
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-                return self.error(400, 4, 'UpdateUsersPartial failed with error: "id is a '
-                                          'required field"')
+                return self.error(
+                    400, 4, 'UpdateUsersPartial failed with error: "id is a required field"'
+                )
             set_ = item.get("set") or {}
             unset = item.get("unset") or []
             if not isinstance(set_, dict) or not isinstance(unset, list):
-                return self.error(400, 4, 'UpdateUsersPartial failed with error: "set must '
-                                          'be an object and unset a list"')
+                return self.error(
+                    400,
+                    4,
+                    'UpdateUsersPartial failed with error: "set must '
+                    'be an object and unset a list"',
+                )
             revoke: tuple[bool, float | None] | None = None
             if "revoke_tokens_issued_before" in set_:
                 raw = set_["revoke_tokens_issued_before"]
@@ -274,21 +325,27 @@ class StreamEmulator(Emulator):
                 elif isinstance(raw, str) and _parse_rfc3339(raw) is not None:
                     revoke = (True, _parse_rfc3339(raw))
                 else:
-                    return self.error(400, 4, 'UpdateUsersPartial failed with error: '
-                                              '"revoke_tokens_issued_before must be an RFC '
-                                              '3339 timestamp"')
+                    return self.error(
+                        400,
+                        4,
+                        "UpdateUsersPartial failed with error: "
+                        '"revoke_tokens_issued_before must be an RFC '
+                        '3339 timestamp"',
+                    )
             parsed.append((item["id"], set_, unset, revoke))
         with self._lock:
             for uid, _, _, _ in parsed:
                 if uid not in self._users:
-                    return self.error(404, 16, f'UpdateUsersPartial failed with error: "user '
-                                               f'{uid} does not exist"')
+                    return self.error(
+                        404,
+                        16,
+                        f'UpdateUsersPartial failed with error: "user {uid} does not exist"',
+                    )
             out: dict[str, Any] = {}
             for uid, set_, unset, revoke in parsed:
                 user = self._users[uid]
                 for key, value in set_.items():
-                    if key not in ("id", "created_at", "updated_at",
-                                   "revoke_tokens_issued_before"):
+                    if key not in ("id", "created_at", "updated_at", "revoke_tokens_issued_before"):
                         user[key] = value
                 for key in unset:
                     if key not in ("id", "role", "created_at", "updated_at"):
@@ -316,9 +373,13 @@ class StreamEmulator(Emulator):
             elif isinstance(raw, str) and _parse_rfc3339(raw) is not None:
                 cutoff = _parse_rfc3339(raw)
             else:
-                return self.error(400, 4, 'UpdateApp failed with error: '
-                                          '"revoke_tokens_issued_before must be an RFC 3339 '
-                                          'timestamp"')
+                return self.error(
+                    400,
+                    4,
+                    "UpdateApp failed with error: "
+                    '"revoke_tokens_issued_before must be an RFC 3339 '
+                    'timestamp"',
+                )
             with self._lock:
                 self.app_revoked_before = cutoff
         return json_response({"duration": "0.98ms"})

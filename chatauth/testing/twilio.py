@@ -51,8 +51,15 @@ from starlette.routing import BaseRoute, Route
 
 from chatauth.testing.server import Emulator, json_response
 
-__all__ = ["DEFAULT_ACCOUNT_SID", "DEFAULT_API_KEY_SECRET", "DEFAULT_API_KEY_SID",
-           "DEFAULT_AUTH_TOKEN", "DEFAULT_SERVICE_SID", "AccessTokenError", "TwilioEmulator"]
+__all__ = [
+    "DEFAULT_ACCOUNT_SID",
+    "DEFAULT_API_KEY_SECRET",
+    "DEFAULT_API_KEY_SID",
+    "DEFAULT_AUTH_TOKEN",
+    "DEFAULT_SERVICE_SID",
+    "AccessTokenError",
+    "TwilioEmulator",
+]
 
 # Obviously fake test credentials (all-zero SIDs), the emulator's defaults.
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
@@ -90,11 +97,16 @@ class TwilioEmulator(Emulator):
 
     api_prefix = "/v1"
 
-    def __init__(self, *, account_sid: str = DEFAULT_ACCOUNT_SID,
-                 api_key_sid: str = DEFAULT_API_KEY_SID,
-                 api_key_secret: str = DEFAULT_API_KEY_SECRET,
-                 service_sid: str = DEFAULT_SERVICE_SID,
-                 auth_token: str = DEFAULT_AUTH_TOKEN, clock: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        account_sid: str = DEFAULT_ACCOUNT_SID,
+        api_key_sid: str = DEFAULT_API_KEY_SID,
+        api_key_secret: str = DEFAULT_API_KEY_SECRET,
+        service_sid: str = DEFAULT_SERVICE_SID,
+        auth_token: str = DEFAULT_AUTH_TOKEN,
+        clock: Any = None,
+    ) -> None:
         self.account_sid = account_sid
         self.api_key_sid = api_key_sid
         self.service_sid = service_sid
@@ -123,17 +135,28 @@ class TwilioEmulator(Emulator):
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
             raise AccessTokenError(20101, f"Invalid Access Token: {exc}") from None
-        if header.get("alg") != "HS256" or header.get("typ") != "JWT" \
-                or header.get("cty") != "twilio-fpa;v=1":
+        if (
+            header.get("alg") != "HS256"
+            or header.get("typ") != "JWT"
+            or header.get("cty") != "twilio-fpa;v=1"
+        ):
             raise AccessTokenError(20102, "Invalid Access Token header")
         with self._lock:
             secret = self._keys.get(str(unverified.get("iss")))
         if secret is None:
             raise AccessTokenError(20107, "Invalid Access Token signature (unknown API key)")
         try:
-            claims = jwt.decode(token, secret, algorithms=["HS256"],
-                                options={"verify_exp": False, "verify_nbf": False,
-                                         "verify_iat": False, "verify_aud": False})
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=["HS256"],
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                },
+            )
         except jwt.InvalidSignatureError:
             raise AccessTokenError(20107, "Invalid Access Token signature") from None
         except jwt.PyJWTError as exc:
@@ -150,8 +173,11 @@ class TwilioEmulator(Emulator):
         if exp - start > MAX_TTL_SECONDS:
             raise AccessTokenError(20157, "Expiration Time exceeds maximum of 86400 seconds")
         grants = claims.get("grants")
-        if not isinstance(grants, dict) or not isinstance(grants.get("identity"), str) \
-                or not grants["identity"]:
+        if (
+            not isinstance(grants, dict)
+            or not isinstance(grants.get("identity"), str)
+            or not grants["identity"]
+        ):
             raise AccessTokenError(20106, "Invalid Access Token grants: no identity")
         chat = grants.get("chat")
         if not isinstance(chat, dict) or chat.get("service_sid") != self.service_sid:
@@ -163,23 +189,33 @@ class TwilioEmulator(Emulator):
     @staticmethod
     def error(status: int, code: int, message: str) -> Response:
         """A response in Twilio's error shape."""
-        return json_response({"code": code, "message": message,
-                              "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                              "status": status}, status)
+        return json_response(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status,
+        )
 
-    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any,
-                                                                                dict[str, str]]:
+    def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         code = 20429 if status == 429 else 20500
         message = "Too Many Requests" if status == 429 else "Internal Server Error"
-        return {"code": code, "message": message,
-                "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}, {}
+        return {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }, {}
 
     def _authenticate(self, request: Request) -> Response | None:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic":
             try:
-                user, _, password = base64.b64decode(encoded.strip(), validate=True) \
-                    .decode("utf-8").partition(":")
+                user, _, password = (
+                    base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 user = password = ""
             with self._lock:
@@ -194,19 +230,20 @@ class TwilioEmulator(Emulator):
 
     def _resource(self, user: dict[str, Any]) -> dict[str, Any]:
         base = (self.served_url or "https://conversations.twilio.com") + "/v1"
-        return {**user, "url": f"{base}/Users/{user['sid']}",
-                "links": {"user_conversations": f"{base}/Users/{user['sid']}/Conversations"}}
+        return {
+            **user,
+            "url": f"{base}/Users/{user['sid']}",
+            "links": {"user_conversations": f"{base}/Users/{user['sid']}/Conversations"},
+        }
 
     async def _create(self, request: Request) -> Response:
         denied = self._authenticate(request)
         if denied:
             return denied
-        form = parse_qs((await request.body()).decode("utf-8", "replace"),
-                        keep_blank_values=True)
+        form = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
         identity = form.get("Identity", [""])[0]
         if not identity:
-            return self.error(400, 20001, "Missing required parameter Identity in the post "
-                                          "body")
+            return self.error(400, 20001, "Missing required parameter Identity in the post body")
         if _USER_SID_RE.match(identity):
             return self.error(400, 20001, "Identity must not have the form of a User SID")
         attributes = form.get("Attributes", ["{}"])[0] or "{}"
@@ -219,12 +256,17 @@ class TwilioEmulator(Emulator):
             if identity in self._users:
                 return self.error(409, 50201, "User with provided identity already exists")
             user = {
-                "sid": "US" + secrets.token_hex(16), "account_sid": self.account_sid,
+                "sid": "US" + secrets.token_hex(16),
+                "account_sid": self.account_sid,
                 "chat_service_sid": self.service_sid,
                 "role_sid": form.get("RoleSid", ["RL" + "0" * 32])[0],
-                "identity": identity, "friendly_name": form.get("FriendlyName", [None])[0],
-                "attributes": attributes, "is_online": None, "is_notifiable": None,
-                "date_created": now, "date_updated": now,
+                "identity": identity,
+                "friendly_name": form.get("FriendlyName", [None])[0],
+                "attributes": attributes,
+                "is_online": None,
+                "is_notifiable": None,
+                "date_created": now,
+                "date_updated": now,
             }
             self._users[identity] = user
             return json_response(self._resource(user), 201)
@@ -245,13 +287,14 @@ class TwilioEmulator(Emulator):
         with self._lock:
             user = self._find(sid)
             if user is None:
-                return self.error(404, 20404, f"The requested resource /Users/{sid} was not "
-                                              f"found")
+                return self.error(404, 20404, f"The requested resource /Users/{sid} was not found")
             if request.method == "DELETE":
                 del self._users[user["identity"]]
                 return Response(status_code=204)
             return json_response(self._resource(user))
 
     def _routes(self) -> list[BaseRoute]:
-        return [Route("/v1/Users", self._create, methods=["POST"]),
-                Route("/v1/Users/{sid}", self._item, methods=["GET", "DELETE"])]
+        return [
+            Route("/v1/Users", self._create, methods=["POST"]),
+            Route("/v1/Users/{sid}", self._item, methods=["GET", "DELETE"]),
+        ]

@@ -71,8 +71,13 @@ def install(venv: Path) -> None:
             subprocess.run([uv, "venv", "--python", sys.executable, str(venv)], check=True)
         subprocess.run(
             [
-                uv, "pip", "install", "--compile-bytecode",
-                "--python", str(_venv_python(venv)), *PACKAGES,
+                uv,
+                "pip",
+                "install",
+                "--compile-bytecode",
+                "--python",
+                str(_venv_python(venv)),
+                *PACKAGES,
             ],
             check=True,
         )
@@ -115,8 +120,10 @@ def main(argv: list[str]) -> int:
     if _works(venv):
         _ensure_bytecode(venv)
     else:
-        print(f"installation into {venv} finished but 'import synapse, authlib' fails",
-              file=sys.stderr)
+        print(
+            f"installation into {venv} finished but 'import synapse, authlib' fails",
+            file=sys.stderr,
+        )
         return 1
     elapsed = time.monotonic() - started
     print(f"Synapse {_synapse_version(venv)} installed in {venv} ({elapsed:.1f} s)")

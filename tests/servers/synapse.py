@@ -265,13 +265,19 @@ class SynapseServer:
         if cached is None:
             generated = subprocess.run(
                 [
-                    self.python, "-m", "synapse.app.homeserver",
+                    self.python,
+                    "-m",
+                    "synapse.app.homeserver",
                     "--generate-config",
-                    "--server-name", self.server_name,
+                    "--server-name",
+                    self.server_name,
                     "--report-stats=no",
-                    "-c", str(self.config_path),
-                    "--config-directory", str(self.directory),
-                    "--data-directory", str(self.directory / "data"),
+                    "-c",
+                    str(self.config_path),
+                    "--config-directory",
+                    str(self.directory),
+                    "--data-directory",
+                    str(self.directory / "data"),
                 ],
                 cwd=self.directory,
                 capture_output=True,
@@ -408,8 +414,9 @@ class SynapseServer:
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
 
-    def register_user(self, username: str, *, admin: bool = False, password: str | None = None)\
-            -> str:
+    def register_user(
+        self, username: str, *, admin: bool = False, password: str | None = None
+    ) -> str:
         """Create ``@username:localhost`` by shared-secret registration; return its token."""
         password = password or secrets.token_urlsafe(16)
         endpoint = self.url("/_synapse/admin/v1/register")
@@ -466,8 +473,7 @@ class SynapseServer:
         txn_id = uuid.uuid4().hex
         return httpx.put(
             self.url(
-                f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
-                f"/send/m.room.message/{txn_id}"
+                f"/_matrix/client/v3/rooms/{quote(room_id, safe='')}/send/m.room.message/{txn_id}"
             ),
             headers=self._auth(token),
             json={"msgtype": "m.text", "body": body},

@@ -319,7 +319,7 @@ def test_constructing_a_server_leaves_no_temp_dir() -> None:
 
 # -- the fixtures themselves -----------------------------------------------------------------
 
-INNER_TEST = '''
+INNER_TEST = """
 import json
 import os
 
@@ -338,7 +338,7 @@ def test_fixtures(synapse, synapse_factory, redis_server, redis_factory, postgre
     servers = [synapse, fresh, redis_server, extra_redis, postgres_server]
     with open(os.environ["SERVER_RECORD"], "w") as record:
         json.dump([[s.pid, str(s.directory)] for s in servers], record)
-'''
+"""
 
 
 @pytest.mark.synapse
@@ -352,13 +352,21 @@ def test_fixtures_stop_everything_at_teardown(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SERVER_RECORD": str(record)}
     run = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-q",
-            "-c", str(tmp_path / "pytest.ini"),
-            "--rootdir", str(tmp_path),
-            "-p", "no:cacheprovider",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            "-p",
+            "no:cacheprovider",
             # Only our plugin: chatauth's own pytest11 plugin is not under test here.
-            "-p", "no:chatauth",
-            "-p", "tests.servers.fixtures",
+            "-p",
+            "no:chatauth",
+            "-p",
+            "tests.servers.fixtures",
             "test_inner.py",
         ],
         cwd=tmp_path,

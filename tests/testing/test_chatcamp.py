@@ -15,8 +15,12 @@ Call = Callable[..., dict[str, Any]]
 
 @pytest.fixture
 def call(chatcamp_emulator: ChatCampEmulator) -> Iterator[Call]:
-    with loopback.client(base_url=chatcamp_emulator.base_url, timeout=5,
-                      headers={"x-app-id": DEFAULT_APP_ID, "x-api-key": DEFAULT_API_KEY}) as c:
+    with loopback.client(
+        base_url=chatcamp_emulator.base_url,
+        timeout=5,
+        headers={"x-app-id": DEFAULT_APP_ID, "x-api-key": DEFAULT_API_KEY},
+    ) as c:
+
         def do(method: str, **params: Any) -> dict[str, Any]:
             response = c.post(f"/{method}", json=params)
             assert response.status_code == 200
@@ -33,9 +37,14 @@ def error_code(body: dict[str, Any]) -> str:
 
 
 def test_create_with_access_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    body = call("users.create", id="alice", display_name="Alice",
-                avatar_url="https://example.com/a.png", email="a@example.com",
-                check_access_token=True)
+    body = call(
+        "users.create",
+        id="alice",
+        display_name="Alice",
+        avatar_url="https://example.com/a.png",
+        email="a@example.com",
+        check_access_token=True,
+    )
     assert body["ok"] is True
     user = body["user"]
     assert user["id"] == "alice"
@@ -61,8 +70,7 @@ def test_create_without_access_token(call: Call, chatcamp_emulator: ChatCampEmul
 
 def test_duplicate_and_invalid_ids(call: Call) -> None:
     call("users.create", id="carol", display_name="C")
-    assert error_code(call("users.create", id="carol", display_name="C")) == \
-        "user_already_exists"
+    assert error_code(call("users.create", id="carol", display_name="C")) == "user_already_exists"
     assert error_code(call("users.create", display_name="C")) == "missing_parameter"
     assert error_code(call("users.create", id="with space", display_name="C")) == "invalid_id"
     assert error_code(call("users.create", id="x" * 256, display_name="C")) == "invalid_id"
@@ -70,8 +78,9 @@ def test_duplicate_and_invalid_ids(call: Call) -> None:
 
 
 def test_update_rotates_the_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    old = call("users.create", id="erin", display_name="E",
-               check_access_token=True)["user"]["access_token"]
+    old = call("users.create", id="erin", display_name="E", check_access_token=True)["user"][
+        "access_token"
+    ]
     # A chosen value...
     body = call("users.update", id="erin", access_token="rotated-value")
     assert body["user"]["access_token"] == "rotated-value"
@@ -95,8 +104,9 @@ def test_update_fields_and_errors(call: Call) -> None:
 
 
 def test_get_list_delete(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    token = call("users.create", id="gus", display_name="G",
-                 check_access_token=True)["user"]["access_token"]
+    token = call("users.create", id="gus", display_name="G", check_access_token=True)["user"][
+        "access_token"
+    ]
     call("users.create", id="hal", display_name="H")
     fetched = call("users.get", id="gus")["user"]
     assert fetched["id"] == "gus"
@@ -118,9 +128,15 @@ def test_connect_unknown_uid(chatcamp_emulator: ChatCampEmulator) -> None:
     assert "stranger" in chatcamp_emulator.users
 
 
-@pytest.mark.parametrize("headers", [{}, {"x-app-id": DEFAULT_APP_ID},
-                                     {"x-app-id": "other", "x-api-key": DEFAULT_API_KEY},
-                                     {"x-app-id": DEFAULT_APP_ID, "x-api-key": "wrong"}])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-app-id": DEFAULT_APP_ID},
+        {"x-app-id": "other", "x-api-key": DEFAULT_API_KEY},
+        {"x-app-id": DEFAULT_APP_ID, "x-api-key": "wrong"},
+    ],
+)
 def test_auth_headers(chatcamp_emulator: ChatCampEmulator, headers: dict[str, str]) -> None:
     response = loopback.post(chatcamp_emulator.base_url + "/users.list", json={}, headers=headers)
     assert response.status_code == 200
@@ -129,12 +145,12 @@ def test_auth_headers(chatcamp_emulator: ChatCampEmulator, headers: dict[str, st
 
 def test_unknown_method_verb_and_body(chatcamp_emulator: ChatCampEmulator) -> None:
     headers = {"x-app-id": DEFAULT_APP_ID, "x-api-key": DEFAULT_API_KEY}
-    unknown = loopback.post(chatcamp_emulator.base_url + "/users.explode", json={},
-                         headers=headers)
+    unknown = loopback.post(chatcamp_emulator.base_url + "/users.explode", json={}, headers=headers)
     assert unknown.status_code == 404
     assert error_code(unknown.json()) == "unknown_method"
     wrong_verb = loopback.get(chatcamp_emulator.base_url + "/users.list", headers=headers)
     assert wrong_verb.status_code == 405
-    bad_body = loopback.post(chatcamp_emulator.base_url + "/users.list", content=b"[1, 2]",
-                          headers=headers)
+    bad_body = loopback.post(
+        chatcamp_emulator.base_url + "/users.list", content=b"[1, 2]", headers=headers
+    )
     assert error_code(bad_body.json()) == "invalid_request"

@@ -22,9 +22,11 @@ from tests.testing import _loopback as loopback
 
 
 def get_token(emulator: ChatKittyEmulator) -> str:
-    response = loopback.post(emulator.url + "/oauth/token",
-                          data={"grant_type": "client_credentials"},
-                          auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+    response = loopback.post(
+        emulator.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
     assert response.status_code == 200
     return str(response.json()["access_token"])
 
@@ -32,8 +34,11 @@ def get_token(emulator: ChatKittyEmulator) -> str:
 @pytest.fixture
 def api(chatkitty_emulator: ChatKittyEmulator) -> Iterator[httpx.Client]:
     token = get_token(chatkitty_emulator)
-    with loopback.client(base_url=chatkitty_emulator.base_url,
-                      headers={"Authorization": f"Bearer {token}"}, timeout=5) as client:
+    with loopback.client(
+        base_url=chatkitty_emulator.base_url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    ) as client:
         yield client
 
 
@@ -45,9 +50,11 @@ def api_error(response: httpx.Response) -> str:
 
 
 def test_client_credentials_token(chatkitty_emulator: ChatKittyEmulator) -> None:
-    response = loopback.post(chatkitty_emulator.url + "/oauth/token",
-                          data={"grant_type": "client_credentials"},
-                          auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+    response = loopback.post(
+        chatkitty_emulator.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
@@ -56,29 +63,42 @@ def test_client_credentials_token(chatkitty_emulator: ChatKittyEmulator) -> None
     assert chatkitty_emulator.access_tokens_issued == 1
 
 
-@pytest.mark.parametrize("auth", [None, ("wrong", DEFAULT_CLIENT_SECRET),
-                                  (DEFAULT_CLIENT_ID, "wrong")])
-def test_token_endpoint_refuses_bad_client(chatkitty_emulator: ChatKittyEmulator,
-                                           auth: tuple[str, str] | None) -> None:
-    response = loopback.post(chatkitty_emulator.url + "/oauth/token",
-                          data={"grant_type": "client_credentials"}, auth=auth)
+@pytest.mark.parametrize(
+    "auth", [None, ("wrong", DEFAULT_CLIENT_SECRET), (DEFAULT_CLIENT_ID, "wrong")]
+)
+def test_token_endpoint_refuses_bad_client(
+    chatkitty_emulator: ChatKittyEmulator, auth: tuple[str, str] | None
+) -> None:
+    response = loopback.post(
+        chatkitty_emulator.url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=auth,
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert response.json()["error_description"]
 
 
 def test_token_endpoint_refuses_other_grants(chatkitty_emulator: ChatKittyEmulator) -> None:
-    response = loopback.post(chatkitty_emulator.url + "/oauth/token",
-                          data={"grant_type": "password"},
-                          auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET))
+    response = loopback.post(
+        chatkitty_emulator.url + "/oauth/token",
+        data={"grant_type": "password"},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
 
 
 def test_create_check_get_delete_user(api: httpx.Client) -> None:
-    created = api.post("/v1/users", json={"name": "alice@example.com",
-                                          "displayName": "Alice", "isGuest": False,
-                                          "properties": {"app_user": 42}})
+    created = api.post(
+        "/v1/users",
+        json={
+            "name": "alice@example.com",
+            "displayName": "Alice",
+            "isGuest": False,
+            "properties": {"app_user": 42},
+        },
+    )
     assert created.status_code == 200
     user = created.json()
     assert isinstance(user["id"], int)
@@ -126,9 +146,16 @@ def test_duplicate_username_is_client_error(api: httpx.Client) -> None:
     assert api_error(response) == "ClientError"
 
 
-@pytest.mark.parametrize("payload", [{}, {"name": "x"}, {"displayName": "X"},
-                                     {"name": " ", "displayName": "X"},
-                                     {"name": "x", "displayName": "X", "isGuest": "no"}])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"name": "x"},
+        {"displayName": "X"},
+        {"name": " ", "displayName": "X"},
+        {"name": "x", "displayName": "X", "isGuest": "no"},
+    ],
+)
 def test_invalid_user_payload(api: httpx.Client, payload: dict[str, Any]) -> None:
     response = api.post("/v1/users", json=payload)
     assert response.status_code == 400
@@ -198,7 +225,8 @@ def verifier() -> Iterator[tuple[Verifier, str]]:
 
 
 def test_start_session_follows_the_verify_endpoint(
-        chatkitty_emulator: ChatKittyEmulator, verifier: tuple[Verifier, str]) -> None:
+    chatkitty_emulator: ChatKittyEmulator, verifier: tuple[Verifier, str]
+) -> None:
     v, url = verifier
     chatkitty_emulator.create_user("carol")
     v.live.add("params-1")
@@ -214,8 +242,9 @@ def test_start_session_follows_the_verify_endpoint(
     assert len(chatkitty_emulator.sessions) == 1
 
 
-def test_start_session_for_unknown_user(chatkitty_emulator: ChatKittyEmulator,
-                                        verifier: tuple[Verifier, str]) -> None:
+def test_start_session_for_unknown_user(
+    chatkitty_emulator: ChatKittyEmulator, verifier: tuple[Verifier, str]
+) -> None:
     v, url = verifier
     v.live.add("p")
     assert chatkitty_emulator.start_session("ghost", {"signed": "p"}, url) is False
@@ -240,8 +269,9 @@ def test_start_session_with_unreachable_verify_url(chatkitty_emulator: ChatKitty
     assert chatkitty_emulator.session_attempts[-1].status is None
 
 
-def test_user_sessions_listing(api: httpx.Client, chatkitty_emulator: ChatKittyEmulator,
-                               verifier: tuple[Verifier, str]) -> None:
+def test_user_sessions_listing(
+    api: httpx.Client, chatkitty_emulator: ChatKittyEmulator, verifier: tuple[Verifier, str]
+) -> None:
     v, url = verifier
     v.live.add("p")
     user = chatkitty_emulator.create_user("erin")

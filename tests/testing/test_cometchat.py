@@ -20,15 +20,17 @@ JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
 @pytest.fixture
 def rest(cometchat_emulator: CometChatEmulator) -> Iterator[httpx.Client]:
-    with loopback.client(base_url=cometchat_emulator.base_url,
-                      headers={**JSON, "apikey": DEFAULT_API_KEY}, timeout=5) as client:
+    with loopback.client(
+        base_url=cometchat_emulator.base_url, headers={**JSON, "apikey": DEFAULT_API_KEY}, timeout=5
+    ) as client:
         yield client
 
 
 @pytest.fixture
 def client_api(cometchat_emulator: CometChatEmulator) -> Iterator[httpx.Client]:
-    with loopback.client(base_url=cometchat_emulator.client_url,
-                      headers={"appid": DEFAULT_APP_ID}, timeout=5) as client:
+    with loopback.client(
+        base_url=cometchat_emulator.client_url, headers={"appid": DEFAULT_APP_ID}, timeout=5
+    ) as client:
         yield client
 
 
@@ -40,11 +42,18 @@ def error_code(response: httpx.Response) -> str:
     return str(body["error"]["code"])
 
 
-def test_create_user_with_auth_token(rest: httpx.Client,
-                                     cometchat_emulator: CometChatEmulator) -> None:
-    response = rest.post("/users", json={"uid": "Alice-1", "name": "Alice",
-                                         "avatar": "https://example.com/a.png",
-                                         "withAuthToken": True})
+def test_create_user_with_auth_token(
+    rest: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
+    response = rest.post(
+        "/users",
+        json={
+            "uid": "Alice-1",
+            "name": "Alice",
+            "avatar": "https://example.com/a.png",
+            "withAuthToken": True,
+        },
+    )
     assert response.status_code == 200
     user = response.json()["data"]
     # stored lower-cased
@@ -60,7 +69,8 @@ def test_create_user_with_auth_token(rest: httpx.Client,
 
 
 def test_create_user_without_token_flag_returns_no_token(
-        rest: httpx.Client, cometchat_emulator: CometChatEmulator) -> None:
+    rest: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
     user = rest.post("/users", json={"uid": "bob", "name": "Bob"}).json()["data"]
     assert "authToken" not in user
     assert cometchat_emulator.tokens_of("bob") == []
@@ -123,27 +133,30 @@ def test_api_key_checks(cometchat_emulator: CometChatEmulator) -> None:
     assert error_code(wrong) == "AUTH_ERR_APIKEY_NOT_FOUND"
 
 
-def test_auth_key_may_only_create_users_and_tokens(
-        cometchat_emulator: CometChatEmulator) -> None:
-    with loopback.client(base_url=cometchat_emulator.base_url,
-                      headers={"apikey": DEFAULT_AUTH_KEY}) as auth_only:
+def test_auth_key_may_only_create_users_and_tokens(cometchat_emulator: CometChatEmulator) -> None:
+    with loopback.client(
+        base_url=cometchat_emulator.base_url, headers={"apikey": DEFAULT_AUTH_KEY}
+    ) as auth_only:
         assert auth_only.post("/users", json={"uid": "frank", "name": "F"}).status_code == 200
         created = auth_only.post("/users/frank/auth_tokens", json={})
         assert created.status_code == 200
         token = created.json()["data"]["authToken"]
-        for method, path in [("GET", "/users/frank"),
-                             ("GET", "/users/frank/auth_tokens"),
-                             ("DELETE", f"/users/frank/auth_tokens/{token}"),
-                             ("DELETE", "/users/frank/auth_tokens"),
-                             ("DELETE", "/users/frank")]:
+        for method, path in [
+            ("GET", "/users/frank"),
+            ("GET", "/users/frank/auth_tokens"),
+            ("DELETE", f"/users/frank/auth_tokens/{token}"),
+            ("DELETE", "/users/frank/auth_tokens"),
+            ("DELETE", "/users/frank"),
+        ]:
             response = auth_only.request(method, path)
             assert response.status_code == 403, (method, path)
             assert error_code(response) == "AUTH_ERR_NO_ACCESS"
     assert cometchat_emulator.is_token_alive(token)
 
 
-def test_auth_token_lifecycle(rest: httpx.Client, client_api: httpx.Client,
-                              cometchat_emulator: CometChatEmulator) -> None:
+def test_auth_token_lifecycle(
+    rest: httpx.Client, client_api: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
     rest.post("/users", json={"uid": "gina", "name": "Gina"})
     first = rest.post("/users/gina/auth_tokens", json={}).json()["data"]
     second = rest.post("/users/gina/auth_tokens", json={"force": True}).json()["data"]
@@ -153,8 +166,7 @@ def test_auth_token_lifecycle(rest: httpx.Client, client_api: httpx.Client,
     assert first["authToken"] != second["authToken"]
 
     listed = rest.get("/users/gina/auth_tokens").json()
-    assert [t["authToken"] for t in listed["data"]] == [first["authToken"],
-                                                        second["authToken"]]
+    assert [t["authToken"] for t in listed["data"]] == [first["authToken"], second["authToken"]]
     assert listed["meta"]["pagination"]["total"] == 2
 
     one = rest.get(f"/users/gina/auth_tokens/{first['authToken']}")
@@ -189,8 +201,9 @@ def test_auth_token_lifecycle(rest: httpx.Client, client_api: httpx.Client,
     assert client_api.put("/me", headers={"authToken": second["authToken"]}).status_code == 401
 
 
-def test_update_token_device_info(rest: httpx.Client,
-                                  cometchat_emulator: CometChatEmulator) -> None:
+def test_update_token_device_info(
+    rest: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
     rest.post("/users", json={"uid": "hal", "name": "Hal"})
     token = cometchat_emulator.create_token("hal")
     response = rest.put(f"/users/hal/auth_tokens/{token}", json={"platform": "javascript"})
@@ -199,8 +212,9 @@ def test_update_token_device_info(rest: httpx.Client,
     assert response.json()["data"]["authToken"] == token
 
 
-def test_only_newest_tokens_stay_valid(cometchat_emulator: CometChatEmulator,
-                                       rest: httpx.Client) -> None:
+def test_only_newest_tokens_stay_valid(
+    cometchat_emulator: CometChatEmulator, rest: httpx.Client
+) -> None:
     cometchat_emulator.create_user("ivy")
     tokens = [cometchat_emulator.create_token("ivy") for _ in range(100)]
     newest = rest.post("/users/ivy/auth_tokens", json={}).json()["data"]["authToken"]
@@ -211,7 +225,8 @@ def test_only_newest_tokens_stay_valid(cometchat_emulator: CometChatEmulator,
 
 
 def test_client_logout_destroys_only_that_token(
-        client_api: httpx.Client, cometchat_emulator: CometChatEmulator) -> None:
+    client_api: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
     cometchat_emulator.create_user("jo")
     laptop = cometchat_emulator.create_token("jo")
     phone = cometchat_emulator.create_token("jo")
@@ -229,8 +244,7 @@ def test_client_login_header_checks(cometchat_emulator: CometChatEmulator) -> No
         ({"authToken": token}, "AUTH_ERR_EMPTY_APPID"),
         ({"appid": "other-app", "authToken": token}, "AUTH_ERR_INVALID_APPID"),
         ({"appid": DEFAULT_APP_ID}, "AUTH_ERR_EMPTY_AUTH_TOKEN"),
-        ({"appid": DEFAULT_APP_ID, "authToken": "kim_123unknown"},
-         "AUTH_ERR_AUTH_TOKEN_NOT_FOUND"),
+        ({"appid": DEFAULT_APP_ID, "authToken": "kim_123unknown"}, "AUTH_ERR_AUTH_TOKEN_NOT_FOUND"),
     ]
     for headers, code in cases:
         response = loopback.put(url, headers=headers)
@@ -239,8 +253,9 @@ def test_client_login_header_checks(cometchat_emulator: CometChatEmulator) -> No
     assert cometchat_emulator.logins == []
 
 
-def test_delete_user_kills_its_tokens(rest: httpx.Client,
-                                      cometchat_emulator: CometChatEmulator) -> None:
+def test_delete_user_kills_its_tokens(
+    rest: httpx.Client, cometchat_emulator: CometChatEmulator
+) -> None:
     cometchat_emulator.create_user("lee")
     token = cometchat_emulator.create_token("lee")
     assert rest.request("DELETE", "/users/lee", json={"permanent": True}).status_code == 200
@@ -251,8 +266,10 @@ def test_delete_user_kills_its_tokens(rest: httpx.Client,
 def test_calls_are_recorded(rest: httpx.Client, cometchat_emulator: CometChatEmulator) -> None:
     rest.post("/users", json={"uid": "max", "name": "Max"})
     rest.post("/users/max/auth_tokens", json={})
-    assert cometchat_emulator.calls == [("POST", "/v3/users"),
-                                        ("POST", "/v3/users/max/auth_tokens")]
+    assert cometchat_emulator.calls == [
+        ("POST", "/v3/users"),
+        ("POST", "/v3/users/max/auth_tokens"),
+    ]
     assert cometchat_emulator.calls.count(("POST", "/v3/users/max/auth_tokens")) == 1
     assert cometchat_emulator.calls.count_of("POST", "/v3/users", prefix=True) == 2
 

@@ -51,38 +51,49 @@ class Case:
 
 
 def _cometchat(emu: Emulator, client: httpx.Client) -> httpx.Response:
-    return client.get(emu.base_url + "/users/known",
-                      headers={"apikey": cometchat.DEFAULT_API_KEY})
+    return client.get(emu.base_url + "/users/known", headers={"apikey": cometchat.DEFAULT_API_KEY})
 
 
 def _chatkitty(emu: Emulator, client: httpx.Client) -> httpx.Response:
     auth = base64.b64encode(
-        f"{chatkitty.DEFAULT_CLIENT_ID}:{chatkitty.DEFAULT_CLIENT_SECRET}".encode()).decode()
-    return client.post(emu.base_url + "/oauth/token", data={"grant_type": "client_credentials"},
-                       headers={"Authorization": f"Basic {auth}"})
+        f"{chatkitty.DEFAULT_CLIENT_ID}:{chatkitty.DEFAULT_CLIENT_SECRET}".encode()
+    ).decode()
+    return client.post(
+        emu.base_url + "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {auth}"},
+    )
 
 
 def _chatcamp(emu: Emulator, client: httpx.Client) -> httpx.Response:
-    return client.post(emu.base_url + "/users.list", json={},
-                       headers={"x-app-id": chatcamp.DEFAULT_APP_ID,
-                                "x-api-key": chatcamp.DEFAULT_API_KEY})
+    return client.post(
+        emu.base_url + "/users.list",
+        json={},
+        headers={"x-app-id": chatcamp.DEFAULT_APP_ID, "x-api-key": chatcamp.DEFAULT_API_KEY},
+    )
 
 
 def _stream(emu: Emulator, client: httpx.Client) -> httpx.Response:
     token = jwt.encode({"server": True}, stream.DEFAULT_API_SECRET, algorithm="HS256")
-    return client.post(emu.base_url + "/users", params={"api_key": stream.DEFAULT_API_KEY},
-                       json={"users": {"u1": {"id": "u1"}}},
-                       headers={"Stream-Auth-Type": "jwt", "Authorization": token})
+    return client.post(
+        emu.base_url + "/users",
+        params={"api_key": stream.DEFAULT_API_KEY},
+        json={"users": {"u1": {"id": "u1"}}},
+        headers={"Stream-Auth-Type": "jwt", "Authorization": token},
+    )
 
 
 def _sendbird(emu: Emulator, client: httpx.Client) -> httpx.Response:
-    return client.get(emu.base_url + "/users/known",
-                      headers={"Api-Token": sendbird.DEFAULT_API_TOKEN})
+    return client.get(
+        emu.base_url + "/users/known", headers={"Api-Token": sendbird.DEFAULT_API_TOKEN}
+    )
 
 
 def _twilio(emu: Emulator, client: httpx.Client) -> httpx.Response:
-    return client.get(emu.base_url + "/Users/known",
-                      auth=(twilio.DEFAULT_API_KEY_SID, twilio.DEFAULT_API_KEY_SECRET))
+    return client.get(
+        emu.base_url + "/Users/known",
+        auth=(twilio.DEFAULT_API_KEY_SID, twilio.DEFAULT_API_KEY_SECRET),
+    )
 
 
 def _seeded_cometchat() -> Emulator:
@@ -92,26 +103,48 @@ def _seeded_cometchat() -> Emulator:
 
 
 CASES = {
-    "cometchat": Case(_seeded_cometchat, _cometchat, 200, "/v3/users/known",
-                      lambda b: b["error"]["code"], "ERR_TOO_MANY_REQUESTS",
-                      "ERR_INTERNAL_SERVER_ERROR"),
-    "chatkitty": Case(ChatKittyEmulator, _chatkitty, 200, "/oauth/token",
-                      lambda b: b["error"], "TooManyRequestsError", "ServerError"),
-    "chatcamp": Case(ChatCampEmulator, _chatcamp, 200, "/api/1.0/users.list",
-                     lambda b: b["error"]["code"], "rate_limited", "internal_error"),
-    "stream": Case(StreamEmulator, _stream, 201, "/users",
-                   lambda b: b["code"], 9, -1),
+    "cometchat": Case(
+        _seeded_cometchat,
+        _cometchat,
+        200,
+        "/v3/users/known",
+        lambda b: b["error"]["code"],
+        "ERR_TOO_MANY_REQUESTS",
+        "ERR_INTERNAL_SERVER_ERROR",
+    ),
+    "chatkitty": Case(
+        ChatKittyEmulator,
+        _chatkitty,
+        200,
+        "/oauth/token",
+        lambda b: b["error"],
+        "TooManyRequestsError",
+        "ServerError",
+    ),
+    "chatcamp": Case(
+        ChatCampEmulator,
+        _chatcamp,
+        200,
+        "/api/1.0/users.list",
+        lambda b: b["error"]["code"],
+        "rate_limited",
+        "internal_error",
+    ),
+    "stream": Case(StreamEmulator, _stream, 201, "/users", lambda b: b["code"], 9, -1),
     # Sendbird's "known" user does not exist: the good answer is 400201, still an answer.
-    "sendbird": Case(SendbirdEmulator, _sendbird, 400, "/v3/users/known",
-                     lambda b: b["code"], 500910, 500901),
-    "twilio": Case(TwilioEmulator, _twilio, 404, "/v1/Users/known",
-                   lambda b: b["code"], 20429, 20500),
+    "sendbird": Case(
+        SendbirdEmulator, _sendbird, 400, "/v3/users/known", lambda b: b["code"], 500910, 500901
+    ),
+    "twilio": Case(
+        TwilioEmulator, _twilio, 404, "/v1/Users/known", lambda b: b["code"], 20429, 20500
+    ),
 }
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest,
-         chatauth_emulator_hosts: HostPool) -> Iterator[tuple[Case, Emulator]]:
+def case(
+    request: pytest.FixtureRequest, chatauth_emulator_hosts: HostPool
+) -> Iterator[tuple[Case, Emulator]]:
     spec = CASES[request.param]
     with chatauth_emulator_hosts.serve(spec.make()) as emulator:
         yield spec, emulator
@@ -151,8 +184,7 @@ def test_timeout(case: tuple[Case, Emulator]) -> None:
         assert spec.request(emu, fresh).status_code == spec.ok_status
 
 
-def test_rate_limited_with_retry_after(case: tuple[Case, Emulator],
-                                      client: httpx.Client) -> None:
+def test_rate_limited_with_retry_after(case: tuple[Case, Emulator], client: httpx.Client) -> None:
     spec, emu = case
     emu.faults.status(429, retry_after=2)
     response = spec.request(emu, client)
@@ -207,8 +239,7 @@ def test_times_and_path_filter(case: tuple[Case, Emulator], client: httpx.Client
 class Echo(Emulator):
     def _routes(self) -> list[BaseRoute]:
         async def echo(request: Any) -> JSONResponse:
-            return JSONResponse({"method": request.method,
-                                 "body": (await request.body()).decode()})
+            return JSONResponse({"method": request.method, "body": (await request.body()).decode()})
 
         return [Route("/echo", echo, methods=["GET", "POST"])]
 
@@ -229,10 +260,10 @@ def test_faults_are_fifo_and_filter_by_method(echo: Echo, client: httpx.Client) 
     assert echo.calls.matching(path="/ec", prefix=True) == echo.calls
 
 
-def test_status_fault_body_and_headers_can_be_overridden(echo: Echo,
-                                                        client: httpx.Client) -> None:
-    echo.faults.status(503, body=b"<html>down</html>", headers={"Content-Type": "text/html"},
-                       retry_after=1.5)
+def test_status_fault_body_and_headers_can_be_overridden(echo: Echo, client: httpx.Client) -> None:
+    echo.faults.status(
+        503, body=b"<html>down</html>", headers={"Content-Type": "text/html"}, retry_after=1.5
+    )
     response = client.get(echo.url + "/echo")
     assert response.status_code == 503
     assert response.text == "<html>down</html>"
@@ -240,8 +271,9 @@ def test_status_fault_body_and_headers_can_be_overridden(echo: Echo,
     assert response.headers["retry-after"] == "1.5"
 
 
-def test_timeout_fault_answers_after_hang_when_client_waits(echo: Echo,
-                                                           client: httpx.Client) -> None:
+def test_timeout_fault_answers_after_hang_when_client_waits(
+    echo: Echo, client: httpx.Client
+) -> None:
     echo.faults.timeout(hang=0.2)
     start = time.monotonic()
     response = client.post(echo.url + "/echo", content=b"payload")
@@ -282,8 +314,9 @@ def test_middleware_in_a_plain_starlette_app_truncates_instead_of_reset() -> Non
     async def ok(request: Any) -> JSONResponse:
         return JSONResponse({"ok": True})
 
-    app = Starlette(routes=[Route("/", ok)],
-                    middleware=[Middleware(FaultInjectionMiddleware, faults=faults)])
+    app = Starlette(
+        routes=[Route("/", ok)], middleware=[Middleware(FaultInjectionMiddleware, faults=faults)]
+    )
     faults.reset()
     with serve(app) as served, loopback.client() as c:
         with pytest.raises(httpx.RemoteProtocolError):
@@ -308,8 +341,9 @@ def test_host_pool_reuses_servers_but_not_state() -> None:
             url = first.url
         with pool.serve(CometChatEmulator()) as second:
             assert second.url == url
-            response = loopback.get(second.base_url + "/users/amy",
-                                 headers={"apikey": cometchat.DEFAULT_API_KEY})
+            response = loopback.get(
+                second.base_url + "/users/amy", headers={"apikey": cometchat.DEFAULT_API_KEY}
+            )
             assert response.status_code == 404
             # Two emulators at once get two servers.
             with pool.serve(StreamEmulator()) as third:

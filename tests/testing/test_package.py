@@ -20,10 +20,22 @@ from chatauth.testing import (
 from tests.testing import _loopback as loopback
 
 PACKAGE = pathlib.Path(chatauth.testing.__file__).parent
-FIXTURES = ["cometchat_emulator", "chatkitty_emulator", "chatcamp_emulator",
-            "stream_emulator", "sendbird_emulator", "twilio_emulator"]
-PREFIXES = {CometChatEmulator: "/v3", ChatKittyEmulator: "", ChatCampEmulator: "/api/1.0",
-            StreamEmulator: "", SendbirdEmulator: "/v3", TwilioEmulator: "/v1"}
+FIXTURES = [
+    "cometchat_emulator",
+    "chatkitty_emulator",
+    "chatcamp_emulator",
+    "stream_emulator",
+    "sendbird_emulator",
+    "twilio_emulator",
+]
+PREFIXES = {
+    CometChatEmulator: "/v3",
+    ChatKittyEmulator: "",
+    ChatCampEmulator: "/api/1.0",
+    StreamEmulator: "",
+    SendbirdEmulator: "/v3",
+    TwilioEmulator: "/v1",
+}
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -37,8 +49,9 @@ def test_fixtures_yield_served_emulators(request: pytest.FixtureRequest, name: s
     assert emulator.calls == [("GET", "/no/such/path")]
 
 
-def test_two_fixtures_at_once_get_two_servers(cometchat_emulator: CometChatEmulator,
-                                             stream_emulator: StreamEmulator) -> None:
+def test_two_fixtures_at_once_get_two_servers(
+    cometchat_emulator: CometChatEmulator, stream_emulator: StreamEmulator
+) -> None:
     assert cometchat_emulator.url != stream_emulator.url
 
 

@@ -30,16 +30,19 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def emulator(clock: Clock,
-             serve_emulator: Callable[[SendbirdEmulator], SendbirdEmulator]) -> SendbirdEmulator:
+def emulator(
+    clock: Clock, serve_emulator: Callable[[SendbirdEmulator], SendbirdEmulator]
+) -> SendbirdEmulator:
     return serve_emulator(SendbirdEmulator(clock=clock))
 
 
 @pytest.fixture
 def api(emulator: SendbirdEmulator) -> Iterator[httpx.Client]:
-    with loopback.client(base_url=emulator.base_url, timeout=5,
-                      headers={"Api-Token": DEFAULT_API_TOKEN,
-                               "Content-Type": "application/json; charset=utf8"}) as client:
+    with loopback.client(
+        base_url=emulator.base_url,
+        timeout=5,
+        headers={"Api-Token": DEFAULT_API_TOKEN, "Content-Type": "application/json; charset=utf8"},
+    ) as client:
         yield client
 
 
@@ -52,8 +55,9 @@ def sb_error(response: httpx.Response, status: int = 400) -> int:
 
 
 def create(api: httpx.Client, user_id: str, **extra: Any) -> httpx.Response:
-    return api.post("/users", json={"user_id": user_id, "nickname": user_id,
-                                    "profile_url": "", **extra})
+    return api.post(
+        "/users", json={"user_id": user_id, "nickname": user_id, "profile_url": "", **extra}
+    )
 
 
 def test_create_and_view_user(api: httpx.Client) -> None:
@@ -76,24 +80,28 @@ def test_existing_user(api: httpx.Client) -> None:
     assert sb_error(create(api, "carol")) == 400202
 
 
-@pytest.mark.parametrize(("payload", "code"), [
-    ({"nickname": "x", "profile_url": ""}, 400105),
-    ({"user_id": "x", "profile_url": ""}, 400105),
-    ({"user_id": "x", "nickname": "x"}, 400105),
-    ({"user_id": "", "nickname": "x", "profile_url": ""}, 400105),
-    ({"user_id": "u" * 81, "nickname": "x", "profile_url": ""}, 400110),
-    ({"user_id": "x", "nickname": "n" * 81, "profile_url": ""}, 400110),
-    ({"user_id": "x", "nickname": "x", "profile_url": "p" * 2049}, 400110),
-    ({"user_id": "has space", "nickname": "x", "profile_url": ""}, 400151),
-    ({"user_id": "tab\there", "nickname": "x", "profile_url": ""}, 400151),
-])
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"nickname": "x", "profile_url": ""}, 400105),
+        ({"user_id": "x", "profile_url": ""}, 400105),
+        ({"user_id": "x", "nickname": "x"}, 400105),
+        ({"user_id": "", "nickname": "x", "profile_url": ""}, 400105),
+        ({"user_id": "u" * 81, "nickname": "x", "profile_url": ""}, 400110),
+        ({"user_id": "x", "nickname": "n" * 81, "profile_url": ""}, 400110),
+        ({"user_id": "x", "nickname": "x", "profile_url": "p" * 2049}, 400110),
+        ({"user_id": "has space", "nickname": "x", "profile_url": ""}, 400151),
+        ({"user_id": "tab\there", "nickname": "x", "profile_url": ""}, 400151),
+    ],
+)
 def test_create_validation(api: httpx.Client, payload: dict[str, Any], code: int) -> None:
     assert sb_error(api.post("/users", json=payload)) == code
 
 
 def test_limits_are_inclusive(api: httpx.Client) -> None:
-    response = api.post("/users", json={"user_id": "u" * 80, "nickname": "n" * 80,
-                                        "profile_url": "p" * 2048})
+    response = api.post(
+        "/users", json={"user_id": "u" * 80, "nickname": "n" * 80, "profile_url": "p" * 2048}
+    )
     assert response.status_code == 200
 
 
@@ -131,8 +139,7 @@ def test_token_errors(api: httpx.Client) -> None:
     assert sb_error(api.post("/users/nobody/token", json={})) == 400201
     assert sb_error(api.delete("/users/nobody/token")) == 400201
     create(api, "fay")
-    assert sb_error(api.post("/users/fay/token",
-                             json={"expires_at": int(T0 * 1000) - 1})) == 400111
+    assert sb_error(api.post("/users/fay/token", json={"expires_at": int(T0 * 1000) - 1})) == 400111
     assert sb_error(api.post("/users/fay/token", json={"expires_at": "soon"})) == 400111
 
 
@@ -166,9 +173,13 @@ def test_api_token_check(emulator: SendbirdEmulator, token: str | None) -> None:
     assert sb_error(response, 401) == 400401
 
 
-def test_secondary_api_token(serve_emulator: Callable[[SendbirdEmulator],
-                                                      SendbirdEmulator]) -> None:
+def test_secondary_api_token(
+    serve_emulator: Callable[[SendbirdEmulator], SendbirdEmulator],
+) -> None:
     emulator = serve_emulator(SendbirdEmulator(secondary_tokens=("secondary-token",)))
-    response = loopback.post(emulator.base_url + "/users", headers={"Api-Token": "secondary-token"},
-                          json={"user_id": "ivy", "nickname": "Ivy", "profile_url": ""})
+    response = loopback.post(
+        emulator.base_url + "/users",
+        headers={"Api-Token": "secondary-token"},
+        json={"user_id": "ivy", "nickname": "Ivy", "profile_url": ""},
+    )
     assert response.status_code == 200

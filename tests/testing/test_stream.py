@@ -49,25 +49,33 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def emulator(clock: Clock,
-             serve_emulator: Callable[[StreamEmulator], StreamEmulator]) -> StreamEmulator:
+def emulator(
+    clock: Clock, serve_emulator: Callable[[StreamEmulator], StreamEmulator]
+) -> StreamEmulator:
     return serve_emulator(StreamEmulator(clock=clock))
 
 
 @pytest.fixture
 def api(emulator: StreamEmulator) -> Iterator[httpx.Client]:
-    with loopback.client(base_url=emulator.base_url, params={"api_key": DEFAULT_API_KEY},
-                      headers={"Stream-Auth-Type": "jwt",
-                               "Authorization": emulator.server_token()},
-                      timeout=5) as client:
+    with loopback.client(
+        base_url=emulator.base_url,
+        params={"api_key": DEFAULT_API_KEY},
+        headers={"Stream-Auth-Type": "jwt", "Authorization": emulator.server_token()},
+        timeout=5,
+    ) as client:
         yield client
 
 
 def test_upsert_users(api: httpx.Client, emulator: StreamEmulator) -> None:
-    response = api.post("/users", json={"users": {
-        "alice": {"id": "alice", "name": "Alice", "image": "https://example.com/a.png"},
-        "Bob@example_1-2": {"id": "Bob@example_1-2"},
-    }})
+    response = api.post(
+        "/users",
+        json={
+            "users": {
+                "alice": {"id": "alice", "name": "Alice", "image": "https://example.com/a.png"},
+                "Bob@example_1-2": {"id": "Bob@example_1-2"},
+            }
+        },
+    )
     assert response.status_code == 201
     body = response.json()
     assert set(body["users"]) == {"alice", "Bob@example_1-2"}
@@ -106,29 +114,59 @@ def test_server_auth_errors(emulator: StreamEmulator) -> None:
     good = {"Stream-Auth-Type": "jwt", "Authorization": emulator.server_token()}
     assert stream_error(loopback.post(url, json=body, headers=good), 401) == 2  # no api_key
     params = {"api_key": DEFAULT_API_KEY}
-    assert stream_error(loopback.post(url, json=body, headers=good,
-                                   params={"api_key": "other"}), 401) == 2
-    assert stream_error(loopback.post(url, json=body, params=params,
-                                   headers={"Authorization": emulator.server_token()}),
-                        401) == 5
-    assert stream_error(loopback.post(url, json=body, params=params,
-                                   headers={"Stream-Auth-Type": "jwt"}), 401) == 5
-    forged = jwt.encode({"server": True}, "another-secret-of-sufficient-length!!",
-                        algorithm="HS256")
-    assert stream_error(loopback.post(url, json=body, params=params,
-                                   headers={**good, "Authorization": forged}), 401) == 43
-    assert stream_error(loopback.post(url, json=body, params=params,
-                                   headers={**good, "Authorization": "garbage"}), 401) == 5
+    assert (
+        stream_error(loopback.post(url, json=body, headers=good, params={"api_key": "other"}), 401)
+        == 2
+    )
+    assert (
+        stream_error(
+            loopback.post(
+                url, json=body, params=params, headers={"Authorization": emulator.server_token()}
+            ),
+            401,
+        )
+        == 5
+    )
+    assert (
+        stream_error(
+            loopback.post(url, json=body, params=params, headers={"Stream-Auth-Type": "jwt"}), 401
+        )
+        == 5
+    )
+    forged = jwt.encode(
+        {"server": True}, "another-secret-of-sufficient-length!!", algorithm="HS256"
+    )
+    assert (
+        stream_error(
+            loopback.post(url, json=body, params=params, headers={**good, "Authorization": forged}),
+            401,
+        )
+        == 43
+    )
+    assert (
+        stream_error(
+            loopback.post(
+                url, json=body, params=params, headers={**good, "Authorization": "garbage"}
+            ),
+            401,
+        )
+        == 5
+    )
     # A user token is not a server token.
-    assert stream_error(loopback.post(url, json=body, params=params,
-                                   headers={**good, "Authorization": user_token("a")}),
-                        403) == 17
+    assert (
+        stream_error(
+            loopback.post(
+                url, json=body, params=params, headers={**good, "Authorization": user_token("a")}
+            ),
+            403,
+        )
+        == 17
+    )
 
 
 def test_connect_user_checks(emulator: StreamEmulator, clock: Clock) -> None:
     assert emulator.connect_user(user_token("dan")) == (True, None)
-    assert emulator.connect_user(user_token("dan", iat=int(T0), exp=int(T0) + 60)) == \
-        (True, None)
+    assert emulator.connect_user(user_token("dan", iat=int(T0), exp=int(T0) + 60)) == (True, None)
     assert emulator.connect_user(user_token("dan", exp=int(T0) - 1)) == (False, 40)
     assert emulator.connect_user(user_token("dan", nbf=int(T0) + 60)) == (False, 41)
     assert emulator.connect_user(user_token("dan", iat=int(T0) + 60)) == (False, 42)
@@ -139,19 +177,25 @@ def test_connect_user_checks(emulator: StreamEmulator, clock: Clock) -> None:
     assert emulator.connect_user("not-a-jwt") == (False, 5)
 
 
-def test_revoke_tokens_issued_before(api: httpx.Client, emulator: StreamEmulator,
-                                     clock: Clock) -> None:
+def test_revoke_tokens_issued_before(
+    api: httpx.Client, emulator: StreamEmulator, clock: Clock
+) -> None:
     api.post("/users", json={"users": {"erin": {"id": "erin"}, "fay": {"id": "fay"}}})
     laptop = user_token("erin", iat=int(T0))
     phone = user_token("erin", iat=int(T0) + 5)
     no_iat = user_token("erin")
     other_user = user_token("fay", iat=int(T0))
     clock.now = T0 + 10.5
-    response = api.patch("/users", json={"users": [
-        {"id": "erin", "set": {"revoke_tokens_issued_before": rfc3339(clock.now)}}]})
+    response = api.patch(
+        "/users",
+        json={
+            "users": [{"id": "erin", "set": {"revoke_tokens_issued_before": rfc3339(clock.now)}}]
+        },
+    )
     assert response.status_code == 200
     assert response.json()["users"]["erin"]["revoke_tokens_issued_before"].startswith(
-        "2023-11-14T22:13:30.5")
+        "2023-11-14T22:13:30.5"
+    )
     assert emulator.revoked_before("erin") == T0 + 10.5
     # User-wide: every earlier token of erin is dead, with code 40; fay is untouched.
     assert emulator.connect_user(laptop) == (False, 40)
@@ -162,50 +206,61 @@ def test_revoke_tokens_issued_before(api: httpx.Client, emulator: StreamEmulator
     clock.now = T0 + 12
     assert emulator.connect_user(user_token("erin", iat=int(clock.now))) == (True, None)
     # null lifts the cut-off.
-    api.patch("/users", json={"users": [{"id": "erin",
-                                         "set": {"revoke_tokens_issued_before": None}}]})
+    api.patch(
+        "/users", json={"users": [{"id": "erin", "set": {"revoke_tokens_issued_before": None}}]}
+    )
     assert emulator.connect_user(laptop) == (True, None)
 
 
-def test_same_second_token_after_cutoff_is_revoked(api: httpx.Client, emulator: StreamEmulator,
-                                                   clock: Clock) -> None:
+def test_same_second_token_after_cutoff_is_revoked(
+    api: httpx.Client, emulator: StreamEmulator, clock: Clock
+) -> None:
     # Documented emulator decision: iat is whole seconds, the cut-off is not.
     api.post("/users", json={"users": {"gus": {"id": "gus"}}})
     clock.now = T0 + 0.4
-    api.patch("/users", json={"users": [
-        {"id": "gus", "set": {"revoke_tokens_issued_before": rfc3339(clock.now)}}]})
+    api.patch(
+        "/users",
+        json={"users": [{"id": "gus", "set": {"revoke_tokens_issued_before": rfc3339(clock.now)}}]},
+    )
     clock.now = T0 + 0.6
     assert emulator.connect_user(user_token("gus", iat=int(clock.now))) == (False, 40)
 
 
 def test_partial_update_errors(api: httpx.Client) -> None:
-    response = api.patch("/users", json={"users": [
-        {"id": "nobody", "set": {"revoke_tokens_issued_before": rfc3339(T0)}}]})
+    response = api.patch(
+        "/users",
+        json={"users": [{"id": "nobody", "set": {"revoke_tokens_issued_before": rfc3339(T0)}}]},
+    )
     assert stream_error(response, 404) == 16
     api.post("/users", json={"users": {"hal": {"id": "hal"}}})
-    bad_time = api.patch("/users", json={"users": [
-        {"id": "hal", "set": {"revoke_tokens_issued_before": "yesterday"}}]})
+    bad_time = api.patch(
+        "/users",
+        json={"users": [{"id": "hal", "set": {"revoke_tokens_issued_before": "yesterday"}}]},
+    )
     assert stream_error(bad_time, 400) == 4
-    naive = api.patch("/users", json={"users": [
-        {"id": "hal", "set": {"revoke_tokens_issued_before": "2024-01-01T00:00:00"}}]})
+    naive = api.patch(
+        "/users",
+        json={
+            "users": [{"id": "hal", "set": {"revoke_tokens_issued_before": "2024-01-01T00:00:00"}}]
+        },
+    )
     assert stream_error(naive, 400) == 4
     assert stream_error(api.patch("/users", json={"users": []}), 400) == 4
 
 
 def test_partial_update_set_and_unset(api: httpx.Client, emulator: StreamEmulator) -> None:
     api.post("/users", json={"users": {"ivy": {"id": "ivy", "name": "Ivy", "team": "red"}}})
-    api.patch("/users", json={"users": [{"id": "ivy", "set": {"name": "I."},
-                                         "unset": ["team"]}]})
+    api.patch("/users", json={"users": [{"id": "ivy", "set": {"name": "I."}, "unset": ["team"]}]})
     assert emulator.users["ivy"]["name"] == "I."
     assert "team" not in emulator.users["ivy"]
 
 
-def test_app_wide_revocation(api: httpx.Client, emulator: StreamEmulator,
-                             clock: Clock) -> None:
+def test_app_wide_revocation(api: httpx.Client, emulator: StreamEmulator, clock: Clock) -> None:
     token = user_token("jo", iat=int(T0))
     clock.now = T0 + 5
-    assert api.patch("/app", json={"revoke_tokens_issued_before": rfc3339(T0 + 1)}) \
-        .status_code == 200
+    assert (
+        api.patch("/app", json={"revoke_tokens_issued_before": rfc3339(T0 + 1)}).status_code == 200
+    )
     assert emulator.app_revoked_before == T0 + 1
     assert emulator.connect_user(token) == (False, 40)
     api.patch("/app", json={"revoke_tokens_issued_before": None})
