@@ -93,6 +93,8 @@ def _django_commands(port: int) -> list[list[str]]:
 def _django_env(workdir: Path) -> dict[str, str]:
     return {
         "DJANGO_SECRET_KEY": os.urandom(24).hex(),
+        # runserver serves the static files (chat.js) only in debug mode.
+        "DJANGO_DEBUG": "1",
         "DJANGO_DB_PATH": str(workdir / "db.sqlite3"),
     }
 
@@ -144,8 +146,13 @@ class AppServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "server.log"
-        # Only our variables: a CHATAUTH_* set in the developer's shell must not leak in.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATAUTH_")}
+        # Only our variables: a CHATAUTH_* set in the developer's shell must not leak in, nor
+        # a DJANGO_SETTINGS_MODULE (tox's Django envs set one) that would beat manage.py's.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CHATAUTH_") and k != "DJANGO_SETTINGS_MODULE"
+        }
         env.update(
             {
                 "PYTHONUNBUFFERED": "1",
