@@ -15,13 +15,12 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, stop_process
+from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
 
 INSTALL_HINT = "PostgreSQL server binaries not found. Install them: apt-get install -y postgresql"
 START_TIMEOUT = 60
@@ -50,7 +49,7 @@ def find_postgres_bindir() -> Path:
     pytest.fail(f"{INSTALL_HINT} (looked in {candidates or '/usr/lib/postgresql/*/bin'})")
 
 
-class PostgresServer:
+class PostgresServer(ServerProcess):
     """A throw-away PostgreSQL cluster on ``127.0.0.1:<free port>``, trust authentication.
 
     ``initdb`` refuses to run as root, so when we are root the data dir belongs to the
@@ -258,32 +257,6 @@ class PostgresServer:
             if self._log is not None:
                 self._log.close()
                 self._log = None
-
-    def restart(self) -> PostgresServer:
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop and delete the temp dir."""
-        try:
-            self.stop()
-        finally:
-            self._tmp.remove()
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     def __repr__(self) -> str:
         return f"<PostgresServer {self.host}:{self.port} pid={self.pid}>"

@@ -10,6 +10,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def pid_running(pid: int) -> bool:
@@ -85,3 +90,44 @@ class LazyTempDir:
     def remove(self) -> None:
         if self._path is not None:
             shutil.rmtree(self._path, ignore_errors=True)
+
+
+class ServerProcess:
+    """The lifecycle the test servers share: ``start()``/``stop()`` (by the subclass),
+    ``restart()`` on the same port and data, ``cleanup()`` (stop, then delete the temp dir),
+    and use as a context manager that always cleans up."""
+
+    _tmp: LazyTempDir
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> Self:
+        """Stop (if running) and start again on the same port with the same data."""
+        self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        """Stop and delete the temp dir."""
+        try:
+            self.stop()
+        finally:
+            self._tmp.remove()
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()

@@ -12,13 +12,12 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, stop_process
+from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
 
 REDIS_SERVER = "/usr/bin/redis-server"
 INSTALL_HINT = "redis-server not found. Install it: apt-get install -y redis-server"
@@ -68,7 +67,7 @@ def _complete(reply: bytes) -> bool:
     return True
 
 
-class RedisServer:
+class RedisServer(ServerProcess):
     """``redis-server`` on ``127.0.0.1:<free port>`` with ``--save ''`` and no AOF.
 
     ``stop()`` terminates it by PID (the outage test) and ``start()`` brings it back on the
@@ -183,30 +182,6 @@ class RedisServer:
             if self._log is not None:
                 self._log.close()
                 self._log = None
-
-    def restart(self) -> RedisServer:
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop and delete the temp dir."""
-        self.stop()
-        self._tmp.remove()
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} pid={self.pid}>"

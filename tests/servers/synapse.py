@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, stop_process
+from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SYNAPSE_VENV = REPO / ".tox" / "synapse-venv"
@@ -115,7 +114,7 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
-class SynapseServer:
+class SynapseServer(ServerProcess):
     """A Synapse homeserver on ``127.0.0.1:<free port>`` with its data in a temp dir.
 
     ``start()`` generates the config (first time only), launches the homeserver, waits for
@@ -223,31 +222,6 @@ class SynapseServer:
             if self._stdout is not None:
                 self._stdout.close()
                 self._stdout = None
-
-    def restart(self) -> SynapseServer:
-        """Stop (if running) and start again on the same port with the same data."""
-        self.stop()
-        return self.start()
-
-    def cleanup(self) -> None:
-        """Stop and delete the temp dir."""
-        self.stop()
-        self._tmp.remove()
-
-    def __enter__(self) -> SynapseServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
 
     def __repr__(self) -> str:
         return f"<SynapseServer {self.base_url} pid={self.pid}>"
