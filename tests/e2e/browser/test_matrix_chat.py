@@ -78,13 +78,43 @@ def test_login_chat_logout_with_matrix(
     browsing_factory: Any,
 ) -> None:
     server = app_servers.get(app, matrix_settings(synapse))
-    browsing: Browsing = browsing_factory(app, viewport)
+    login_chat_logout(server, browsing_factory(app, viewport), synapse, demo_room, shots=True)
+
+
+def test_admin_login_as_mode(
+    synapse: SynapseServer, demo_room: str, app_servers: AppServers, browsing_factory: Any
+) -> None:
+    """The other way to get a Matrix token (an admin's login-as, with an expiry and no device):
+    the same flow, and logging out kills that token too."""
+    settings = {
+        "provider": "matrix",
+        "matrix_homeserver_url": synapse.base_url,
+        "matrix_server_name": synapse.server_name,
+        "matrix_admin_token": synapse.admin_token,
+    }
+    server = app_servers.get("django", settings)
+    session = login_chat_logout(
+        server, browsing_factory("django", "desktop"), synapse, demo_room, shots=False
+    )
+    assert session["expires_at"] is not None
+    assert synapse.admin_token not in str(session)
+
+
+def login_chat_logout(
+    server: AppServer, browsing: Browsing, synapse: SynapseServer, demo_room: str, *, shots: bool
+) -> dict[str, Any]:
+    """Log in, check the chat page's round trip through the homeserver, log out, replay the
+    token; returns the token endpoint's answer."""
     page = browsing.new_page()
     user_id = f"@user-{DEMO_USER}:{synapse.server_name}"
 
+    def screenshot(step: str) -> None:
+        if shots:
+            browsing.screenshot(page, step)
+
     # 1. The login form, filled in.
     flows.fill_login(page, server)
-    browsing.screenshot(page, "1-login")
+    screenshot("1-login")
 
     # 2. Submit: the chat page fetches the token and uses it against the homeserver.
     session = flows.submit_login(page, server)
@@ -102,7 +132,9 @@ def test_login_chat_logout_with_matrix(
     expect(echo).to_be_visible()
     expect(echo).to_contain_text(f"Hello from user-{DEMO_USER}")
     expect(echo.locator(".chatauth-sender")).to_have_text(user_id)
-    browsing.screenshot(page, "2-chat")
+    if session["expires_at"]:
+        expect(page.locator("#chat-expires")).to_contain_text(session["expires_at"])
+    screenshot("2-chat")
 
     # The echo is the homeserver's, not the page's: the event exists in the room with that body.
     room_id = echo.get_attribute("data-room-id")
@@ -122,13 +154,14 @@ def test_login_chat_logout_with_matrix(
     # 3. Log out: the app revokes the chat token at the homeserver.
     assert client_api(synapse, "/account/whoami", token).status_code == 200
     flows.log_out(page)
-    browsing.screenshot(page, "3-logged-out")
+    screenshot("3-logged-out")
 
     replay = client_api(synapse, "/account/whoami", token)
     assert replay.status_code == 401, replay.text
     assert replay.json()["errcode"] == "M_UNKNOWN_TOKEN"
 
     browsing.assert_no_errors()
+    return session
 
 
 def test_synapse_allows_browser_calls_from_another_origin(synapse: SynapseServer) -> None:
