@@ -8,14 +8,19 @@ unless a fault queued on ``proxy.faults`` answers it first (the emulators' own
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.providers.jwt import JWTSigner
+from chatauth.providers.matrix import MatrixProvider
 from chatauth.testing.server import Emulator
+from tests.providers.conformance import Harness
+from tests.servers.synapse import SynapseServer
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
@@ -54,4 +59,39 @@ class SynapseProxy(Emulator):
             upstream.content,
             status_code=upstream.status_code,
             media_type=upstream.headers.get("content-type"),
+        )
+
+
+def matrix_harness(synapse: SynapseServer, mode: Literal["admin", "jwt"]) -> Iterator[Harness]:
+    """A conformance harness for one Matrix mode, behind a :class:`SynapseProxy`."""
+
+    def provider(url: str, secret: str | None = None) -> MatrixProvider:
+        if mode == "admin":
+            return MatrixProvider(
+                url,
+                server_name=synapse.server_name,
+                mode="admin",
+                admin_token=secret if secret is not None else synapse.admin_token,
+            )
+        return MatrixProvider(
+            url,
+            server_name=synapse.server_name,
+            mode="jwt",
+            signer=JWTSigner(synapse.jwt_algorithm, secret=secret or synapse.jwt_secret),
+        )
+
+    # The token-issuing request of each mode; the suite counts them.
+    login_path = "/_synapse/admin/v1/users/" if mode == "admin" else "/_matrix/client/v3/login"
+    with SynapseProxy(synapse.base_url).serve() as proxy:
+        url = proxy.url
+        assert url is not None
+        yield Harness(
+            name=f"matrix_{mode}",
+            provider=provider(url),
+            make_bad_provider=lambda: provider(url, secret="wrong-" + "x" * 30),
+            is_alive=lambda token: synapse.whoami(token.value).status_code == 200,
+            faults=proxy.faults,
+            issue_calls=lambda: sum(
+                1 for c in proxy.calls if c.method == "POST" and c.path.startswith(login_path)
+            ),
         )
