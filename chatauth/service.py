@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -19,6 +20,7 @@ from chatauth.errors import (
     NotAuthenticatedError,
     ProviderError,
     ProviderUnavailableError,
+    StoreUnavailableError,
 )
 from chatauth.http import Flow, RetryPolicy, arun_flow, default_timeout, run_flow
 from chatauth.identity import ChatIdentity, IdentityMapper
@@ -273,7 +275,15 @@ class ChatAuth:
 
     def _issue(self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None) -> ChatToken:
         token = self._finish(self._run(self.provider.issue(identity, self.token_ttl)))
-        self.store.set(key, token)
+        try:
+            self.store.set(key, token)
+        except StoreUnavailableError:
+            # Nobody will ever be handed this token, and the store cannot queue its
+            # revocation: revoke it now rather than leave it alive at the provider.
+            if self.provider.revocation == "token":
+                with contextlib.suppress(ChatAuthError):
+                    self._run(self.provider.revoke(token))
+            raise
         logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
         if stale is not None and self.provider.revocation == "token":
             self._revoke_or_queue(stale)
@@ -302,7 +312,13 @@ class ChatAuth:
         self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None
     ) -> ChatToken:
         token = self._finish(await self._arun(self.provider.issue(identity, self.token_ttl)))
-        await self.store.aset(key, token)
+        try:
+            await self.store.aset(key, token)
+        except StoreUnavailableError:
+            if self.provider.revocation == "token":  # see _issue
+                with contextlib.suppress(ChatAuthError):
+                    await self._arun(self.provider.revoke(token))
+            raise
         logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
         if stale is not None and self.provider.revocation == "token":
             await self._arevoke_or_queue(stale)

@@ -8,7 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from chatauth import ChatAuth, ChatIdentity, NotAuthenticatedError, from_settings
+from chatauth import (
+    ChatAuth,
+    ChatIdentity,
+    NotAuthenticatedError,
+    StoreUnavailableError,
+    from_settings,
+)
 from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import SessionKey, utcnow
 from tests.core.providers import CountingProvider, TokenRevokingProvider, UserRevokingProvider
@@ -137,3 +143,28 @@ def test_from_settings_builds_a_working_service(tmp_path: object) -> None:
     assert session.uid == "app-9"
     assert session.to_json()["provider"] == "jwt"
     chat.close()
+
+
+class FailingSetStore(MemoryStore):
+    """A store whose writes fail, as a Redis that died mid-request does."""
+
+    def set(self, key: SessionKey, token: object) -> None:  # type: ignore[override]
+        raise StoreUnavailableError("store down", provider="memory")
+
+
+def test_a_token_the_store_cannot_keep_is_revoked_at_once() -> None:
+    provider = TokenRevokingProvider()
+    chat = ChatAuth(provider, FailingSetStore())
+    with pytest.raises(StoreUnavailableError):
+        chat.get_session(AppUser(10), "s")
+    assert provider.issued == 1
+    assert len(provider.revoked) == 1  # not left alive at the provider
+
+
+async def test_async_token_the_store_cannot_keep_is_revoked_at_once() -> None:
+    provider = TokenRevokingProvider()
+    chat = ChatAuth(provider, FailingSetStore())
+    with pytest.raises(StoreUnavailableError):
+        await chat.aget_session(AppUser(11), "s")
+    assert len(provider.revoked) == 1
+    await chat.aclose()
