@@ -405,6 +405,27 @@ class ChatAuth:
             self._ended(identity, popped)
         return popped
 
+    def end_tokens(self, tokens: list[ChatToken]) -> int:
+        """End chat sessions whose tokens were already taken out of the store by other means
+        (an admin action, a sweep of expired app sessions): revoke them as
+        :meth:`end_session` does and fire :attr:`on_session_ended` once per UID.
+
+        For user-wide revocation the UID's other stored tokens are dropped too.
+
+        Returns:
+            how many revocations failed and were queued for :meth:`revoke_pending`.
+        """
+        by_uid: dict[str, list[ChatToken]] = {}
+        for token in tokens:
+            by_uid.setdefault(token.uid, []).append(token)
+        queued = 0
+        for uid, mine in by_uid.items():
+            if self.provider.revocation == "user":
+                mine += self.store.pop_user(self.provider.name, uid)
+            queued += sum(not self._revoke_or_queue(t) for t in self._to_revoke(mine))
+            self._ended(ChatIdentity(uid), mine)
+        return queued
+
     # -- revocation --------------------------------------------------------------------------
     def _revoke_or_queue(self, token: ChatToken) -> bool:
         try:

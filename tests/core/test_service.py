@@ -168,3 +168,18 @@ async def test_async_token_the_store_cannot_keep_is_revoked_at_once() -> None:
         await chat.aget_session(AppUser(11), "s")
     assert len(provider.revoked) == 1
     await chat.aclose()
+
+
+def test_end_tokens_revokes_what_an_admin_took_out_of_the_store() -> None:
+    provider = UserRevokingProvider()
+    chat = ChatAuth(provider, MemoryStore())
+    ended: list[tuple[str, int]] = []
+    chat.on_session_ended.append(lambda identity, tokens: ended.append((identity.uid, len(tokens))))
+    phone = chat.get_session(AppUser(12), "phone").token
+    chat.get_session(AppUser(12), "laptop")
+    taken = chat.store.pop(SessionKey(provider.name, "user-12", "phone"))
+    assert taken == phone
+    assert chat.end_tokens([phone]) == 0
+    assert len(provider.revoked) == 1  # one user-wide call
+    assert chat.store.sessions() == []  # the laptop's token went with it
+    assert ended == [("user-12", 2)]
