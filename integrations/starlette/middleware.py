@@ -9,6 +9,9 @@ read and no provider call.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import inspect
 import logging
 import secrets
@@ -42,16 +45,43 @@ DEFAULT_SESSION_KEY = "_chatauth_sid"
 UserGetter = Callable[[HTTPConnection], Any]
 
 
-def _entry(session: Mapping[str, Any] | None, key: str) -> tuple[str, str] | None:
-    """The ``(sid, uid)`` pair kept in the app session, or ``None``."""
+def _slot(session: Mapping[str, Any] | None, key: str) -> tuple[str, str | None] | None:
+    """The ``(sid, uid)`` kept in the app session, or ``None``.
+
+    ``uid`` is ``None`` while the id is unbound: minted when a response started, before any
+    user asked for a chat token on this app session (see :class:`ChatAuthMiddleware`).
+    """
     if session is None:
         return None
     raw = session.get(key)
     if isinstance(raw, Mapping):
         sid, uid = raw.get("sid"), raw.get("uid")
-        if isinstance(sid, str) and sid and isinstance(uid, str) and uid:
+        if isinstance(sid, str) and sid and (uid is None or (isinstance(uid, str) and uid)):
             return sid, uid
     return None
+
+
+def _entry(session: Mapping[str, Any] | None, key: str) -> tuple[str, str] | None:
+    """The bound ``(sid, uid)`` pair kept in the app session, or ``None``: only a bound id can
+    have a chat token under it."""
+    slot = _slot(session, key)
+    if slot is None or slot[1] is None:
+        return None
+    return slot[0], slot[1]
+
+
+def _new_sid() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _successor(sid: str, uid: str) -> str:
+    """The id that follows ``sid`` when ``uid`` takes over the app session.
+
+    Derived rather than random so that concurrent first requests of the new user, which all
+    carry the same old id, agree on one chat session instead of each issuing its own token.
+    """
+    digest = hmac.new(sid.encode(), uid.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class LazyChatSession:
@@ -65,7 +95,9 @@ class LazyChatSession:
 
     The first await resolves the app user (``scope["user"]`` or ``user_getter``), maps it to a
     chat identity, and calls :meth:`chatauth.ChatAuth.aget_session` with the app session's
-    chat session id, which is created in ``request.session`` on first use. The result (or the
+    chat session id. That id is normally already in ``request.session``, put there by the
+    middleware when the login response started; the first use binds it to the user's chat
+    UID (or creates one, for an app session older than the middleware). The result (or the
     error) is kept for the rest of the request.
 
     Raises (from :meth:`get`):
@@ -185,19 +217,27 @@ class LazyChatSession:
         if session is None:
             return None
         key = self._middleware.session_key
-        current = _entry(session, key)
+        current = _slot(session, key)
         if current is not None and current[1] == identity.uid:
             return current[0]
         if self._scope["type"] == "websocket":
+            # Binding the id to the UID is a session write, which a WebSocket cannot send
+            # back; an unbound id left so would name a token that logout cannot find.
             raise NotAuthenticatedError(
                 "This app session has no chat session yet; fetch the token endpoint over HTTP "
                 "before opening the WebSocket."
             )
-        if current is not None:
+        if current is None:
+            # An app session that no response of this middleware has seen yet (a login made
+            # before it was installed). Concurrent first requests here still race.
+            sid = _new_sid()
+        elif current[1] is None:
+            sid = current[0]
+        else:
             # Another user logged in on this app session without logging out first: the
             # previous user's chat token must not outlive their login.
-            await self._end_entry(*current)
-        sid = secrets.token_urlsafe(32)
+            await self._end_entry(current[0], current[1])
+            sid = _successor(current[0], identity.uid)
         session[key] = {"sid": sid, "uid": identity.uid}
         self.watched = (sid, identity.uid)
         self.ended = False
@@ -227,6 +267,22 @@ class ChatAuthMiddleware:
     The chat session id is random and kept in ``request.session[session_key]`` together with
     the chat UID, so it dies with the app session. Without ``SessionMiddleware`` there is no
     such id and one chat session is kept per user (token-auth APIs).
+
+    When the id is made: the middleware has no login signal, so whenever an HTTP response
+    starts with a non-empty app session that holds no id, it writes a fresh random one,
+    unbound (``{"sid": ..., "uid": None}``); it is a session write only, no store or provider
+    call. The login response is such a response (the view has just filled the session), so
+    the browser holds the id *before* it can send its first chat requests, and concurrent
+    first requests all ask for the same chat session: one token, none orphaned. The first
+    chat use binds the id to the user's chat UID. The middleware cannot tell a logged-in
+    session from an anonymous one with other data (flash messages) at that point, so those
+    get an id too; it is inert, as no token is issued under an id until a logged-in user's
+    request binds it, and tokens are kept per (UID, id). An unbound id alone in a session is
+    removed again, so it never keeps an otherwise empty session cookie alive. No id is made
+    for an empty session (anonymous, or cleared at logout), after :func:`end_chat_session`
+    in the same request, or on WebSockets (they cannot set cookies). A user who logs in over
+    another without clearing the session gets an id derived from the previous one and their
+    UID, so their concurrent first requests agree as well.
 
     Logout: call :func:`end_chat_session` in the logout view. As a safety net, when an HTTP
     request started with a chat session id in its app session and the session no longer holds
@@ -278,9 +334,22 @@ class ChatAuthMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 await self._end_if_cleared(scope, chat)
+                self._prepare_id(scope, chat)
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    def _prepare_id(self, scope: Scope, chat: LazyChatSession) -> None:
+        # Runs before SessionMiddleware (outside us) serialises the session into the cookie.
+        session: dict[str, Any] | None = scope.get("session")
+        if session is None:
+            return
+        slot = _slot(session, self.session_key)
+        if slot is None:
+            if session and not chat.ended:
+                session[self.session_key] = {"sid": _new_sid(), "uid": None}
+        elif slot[1] is None and len(session) == 1:
+            del session[self.session_key]
 
     async def _end_if_cleared(self, scope: Scope, chat: LazyChatSession) -> None:
         watched = chat.watched

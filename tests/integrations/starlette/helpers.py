@@ -157,6 +157,37 @@ async def clear(request: Request) -> Response:
     return PlainTextResponse("cleared")
 
 
+async def relogin(request: Request) -> Response:
+    # A login view that starts from a clean session (against session fixation).
+    request.session.clear()
+    request.session["username"] = request.path_params["name"]
+    return PlainTextResponse("ok")
+
+
+async def flash(request: Request) -> Response:
+    # Anonymous session data, e.g. a flash message or a cart.
+    request.session["flash"] = "hello"
+    return PlainTextResponse("ok")
+
+
+async def take_flash(request: Request) -> Response:
+    return PlainTextResponse(str(request.session.pop("flash", "")))
+
+
+async def logout_with_flash(request: Request) -> Response:
+    # Logout that ends the chat session, forgets the user and leaves a message behind.
+    ended = await end_chat_session(request)
+    request.session.pop("username", None)
+    request.session["flash"] = "bye"
+    return JSONResponse({"ended": len(ended)})
+
+
+async def clear_with_flash(request: Request) -> Response:
+    request.session.clear()
+    request.session["flash"] = "bye"
+    return PlainTextResponse("cleared")
+
+
 async def ws_plain(websocket: WebSocket) -> None:
     await websocket.accept()
     await websocket.send_json({"loaded": websocket.state.chat.is_loaded})
@@ -182,6 +213,11 @@ ROUTES: list[BaseRoute] = [
     Route("/logout", logout, methods=["POST"]),
     Route("/logout-clear-first", logout_clear_first, methods=["POST"]),
     Route("/clear", clear, methods=["POST"]),
+    Route("/relogin/{name}", relogin, methods=["POST"]),
+    Route("/flash", flash, methods=["POST"]),
+    Route("/take-flash", take_flash, methods=["POST"]),
+    Route("/logout-with-flash", logout_with_flash, methods=["POST"]),
+    Route("/clear-with-flash", clear_with_flash, methods=["POST"]),
     *chat_routes("/chat"),
     WebSocketRoute("/ws-plain", ws_plain),
     WebSocketRoute("/ws-chat", ws_chat),
