@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -65,43 +65,24 @@ def serve_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[Callable[[_E],
         yield start
 
 
-@pytest.fixture
-def cometchat_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[CometChatEmulator]:
-    """A served :class:`~chatauth.testing.cometchat.CometChatEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(CometChatEmulator()) as emulator:
-        yield emulator
+def _emulator_fixture(name: str, emulator_class: type[_E]) -> Any:
+    """A fixture ``name`` yielding a served ``emulator_class()`` with default keys."""
+
+    def serve_fresh(chatauth_emulator_hosts: HostPool) -> Iterator[_E]:
+        with chatauth_emulator_hosts.serve(emulator_class()) as emulator:
+            yield emulator
+
+    serve_fresh.__name__ = serve_fresh.__qualname__ = name
+    serve_fresh.__doc__ = (
+        f"A served :class:`~{emulator_class.__module__}.{emulator_class.__name__}` "
+        "with default keys."
+    )
+    return pytest.fixture(name=name)(serve_fresh)
 
 
-@pytest.fixture
-def chatkitty_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[ChatKittyEmulator]:
-    """A served :class:`~chatauth.testing.chatkitty.ChatKittyEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(ChatKittyEmulator()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def chatcamp_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[ChatCampEmulator]:
-    """A served :class:`~chatauth.testing.chatcamp.ChatCampEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(ChatCampEmulator()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def stream_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[StreamEmulator]:
-    """A served :class:`~chatauth.testing.stream.StreamEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(StreamEmulator()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def sendbird_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[SendbirdEmulator]:
-    """A served :class:`~chatauth.testing.sendbird.SendbirdEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(SendbirdEmulator()) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def twilio_emulator(chatauth_emulator_hosts: HostPool) -> Iterator[TwilioEmulator]:
-    """A served :class:`~chatauth.testing.twilio.TwilioEmulator` with default keys."""
-    with chatauth_emulator_hosts.serve(TwilioEmulator()) as emulator:
-        yield emulator
+cometchat_emulator = _emulator_fixture("cometchat_emulator", CometChatEmulator)
+chatkitty_emulator = _emulator_fixture("chatkitty_emulator", ChatKittyEmulator)
+chatcamp_emulator = _emulator_fixture("chatcamp_emulator", ChatCampEmulator)
+stream_emulator = _emulator_fixture("stream_emulator", StreamEmulator)
+sendbird_emulator = _emulator_fixture("sendbird_emulator", SendbirdEmulator)
+twilio_emulator = _emulator_fixture("twilio_emulator", TwilioEmulator)
