@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
@@ -63,13 +63,13 @@ class PostgresServer(ServerProcess):
 
     host = "127.0.0.1"
     user = "postgres"
+    name = "postgres"
+    stop_timeout = STOP_TIMEOUT
 
     def __init__(self, *, bindir: Path | None = None) -> None:
         self.bindir = bindir or find_postgres_bindir()
         self.port = free_port()
         self.startup_seconds: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         # initdb and the postmaster refuse to run as root: as root, they run as the postgres
         # system user (like `runuser -u postgres`) in a temp dir that user owns.
         self._as_postgres: dict[str, Any] = {}
@@ -110,18 +110,6 @@ class PostgresServer(ServerProcess):
         env["LC_ALL"] = "C"
         return env
 
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    @property
-    def directory(self) -> Path:
-        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
-        return self._tmp.path
-
     @property
     def data_dir(self) -> Path:
         return self.directory / "data"
@@ -129,10 +117,6 @@ class PostgresServer(ServerProcess):
     @property
     def log_path(self) -> Path:
         return self.directory / "postgres.log"
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> PostgresServer:
         """``initdb`` (first time only), then the postmaster; waits until it accepts queries."""
@@ -161,8 +145,7 @@ class PostgresServer(ServerProcess):
         # The postmaster runs in the foreground as our child rather than through `pg_ctl start`:
         # pg_ctl daemonizes it, and where PID 1 does not reap orphans (this VM, many containers)
         # every stopped cluster would linger as a zombie. As our child we reap it in stop().
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        self._start_process(
             [
                 str(self.bindir / "postgres"),
                 "-D",
@@ -180,83 +163,52 @@ class PostgresServer(ServerProcess):
                 "-c",
                 "full_page_writes=off",
             ],
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            self._ready,
+            what=f"accept connections on port {self.port}",
+            timeout=START_TIMEOUT,
+            interval=0.05,
             env=self._env(),
-            start_new_session=True,
             **self._as_postgres,
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
         self.startup_seconds = time.monotonic() - started
         return self
 
-    @property
-    def pid(self) -> int | None:
-        """PID of the postmaster, ``None`` when stopped."""
-        return self._proc.pid if self._proc is not None else None
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                pytest.fail(
-                    f"postgres exited with code {code} during start-up.\n{self._log_tail()}"
-                )
-            ready = subprocess.run(
-                [
-                    str(self.bindir / "pg_isready"),
-                    "-q",
-                    "-h",
-                    self.host,
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.user,
-                    "-t",
-                    "2",
-                ],
-                check=False,
-                env=self._env(),
-            )
-            if ready.returncode == 0:
-                return
-            time.sleep(0.05)
-        pytest.fail(
-            f"postgres did not accept connections on port {self.port} within "
-            f"{START_TIMEOUT} s.\n{self._log_tail()}"
+    def _ready(self) -> str | None:
+        ready = subprocess.run(
+            [
+                str(self.bindir / "pg_isready"),
+                "-q",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-t",
+                "2",
+            ],
+            check=False,
+            env=self._env(),
         )
+        return None if ready.returncode == 0 else f"pg_isready exited {ready.returncode}"
 
-    def stop(self) -> None:
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
         """``pg_ctl stop -m fast``, then reap the postmaster (SIGKILL if it does not exit)."""
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None and proc.poll() is None:
-                self._run_server_tool(
-                    str(self.bindir / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    str(int(STOP_TIMEOUT)),
-                    "stop",
-                    timeout=STOP_TIMEOUT + 10,
-                )
-                # Also covers a failed pg_ctl: SIGTERM (smart shutdown), then SIGKILL.
-                stop_process(proc, STOP_TIMEOUT)
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+        if proc.poll() is None:
+            self._run_server_tool(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(int(STOP_TIMEOUT)),
+                "stop",
+                timeout=STOP_TIMEOUT + 10,
+            )
+            # Also covers a failed pg_ctl: SIGTERM (smart shutdown), then SIGKILL.
+            stop_process(proc, STOP_TIMEOUT)
 
     def __repr__(self) -> str:
         return f"<PostgresServer {self.host}:{self.port} pid={self.pid}>"

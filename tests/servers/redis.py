@@ -9,15 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
+from tests.servers.processes import LazyTempDir, ServerProcess
 
 REDIS_SERVER = "/usr/bin/redis-server"
 INSTALL_HINT = "redis-server not found. Install it: apt-get install -y redis-server"
@@ -79,6 +77,8 @@ class RedisServer(ServerProcess):
     """
 
     host = "127.0.0.1"
+    name = "redis-server"
+    stop_timeout = STOP_TIMEOUT
 
     def __init__(self, *, binary: str | None = None) -> None:
         self.binary = binary or find_redis_server()
@@ -86,26 +86,10 @@ class RedisServer(ServerProcess):
         self.port = free_port()
         self.url = f"redis://{self.host}:{self.port}/0"
         self.startup_seconds: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def directory(self) -> Path:
-        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
-        return self._tmp.path
 
     @property
     def log_path(self) -> Path:
         return self.directory / "redis.log"
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running server, ``None`` when stopped."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def ping(self) -> bool:
         """True when the server answers ``PING`` with ``+PONG``."""
@@ -119,8 +103,7 @@ class RedisServer(ServerProcess):
         if self.running:
             return self
         started = time.monotonic()
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        self._start_process(
             [
                 self.binary,
                 "--bind",
@@ -134,54 +117,13 @@ class RedisServer(ServerProcess):
                 "--dir",
                 str(self.directory),
             ],
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            lambda: None if self.ping() else "no PONG",
+            what=f"answer PING on port {self.port}",
+            timeout=START_TIMEOUT,
+            interval=0.02,
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
         self.startup_seconds = time.monotonic() - started
         return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                pytest.fail(
-                    f"redis-server exited with code {code} during start-up.\n{self._log_tail()}"
-                )
-            if self.ping():
-                return
-            time.sleep(0.02)
-        pytest.fail(
-            f"redis-server did not answer PING on port {self.port} within "
-            f"{START_TIMEOUT:.0f} s.\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        """Terminate by PID (SIGKILL after a timeout) and reap the process."""
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None:
-                stop_process(proc, STOP_TIMEOUT)
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} pid={self.pid}>"

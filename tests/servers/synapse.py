@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
+from tests.servers.processes import LazyTempDir, ServerProcess, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_SYNAPSE_VENV = REPO / ".tox" / "synapse-venv"
@@ -106,14 +106,6 @@ def find_synapse_python() -> str:
     pytest.fail(INSTALL_HINT)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"({path} not readable)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
-
-
 class SynapseServer(ServerProcess):
     """A Synapse homeserver on ``127.0.0.1:<free port>`` with its data in a temp dir.
 
@@ -134,6 +126,8 @@ class SynapseServer(ServerProcess):
 
     server_name = "localhost"
     jwt_algorithm = "HS256"
+    name = "Synapse"
+    stop_timeout = STOP_TIMEOUT
 
     def __init__(
         self,
@@ -154,15 +148,8 @@ class SynapseServer(ServerProcess):
         self.registration_shared_secret = secrets.token_urlsafe(32)
         self.admin_token: str = ""
         self.startup_seconds: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stdout: IO[bytes] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
-
-    @property
-    def directory(self) -> Path:
-        """The server's temp dir (made on first use; ``cleanup()`` deletes it)."""
-        return self._tmp.path
 
     @property
     def config_path(self) -> Path:
@@ -176,15 +163,6 @@ class SynapseServer(ServerProcess):
     def stdout_path(self) -> Path:
         return self.directory / "stdout.log"
 
-    @property
-    def pid(self) -> int | None:
-        """PID of the running homeserver, ``None`` when stopped."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def start(self) -> SynapseServer:
         """Start the homeserver (generating the config on first use) and wait until healthy."""
         if self.running:
@@ -192,36 +170,22 @@ class SynapseServer(ServerProcess):
         if not self.config_path.exists():
             self._write_config()
         started = time.monotonic()
-        self._stdout = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        self._start_process(
             [self.python, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=self._stdout,
-            stderr=subprocess.STDOUT,
-            # Own session: a Ctrl-C at the terminal reaches pytest, which then stops us by PID.
-            start_new_session=True,
+            self._healthy,
+            what=f"become healthy on {self.base_url}",
+            timeout=START_TIMEOUT,
+            interval=0.1,
+            output=self.stdout_path,
         )
-        try:
-            self._wait_healthy()
-            self.startup_seconds = time.monotonic() - started
-            if not self.admin_token:
+        self.startup_seconds = time.monotonic() - started
+        if not self.admin_token:
+            try:
                 self.admin_token = self.register_user(self.admin_username, admin=True)
-        except BaseException:
-            self.stop()
-            raise
+            except BaseException:
+                self.stop()
+                raise
         return self
-
-    def stop(self) -> None:
-        """Terminate the homeserver by PID (kill after a timeout); the data is kept."""
-        proc, self._proc = self._proc, None
-        try:
-            if proc is not None:
-                stop_process(proc, STOP_TIMEOUT)
-        finally:
-            if self._stdout is not None:
-                self._stdout.close()
-                self._stdout = None
 
     def __repr__(self) -> str:
         return f"<SynapseServer {self.base_url} pid={self.pid}>"
@@ -354,34 +318,14 @@ class SynapseServer(ServerProcess):
 
     def diagnostics(self, lines: int = 40) -> str:
         """The tails of the homeserver's stdout/stderr and log file, for error messages."""
-        return (
-            f"--- {self.stdout_path} ---\n{_tail(self.stdout_path, lines)}\n"
-            f"--- {self.log_path} ---\n{_tail(self.log_path, lines)}"
-        )
+        return f"{log_tail(self.stdout_path, lines)}\n{log_tail(self.log_path, lines)}"
 
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                pytest.fail(
-                    f"Synapse exited with code {code} during start-up "
-                    f"(config {self.config_path}).\n{self.diagnostics()}"
-                )
-            try:
-                response = httpx.get(f"{self.base_url}/health", timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last_error = f"/health answered {response.status_code}"
-            except httpx.TransportError as exc:
-                last_error = repr(exc)
-            time.sleep(0.1)
-        pytest.fail(
-            f"Synapse did not become healthy on {self.base_url} within {START_TIMEOUT:.0f} s "
-            f"({last_error}).\n{self.diagnostics()}"
-        )
+    def _healthy(self) -> str | None:
+        try:
+            response = httpx.get(f"{self.base_url}/health", timeout=2.0)
+        except httpx.TransportError as exc:
+            return repr(exc)
+        return None if response.status_code == 200 else f"/health answered {response.status_code}"
 
     # -- helpers for tests ---------------------------------------------------------------
 
