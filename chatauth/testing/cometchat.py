@@ -247,6 +247,24 @@ class CometChatEmulator(Emulator):
             )
         return self.error(404, "AUTH_ERR_APIKEY_NOT_FOUND", "The provided API key is invalid.")
 
+    def _authorized_uid(
+        self, request: Request, *, auth_key_ok: bool
+    ) -> tuple[Response | None, str]:
+        """``_authorize`` plus the path's ``{uid}``, lower-cased as CometChat looks UIDs up."""
+        return self._authorize(request, auth_key_ok=auth_key_ok), request.path_params["uid"].lower()
+
+    def _bad_request(self, details: Any = None) -> Response:
+        return self.error(
+            400,
+            "ERR_BAD_REQUEST",
+            "Failed to validate the data sent with the request.",
+            details=details,
+        )
+
+    @staticmethod
+    def _success(message: str) -> Response:
+        return json_response({"data": {"success": True, "message": message}})
+
     def _user_not_found(self, uid: str) -> Response:
         return self.error(
             404,
@@ -271,12 +289,7 @@ class CometChatEmulator(Emulator):
             return denied
         body = await read_json(request)
         if body is INVALID_JSON or not isinstance(body, dict):
-            return self.error(
-                400,
-                "ERR_BAD_REQUEST",
-                "Failed to validate the data sent with the request.",
-                details={"body": ["The request body must be a JSON object."]},
-            )
+            return self._bad_request({"body": ["The request body must be a JSON object."]})
         details: dict[str, list[str]] = {}
         uid = body.get("uid")
         name = body.get("name")
@@ -294,12 +307,7 @@ class CometChatEmulator(Emulator):
         if avatar is not None and (not isinstance(avatar, str) or len(avatar) > 3000):
             details["avatar"] = ["The avatar may not be greater than 3000 characters."]
         if details:
-            return self.error(
-                400,
-                "ERR_BAD_REQUEST",
-                "Failed to validate the data sent with the request.",
-                details=details,
-            )
+            return self._bad_request(details)
         assert isinstance(uid, str)
         if not _UID_RE.match(uid.lower()):
             return self.error(
@@ -323,10 +331,9 @@ class CometChatEmulator(Emulator):
         return json_response({"data": user})
 
     async def _get_user(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=False)
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         with self._lock:
             user = self._users.get(uid)
             if user is None:
@@ -334,39 +341,25 @@ class CometChatEmulator(Emulator):
             return json_response({"data": dict(user)})
 
     async def _delete_user(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=False)
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
             del self._users[uid]
             self._tokens.pop(uid, None)
-        return json_response(
-            {"data": {"success": True, "message": f"User with UID {uid} deleted successfully."}}
-        )
+        return self._success(f"User with UID {uid} deleted successfully.")
 
     async def _create_token(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=True)
+        denied, uid = self._authorized_uid(request, auth_key_ok=True)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         body = await read_json(request)
         if body is INVALID_JSON or (body is not None and not isinstance(body, dict)):
-            return self.error(
-                400,
-                "ERR_BAD_REQUEST",
-                "Failed to validate the data sent with the request.",
-                details={"body": ["The request body must be a JSON object."]},
-            )
+            return self._bad_request({"body": ["The request body must be a JSON object."]})
         if body and "force" in body and not isinstance(body["force"], bool):
-            return self.error(
-                400,
-                "ERR_BAD_REQUEST",
-                "Failed to validate the data sent with the request.",
-                details={"force": ["The force field must be true or false."]},
-            )
+            return self._bad_request({"force": ["The force field must be true or false."]})
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
@@ -374,20 +367,14 @@ class CometChatEmulator(Emulator):
         return json_response({"data": record})
 
     async def _list_tokens(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=False)
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         try:
             per_page = max(1, min(100, int(request.query_params.get("perPage", "100"))))
             page = max(1, int(request.query_params.get("page", "1")))
         except ValueError:
-            return self.error(
-                400,
-                "ERR_BAD_REQUEST",
-                "Failed to validate the data sent with the request.",
-                details={"page": ["page and perPage must be integers."]},
-            )
+            return self._bad_request({"page": ["page and perPage must be integers."]})
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
@@ -404,10 +391,9 @@ class CometChatEmulator(Emulator):
         return json_response({"data": chunk, "meta": {"pagination": pagination}})
 
     async def _one_token(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=False)
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         token = request.path_params["token"]
         body = await read_json(request) if request.method == "PUT" else None
         with self._lock:
@@ -418,14 +404,10 @@ class CometChatEmulator(Emulator):
                 return self._token_not_found(token)
             if request.method == "DELETE":
                 del self._tokens[uid][token]
-                return json_response(
-                    {"data": {"success": True, "message": "Auth token deleted successfully."}}
-                )
+                return self._success("Auth token deleted successfully.")
             if request.method == "PUT":
                 if body is INVALID_JSON or (body is not None and not isinstance(body, dict)):
-                    return self.error(
-                        400, "ERR_BAD_REQUEST", "Failed to validate the data sent with the request."
-                    )
+                    return self._bad_request()
                 record.update(
                     {
                         k: v
@@ -437,52 +419,39 @@ class CometChatEmulator(Emulator):
             return json_response({"data": dict(record)})
 
     async def _flush_tokens(self, request: Request) -> Response:
-        denied = self._authorize(request, auth_key_ok=False)
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
-        uid = request.path_params["uid"].lower()
         with self._lock:
             if uid not in self._users:
                 return self._user_not_found(uid)
             self._tokens[uid] = {}
-        return json_response(
-            {"data": {"success": True, "message": f"Auth tokens of {uid} deleted successfully."}}
-        )
+        return self._success(f"Auth tokens of {uid} deleted successfully.")
 
     # -- client API (what the front-end SDK sends) ----------------------------------------
 
     def _client_token(self, request: Request) -> tuple[Response | None, str, str]:
+        """``(None, uid, token)`` for a client request with a live token, else ``(401, "", "")``."""
+
+        def denied(code: str, message: str) -> tuple[Response | None, str, str]:
+            return self.error(401, code, message), "", ""
+
         app_id = request.headers.get("appid")
         if not app_id:
-            return self.error(401, "AUTH_ERR_EMPTY_APPID", "The appId header is missing."), "", ""
+            return denied("AUTH_ERR_EMPTY_APPID", "The appId header is missing.")
         if app_id != self.app_id:
-            return (
-                self.error(
-                    401,
-                    "AUTH_ERR_INVALID_APPID",
-                    f"The appId {app_id} does not exist in this region.",
-                ),
-                "",
-                "",
+            return denied(
+                "AUTH_ERR_INVALID_APPID", f"The appId {app_id} does not exist in this region."
             )
         token = request.headers.get("authtoken")
         if not token:
-            return (
-                self.error(401, "AUTH_ERR_EMPTY_AUTH_TOKEN", "The authToken header is missing."),
-                "",
-                "",
-            )
+            return denied("AUTH_ERR_EMPTY_AUTH_TOKEN", "The authToken header is missing.")
         found = self._find_token(token)
         if found is None:
-            return (
-                self.error(
-                    401,
-                    "AUTH_ERR_AUTH_TOKEN_NOT_FOUND",
-                    "The auth token does not exist. Please make sure you are logged "
-                    "in and have a valid auth token.",
-                ),
-                "",
-                "",
+            return denied(
+                "AUTH_ERR_AUTH_TOKEN_NOT_FOUND",
+                "The auth token does not exist. Please make sure you are logged "
+                "in and have a valid auth token.",
             )
         return None, found[0], token
 
@@ -505,7 +474,7 @@ class CometChatEmulator(Emulator):
             self._tokens.get(uid, {}).pop(token, None)
             if uid in self._users and not self._tokens.get(uid):
                 self._users[uid]["status"] = "offline"
-        return json_response({"data": {"success": True, "message": "Logged out successfully."}})
+        return self._success("Logged out successfully.")
 
     def _routes(self) -> list[BaseRoute]:
         return [
