@@ -11,17 +11,9 @@ import pytest
 
 from chatauth.testing.sendbird import DEFAULT_API_TOKEN, SendbirdEmulator
 from tests.testing import _loopback as loopback
+from tests.testing._clock import T0, Clock
 
-T0 = 1_700_000_000.0
 WEEK_MS = 7 * 24 * 3600 * 1000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

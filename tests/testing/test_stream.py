@@ -12,8 +12,7 @@ import pytest
 
 from chatauth.testing.stream import DEFAULT_API_KEY, DEFAULT_API_SECRET, StreamEmulator
 from tests.testing import _loopback as loopback
-
-T0 = 1_700_000_000.0
+from tests.testing._clock import T0, Clock
 
 
 def user_token(user_id: str, secret: str = DEFAULT_API_SECRET, **claims: Any) -> str:
@@ -33,14 +32,6 @@ def stream_error(response: httpx.Response, status: int) -> int:
     assert "duration" in body
     assert body["more_info"].startswith("https://")
     return int(body["code"])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
