@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import httpx
 import pytest
 
 from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.processes import log_tail, stop_process, wait_ready
 
 REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 60.0
@@ -190,7 +189,7 @@ class AppServer:
                 if done.returncode != 0:
                     pytest.fail(
                         f"{self.app.name}: {' '.join(command)} exited {done.returncode}.\n"
-                        f"{self.log_tail()}"
+                        f"{log_tail(self.log_path)}"
                     )
             self._proc = subprocess.Popen(
                 serve,
@@ -202,42 +201,28 @@ class AppServer:
                 start_new_session=True,
             )
         try:
-            self._wait_ready()
+            wait_ready(
+                self._proc,
+                self._login_page_answers,
+                name=f"The {self.app.name} sample",
+                what="answer",
+                timeout=START_TIMEOUT,
+                interval=0.1,
+                diagnostics=lambda: log_tail(self.log_path),
+            )
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            code = self._proc.poll()
-            if code is not None:
-                pytest.fail(
-                    f"The {self.app.name} sample exited with code {code} during start-up.\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                response = httpx.get(self.url(self.app.login_path), timeout=2.0)
-                if response.status_code == 200:
-                    return
-                last = f"GET {self.app.login_path} answered {response.status_code}"
-            except httpx.TransportError as exc:
-                last = repr(exc)
-            time.sleep(0.1)
-        pytest.fail(
-            f"The {self.app.name} sample did not answer within {START_TIMEOUT:.0f} s ({last}).\n"
-            f"{self.log_tail()}"
-        )
-
-    def log_tail(self, lines: int = 40) -> str:
+    def _login_page_answers(self) -> str | None:
         try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return f"({self.log_path} not readable)"
-        return f"--- {self.log_path} ---\n" + "\n".join(text.splitlines()[-lines:])
+            response = httpx.get(self.url(self.app.login_path), timeout=2.0)
+        except httpx.TransportError as exc:
+            return repr(exc)
+        if response.status_code == 200:
+            return None
+        return f"GET {self.app.login_path} answered {response.status_code}"
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
