@@ -7,14 +7,17 @@ servers are shared by every test: a test that needs to stop a server uses a fact
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from tests.servers.postgres import PostgresServer
+from tests.servers.processes import ServerProcess
 from tests.servers.redis import RedisServer
 from tests.servers.synapse import SynapseServer
+
+_S = TypeVar("_S", bound=ServerProcess)
 
 MARKERS = {
     "synapse": "needs a real Matrix Synapse (started by the fixture)",
@@ -32,11 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def synapse() -> Iterator[SynapseServer]:
     """The shared Synapse homeserver (admin token, JWT login enabled). Do not stop it."""
-    server = SynapseServer()
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
+    with SynapseServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -45,64 +45,49 @@ def synapse_factory() -> Iterator[Callable[..., SynapseServer]]:
 
     For tests that stop/restart the homeserver; everything started is stopped at teardown.
     """
-    started: list[SynapseServer] = []
-
-    def start(**kwargs: Any) -> SynapseServer:
-        server = SynapseServer(**kwargs)
-        started.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        _cleanup_all(started)
+    yield from _started_servers(SynapseServer)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """The shared redis-server. A test that stops it must ``start()`` it again in a finally
     (or use ``redis_factory``)."""
-    server = RedisServer()
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
 def redis_factory() -> Iterator[Callable[[], RedisServer]]:
     """Start a separate redis-server per call; all are stopped at teardown."""
-    started: list[RedisServer] = []
-
-    def start() -> RedisServer:
-        server = RedisServer()
-        started.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        _cleanup_all(started)
+    yield from _started_servers(RedisServer)
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """The shared PostgreSQL cluster; give each test its own database via
     ``create_database``."""
-    server = PostgresServer()
+    with PostgresServer() as server:
+        yield server
+
+
+def _started_servers(server_class: Callable[..., _S]) -> Iterator[Callable[..., _S]]:
+    """Yield ``start(**kwargs)`` (a new ``server_class(**kwargs)``, started); at the end stop
+    every server it started, even if one of them fails to stop, then raise the first failure."""
+    started: list[_S] = []
+
+    def start(**kwargs: Any) -> _S:
+        server = server_class(**kwargs)
+        started.append(server)
+        return server.start()
+
     try:
-        yield server.start()
+        yield start
     finally:
-        server.cleanup()
-
-
-def _cleanup_all(servers: Sequence[SynapseServer | RedisServer]) -> None:
-    # Stop every server even if one of them fails to stop, then report the first failure.
-    errors: list[BaseException] = []
-    for server in reversed(servers):
-        try:
-            server.cleanup()
-        except BaseException as exc:  # re-raised below, after the others are stopped
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+        errors: list[BaseException] = []
+        for server in reversed(started):
+            try:
+                server.cleanup()
+            except BaseException as exc:  # re-raised below, after the others are stopped
+                errors.append(exc)
+        if errors:
+            raise errors[0]
