@@ -174,22 +174,7 @@ class PostgresServer(ServerProcess):
         return self
 
     def _ready(self) -> str | None:
-        ready = subprocess.run(
-            [
-                str(self.bindir / "pg_isready"),
-                "-q",
-                "-h",
-                self.host,
-                "-p",
-                str(self.port),
-                "-U",
-                self.user,
-                "-t",
-                "2",
-            ],
-            check=False,
-            env=self._env(),
-        )
+        ready = self._client("pg_isready", "-q", "-t", "2")
         return None if ready.returncode == 0 else f"pg_isready exited {ready.returncode}"
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
