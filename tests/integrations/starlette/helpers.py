@@ -319,3 +319,18 @@ async def websocket_json(app: Any, path: str, cookies: httpx.Cookies) -> Any:
     sent = await run_asgi(app, scope, [{"type": "websocket.connect"}])
     assert sent[0]["type"] == "websocket.accept", sent
     return json.loads(sent[1]["text"])
+
+
+def header_user_app(chat: ChatAuth) -> Starlette:
+    """No SessionMiddleware: a token-auth API whose user comes from the ``x-test-user`` header
+    (trusted here; a real app authenticates it)."""
+    return Starlette(
+        routes=chat_routes(),
+        middleware=[
+            Middleware(
+                ChatAuthMiddleware,
+                chatauth=chat,
+                user_getter=lambda conn: ChatIdentity(conn.headers["x-test-user"]),
+            )
+        ],
+    )

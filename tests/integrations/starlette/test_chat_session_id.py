@@ -12,18 +12,19 @@ from typing import Any
 
 import httpx
 import pytest
-from chatauth.integrations.starlette import ChatAuthMiddleware, chat_routes
+from chatauth.integrations.starlette import ChatAuthMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
-from chatauth import ChatAuth, ChatIdentity
+from chatauth import ChatAuth
 from tests.integrations.starlette.helpers import (
     ROUTES,
     Browser,
     CountingStore,
     SessionBackend,
+    header_user_app,
 )
 
 pytestmark = pytest.mark.usefixtures("store")
@@ -236,16 +237,7 @@ async def test_a_cleared_then_refilled_session_ends_the_chat_and_gets_an_inert_i
 async def test_without_session_middleware_no_cookie_is_set(
     site_for: Callable[[Any], Browser], chat: ChatAuth
 ) -> None:
-    app = Starlette(
-        routes=chat_routes(),
-        middleware=[
-            Middleware(
-                ChatAuthMiddleware,
-                chatauth=chat,
-                user_getter=lambda conn: ChatIdentity(conn.headers["x-test-user"]),
-            )
-        ],
-    )
+    app = header_user_app(chat)
     client = site_for(app)()
     answers = await asyncio.gather(
         *(client.get("/chat/token", headers={"x-test-user": "api-alice"}) for _ in range(10))

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from chatauth.integrations.starlette import ChatAuthMiddleware, chat_routes, get_chat
+from chatauth.integrations.starlette import ChatAuthMiddleware, get_chat
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -24,6 +24,7 @@ from tests.integrations.starlette.helpers import (
     Browser,
     CountingStore,
     closed_port_url,
+    header_user_app,
     make_app,
     run_asgi,
     websocket_json,
@@ -290,16 +291,7 @@ async def test_without_session_middleware_there_is_one_chat_session_per_user(
     site_for: Callable[[Any], Browser], chat: ChatAuth
 ) -> None:
     # A token-auth API: the user comes from a header the app authenticates (here, trusted).
-    app = Starlette(
-        routes=chat_routes(),
-        middleware=[
-            Middleware(
-                ChatAuthMiddleware,
-                chatauth=chat,
-                user_getter=lambda conn: ChatIdentity(conn.headers["x-test-user"]),
-            )
-        ],
-    )
+    app = header_user_app(chat)
     browser = site_for(app)
     one = await browser().get("/chat/token", headers={"x-test-user": "api-alice"})
     two = await browser().get("/chat/token", headers={"x-test-user": "api-alice"})
