@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Protocol
 
+from chatauth.clock import SYSTEM_CLOCK, Clock
 from chatauth.errors import ProviderUnavailableError
 from chatauth.tokens import ChatToken, SessionKey
 
@@ -78,13 +79,16 @@ class BaseStore:
     Args:
         cipher: optional :class:`TokenCipher`; without one, payloads are stored as JSON and
             the store relies on its medium's access control (file mode 0600, Redis ACL).
+        clock: the :class:`~chatauth.clock.Clock` that lock expiries, lock waits and queue
+            times are read from (default the system clock; tests pass a manual one).
     """
 
     name = "store"
     lock_poll_interval = 0.05  # seconds between lock attempts while waiting
 
-    def __init__(self, *, cipher: TokenCipher | None = None) -> None:
+    def __init__(self, *, cipher: TokenCipher | None = None, clock: Clock | None = None) -> None:
         self.cipher = cipher
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
@@ -144,9 +148,9 @@ class BaseStore:
             LockTimeoutError: the lock stayed taken for ``wait`` seconds.
         """
         owner = secrets.token_hex(8)
-        deadline = time.monotonic() + wait
+        deadline = self.clock.monotonic() + wait
         while not self._try_lock(key, owner, ttl):
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise LockTimeoutError(
                     "Another worker is still issuing this chat token.",
                     provider=self.name,
@@ -207,9 +211,9 @@ class BaseStore:
     ) -> AsyncIterator[None]:
         """The async twin of :meth:`lock`; waits with ``asyncio.sleep``."""
         owner = secrets.token_hex(8)
-        deadline = time.monotonic() + wait
+        deadline = self.clock.monotonic() + wait
         while not await self._atry_lock(key, owner, ttl):
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise LockTimeoutError(
                     "Another worker is still issuing this chat token.",
                     provider=self.name,
