@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from chatauth.clock import SYSTEM_CLOCK, Clock
 from chatauth.errors import (
     ChatAuthError,
     ConfigurationError,
@@ -80,6 +81,13 @@ class ChatAuth:
         transport: an httpx transport for both clients (tests: ``httpx.MockTransport``,
             ``httpx.ASGITransport``). Ignored for a client you pass yourself.
         http_client, async_http_client: your own clients to reuse (not closed by chatauth).
+        clock: the :class:`~chatauth.clock.Clock` every time decision of the service reads
+            (is a stored token still usable past ``refresh_margin``, has a queued token
+            expired anyway). Default: the store's own clock, so that the service and its
+            store share one time (the system clock unless the store was given another). The
+            default :class:`~chatauth.stores.memory.MemoryStore` is built with this clock.
+            When you pass both a store and a clock, give the store the same clock: the
+            store decides lock expiry by its clock, the service token freshness by this one.
 
     Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``) and
     :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``). A hook that raises
@@ -99,9 +107,15 @@ class ChatAuth:
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.provider = provider
-        self.store = store if store is not None else MemoryStore()
+        self.store = store if store is not None else MemoryStore(clock=clock)
+        # A store that predates the clock (a subclass whose __init__ skips BaseStore's) has
+        # none of its own: it then reads the system clock, and so does the service.
+        self.clock: Clock = (
+            clock if clock is not None else getattr(self.store, "clock", SYSTEM_CLOCK)
+        )
         self.mapper = mapper or IdentityMapper()
         self.token_ttl = _seconds(token_ttl)
         self.refresh_margin = _seconds(refresh_margin)
@@ -216,7 +230,9 @@ class ChatAuth:
         return SessionKey(self.provider.name, identity.uid, app_session)
 
     def _fresh(self, token: ChatToken | None) -> ChatToken | None:
-        return token if token is not None and token.is_fresh(self.refresh_margin) else None
+        if token is None or not token.is_fresh(self.refresh_margin, now=self.clock.now()):
+            return None
+        return token
 
     def _finish(self, token: ChatToken) -> ChatToken:
         # No token lives longer than token_ttl in our hands, whatever the provider allows.
@@ -458,7 +474,9 @@ class ChatAuth:
 
     def _settle(self, entry: PendingRevocation) -> bool | None:
         """True if the entry needs no more work, None if it must be attempted."""
-        return True if entry.token.is_expired() or self.provider.revocation == "none" else None
+        if entry.token.is_expired(now=self.clock.now()) or self.provider.revocation == "none":
+            return True
+        return None
 
     def revoke_pending(self, limit: int = 100) -> RevocationReport:
         """Retry queued revocations (up to ``limit``). Expired tokens are dropped as done;
