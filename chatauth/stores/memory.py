@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 
+from chatauth.clock import Clock
 from chatauth.stores.base import BaseStore, PendingRevocation
-from chatauth.tokens import ChatToken, SessionKey, utcnow
+from chatauth.tokens import ChatToken, SessionKey
 
 __all__ = ["MemoryStore"]
 
@@ -15,12 +15,17 @@ __all__ = ["MemoryStore"]
 class MemoryStore(BaseStore):
     """Tokens in a dict, guarded by a thread lock. Nothing survives the process, and nothing
     is shared between worker processes: use :class:`~chatauth.stores.sqlite.SQLiteStore` or
-    Redis for that."""
+    Redis for that.
+
+    Args:
+        clock: the :class:`~chatauth.clock.Clock` issue locks expire by (its monotonic
+            seconds) and queued revocations are dated with; default the system clock.
+    """
 
     name = "memory"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        super().__init__(clock=clock)
         self._mutex = threading.Lock()
         self._tokens: dict[str, tuple[SessionKey, ChatToken]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
@@ -57,7 +62,7 @@ class MemoryStore(BaseStore):
             ]
 
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._mutex:
             held = self._locks.get(key.digest)
             if held and held[1] > now:
@@ -74,7 +79,9 @@ class MemoryStore(BaseStore):
     def add_pending(self, token: ChatToken, error_code: str) -> None:
         with self._mutex:
             entry_id = str(next(self._ids))
-            self._pending[entry_id] = PendingRevocation(entry_id, token, 1, error_code, utcnow())
+            self._pending[entry_id] = PendingRevocation(
+                entry_id, token, 1, error_code, self.clock.now()
+            )
 
     def pending(self, limit: int = 100) -> list[PendingRevocation]:
         with self._mutex:

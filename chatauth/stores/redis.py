@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from chatauth.clock import Clock
 from chatauth.errors import ConfigurationError, StoreUnavailableError
 from chatauth.stores.base import BaseStore, PendingRevocation, TokenCipher
-from chatauth.tokens import ChatToken, SessionKey, utcnow
+from chatauth.tokens import ChatToken, SessionKey
 
 try:
     import redis
@@ -173,6 +173,10 @@ class RedisStore(BaseStore):
             one Redis database its own.
         retention: how long a token without ``expires_at`` is kept after its ``refresh_at``
             (seconds or ``timedelta``; default 7 days).
+        clock: the :class:`~chatauth.clock.Clock` key lifetimes are computed from (a token
+            key's ``PX`` is its expiry minus this clock's now), lock waits are timed by and
+            queued revocations are dated with; default the system clock. Redis itself
+            expires keys and locks by the server's own clock.
     """
 
     name = "redis"
@@ -185,8 +189,9 @@ class RedisStore(BaseStore):
         cipher: TokenCipher | None = None,
         prefix: str = DEFAULT_PREFIX,
         retention: float | timedelta = DEFAULT_RETENTION,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(cipher=cipher)
+        super().__init__(cipher=cipher, clock=clock)
         self.client = client
         self.prefix = prefix
         self.retention = (
@@ -207,6 +212,7 @@ class RedisStore(BaseStore):
         cipher: TokenCipher | None = None,
         prefix: str | None = None,
         retention: float | timedelta = DEFAULT_RETENTION,
+        clock: Clock | None = None,
         **client_options: Any,
     ) -> RedisStore:
         """A store for ``redis://``, ``rediss://`` (TLS) or ``unix://`` URLs.
@@ -219,7 +225,7 @@ class RedisStore(BaseStore):
             url: the Redis URL; its password never appears in errors or ``repr``.
             cipher: optional payload cipher (``STORE_ENCRYPTION_KEY``).
             prefix: key prefix; overrides ``key_prefix`` in the URL.
-            retention: see the class.
+            retention, clock: see the class.
             client_options: extra keyword arguments for both redis-py clients.
 
         Raises:
@@ -254,6 +260,7 @@ class RedisStore(BaseStore):
             cipher=cipher,
             prefix=prefix or url_prefix or DEFAULT_PREFIX,
             retention=retention,
+            clock=clock,
         )
         host = parts.hostname or parts.path or "?"
         port = f":{parts.port}" if parts.port else ""
@@ -285,11 +292,13 @@ class RedisStore(BaseStore):
         return f"{self.prefix}:pending"
 
     def _ttl_ms(self, token: ChatToken) -> int:
+        now = self.clock.now()
         if token.expires_at is not None:
             until = token.expires_at
         else:
-            until = (token.refresh_at or utcnow()) + self.retention
-        return max(1, int((until - utcnow()).total_seconds() * 1000))
+            until = (token.refresh_at or now) + self.retention
+        # PX must be positive: a token already past its expiry lives one millisecond.
+        return max(1, int((until - now).total_seconds() * 1000))
 
     # -- errors ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -396,7 +405,7 @@ class RedisStore(BaseStore):
             "token": self.dump(token),
             "attempts": 1,
             "error": error_code,
-            "created": repr(time.time()),
+            "created": repr(self.clock.time()),
         }
         with self._guard():
             self.client.xadd(self.pending_key, fields)  # type: ignore[arg-type]
@@ -526,7 +535,7 @@ class RedisStore(BaseStore):
             "token": self.dump(token),
             "attempts": 1,
             "error": error_code,
-            "created": repr(time.time()),
+            "created": repr(self.clock.time()),
         }
         with self._guard():
             await client.xadd(self.pending_key, fields)  # type: ignore[arg-type]
