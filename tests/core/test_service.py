@@ -17,12 +17,19 @@ from chatauth import (
 )
 from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import SessionKey, utcnow
-from tests.core.providers import CountingProvider, TokenRevokingProvider, UserRevokingProvider
+from tests.core.providers import (
+    GATE_TIMEOUT,
+    CountingProvider,
+    Gate,
+    GatedProvider,
+    TokenRevokingProvider,
+    UserRevokingProvider,
+)
 
 
 @pytest.fixture
 def chat() -> Iterator[ChatAuth]:
-    service = ChatAuth(CountingProvider(delay=0.05), MemoryStore())
+    service = ChatAuth(CountingProvider(), MemoryStore())
     yield service
     service.close()
 
@@ -40,27 +47,66 @@ def test_anonymous_users_get_no_session(chat: ChatAuth) -> None:
         chat.get_session(AppUser(1, authenticated=False), "s")
 
 
-def test_fifty_threads_share_one_issue_call(chat: ChatAuth) -> None:
-    barrier = threading.Barrier(50)
+def test_fifty_threads_share_one_issue_call() -> None:
+    gate = Gate()
+    chat = ChatAuth(GatedProvider(), MemoryStore(), transport=gate.transport())
+    waiting = threading.Condition()
+    waiters: list[str] = []
+
+    def saw_wait(key: str) -> None:
+        with waiting:
+            waiters.append(key)
+            waiting.notify_all()
+
+    chat._locks.on_wait = saw_wait
     values: list[str] = []
 
     def worker() -> None:
-        barrier.wait()
         values.append(chat.get_session(AppUser(1), "s").token.value)
 
-    threads = [threading.Thread(target=worker) for _ in range(50)]
-    for t in threads:
+    first = threading.Thread(target=worker)
+    first.start()
+    assert gate.entered.wait(GATE_TIMEOUT)  # the first caller is inside the provider call
+    others = [threading.Thread(target=worker) for _ in range(49)]
+    for t in others:
         t.start()
-    for t in threads:
-        t.join()
+    with waiting:  # every other caller found the key held and is blocked behind the first
+        assert waiting.wait_for(lambda: len(waiters) == 49, GATE_TIMEOUT)
+    assert values == [] and all(t.is_alive() for t in [first, *others])
+    gate.open()
+    for t in [first, *others]:
+        t.join(GATE_TIMEOUT)
     assert len(values) == 50 and len(set(values)) == 1
+    assert set(waiters) == {SessionKey("jwt", "user-1", "s").digest}
     assert chat.provider.issued == 1  # type: ignore[attr-defined]
+    assert gate.requests == 1
+    assert len(chat._locks) == 0
+    chat.close()
 
 
-async def test_concurrent_tasks_share_one_issue_call(chat: ChatAuth) -> None:
-    sessions = await asyncio.gather(*(chat.aget_session(AppUser(2), "s") for _ in range(30)))
+async def test_concurrent_tasks_share_one_issue_call() -> None:
+    gate = Gate()
+    chat = ChatAuth(GatedProvider(), MemoryStore(), transport=gate.async_transport())
+    waiters: list[str] = []
+    all_waiting = asyncio.Event()
+
+    def saw_wait(key: str) -> None:
+        waiters.append(key)
+        if len(waiters) == 29:
+            all_waiting.set()
+
+    chat._async_locks().on_wait = saw_wait
+    first = asyncio.create_task(chat.aget_session(AppUser(2), "s"))
+    await gate.aentered()  # the first task is inside the provider call
+    others = [asyncio.create_task(chat.aget_session(AppUser(2), "s")) for _ in range(29)]
+    await asyncio.wait_for(all_waiting.wait(), GATE_TIMEOUT)
+    assert not any(t.done() for t in [first, *others])  # all held behind the first
+    gate.open()
+    sessions = await asyncio.gather(first, *others)
     assert len({s.token.value for s in sessions}) == 1
+    assert set(waiters) == {SessionKey("jwt", "user-2", "s").digest}
     assert chat.provider.issued == 1  # type: ignore[attr-defined]
+    assert gate.requests == 1
     await chat.aclose()
 
 
