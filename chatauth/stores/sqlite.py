@@ -7,25 +7,70 @@ crashes while issuing cannot block the key for longer than the lock's ttl. (Hold
 ``BEGIN IMMEDIATE`` across the provider's HTTP call would serialise every write of every user
 behind one slow provider; a lock row serialises only the one key.)
 
+Waiting for other processes: a write takes SQLite's write lock with its first statement
+(``BEGIN IMMEDIATE``), never after a read in the same transaction. That matters because SQLite
+waits (its busy timeout) only for a transaction that does not hold a read snapshot yet; a
+transaction that read first and then wants to write while another connection writes gets
+"database is locked" at once. Should SQLite still answer "database is locked" (a lock held
+for longer than the wait, or one of the cases where SQLite does not wait, such as WAL
+recovery), the operation is retried with jittered exponential backoff by :mod:`stamina`. Busy
+waits and retries together stop after the store's ``timeout`` (default
+:data:`DEFAULT_TIMEOUT`, 10 seconds, plus at most one backoff pause of 0.25 s): only then does
+the operation raise :class:`~chatauth.errors.StoreUnavailableError` (a 503 with
+``Retry-After``). Every operation is one transaction, so retrying it cannot apply it twice.
+
+Times stored in the file (token update time, lock expiry, revocation queue time) are read
+from the store's :class:`~chatauth.clock.Clock`; the waits above are real time.
+
 Token payloads are JSON, encrypted when a cipher is given; the file is created with mode 0600.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TypeVar
 
+import stamina
+
+from chatauth.clock import Clock
 from chatauth.errors import StoreUnavailableError
 from chatauth.stores.base import BaseStore, PendingRevocation, TokenCipher
 from chatauth.tokens import ChatToken, SessionKey
 
-__all__ = ["SQLiteStore"]
+__all__ = ["DEFAULT_TIMEOUT", "SQLiteStore", "database_is_locked"]
+
+T = TypeVar("T")
+
+#: Seconds an operation waits, in total, for a database another process has locked, before
+#: it raises :class:`~chatauth.errors.StoreUnavailableError`.
+DEFAULT_TIMEOUT = 10.0
+
+# Backoff between retries of "database is locked", seconds (stamina's meaning). Writes hold
+# the lock for about a millisecond, so the first retry comes soon; the jitter keeps several
+# waiting processes from retrying in step.
+_RETRY_WAIT_INITIAL = 0.005
+_RETRY_WAIT_MAX = 0.25
+_RETRY_WAIT_JITTER = 0.01
+
+_SQLITE_BUSY = 5  # the primary result code behind "database is locked" (and its extended codes)
+
+
+def database_is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (``SQLITE_BUSY``): another connection
+    holds the lock this one needs. Retrying later can succeed; no other error is retried."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return bool(code & 0xFF == _SQLITE_BUSY)
+    return str(exc).startswith("database is locked")
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS chatauth_tokens (
@@ -61,10 +106,15 @@ class SQLiteStore(BaseStore):
     Args:
         path: the database file (created with its tables if missing, mode 0600).
         cipher: optional :class:`~chatauth.stores.base.TokenCipher` for payloads at rest.
-        timeout: seconds a statement waits for another process's write lock (busy timeout).
+        timeout: seconds an operation waits in total for another process's lock on the
+            database (SQLite's busy timeout plus retries, see the module docstring) before it
+            raises :class:`~chatauth.errors.StoreUnavailableError`; default 10.
+        clock: the :class:`~chatauth.clock.Clock` for the times kept in the file (lock
+            expiry, update and queue times); default the system clock.
 
     Raises:
-        StoreUnavailableError: the file cannot be opened or written (disk full, read-only).
+        StoreUnavailableError: the file cannot be opened or written (disk full, read-only),
+            or another process kept the database locked for longer than ``timeout``.
     """
 
     name = "sqlite"
@@ -74,9 +124,10 @@ class SQLiteStore(BaseStore):
         path: str | os.PathLike[str],
         *,
         cipher: TokenCipher | None = None,
-        timeout: float = 10.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(cipher=cipher)
+        super().__init__(cipher=cipher, clock=clock)
         self.path = Path(path)
         self.timeout = timeout
         self._local = threading.local()
@@ -93,11 +144,9 @@ class SQLiteStore(BaseStore):
                 provider=self.name,
                 retry_after=1,
             ) from None
-        try:
-            # executescript manages its own transaction; CREATE ... IF NOT EXISTS is idempotent.
-            self._db().executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from None
+        # CREATE ... IF NOT EXISTS is idempotent, so workers starting together on a new file
+        # may all run it (the retries cover the one that finds another creating the tables).
+        self._run(lambda db: db.executescript(SCHEMA))
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {str(self.path)!r}>"
@@ -106,17 +155,17 @@ class SQLiteStore(BaseStore):
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            # Errors go to the caller, _run(), which retries "database is locked" (switching a
+            # new file to WAL needs a moment of exclusive access) and reports the others.
+            db = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
             try:
-                db = sqlite3.connect(
-                    self.path,
-                    timeout=self.timeout,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
+            except BaseException:
+                db.close()
+                raise
             self._local.db = db
             with self._connections_guard:
                 self._connections.append(db)
@@ -129,25 +178,57 @@ class SQLiteStore(BaseStore):
             retry_after=1,
         )
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
+    def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """``work(connection)``, in a ``BEGIN IMMEDIATE`` transaction when ``write``; retried
+        while the database is locked, within ``self.timeout`` seconds in total.
+
+        Raises:
+            StoreUnavailableError: any :class:`sqlite3.Error`, once the retries are over.
+        """
+        started = time.monotonic()  # real time: this bounds a real wait, whatever the clock
         try:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+            for attempt in stamina.retry_context(
+                on=database_is_locked,
+                attempts=None if self.timeout > 0 else 1,
+                timeout=self.timeout if self.timeout > 0 else None,
+                wait_initial=_RETRY_WAIT_INITIAL,
+                wait_max=_RETRY_WAIT_MAX,
+                wait_jitter=_RETRY_WAIT_JITTER,
+            ):
+                with attempt:
+                    db = self._db()
+                    # This attempt's busy timeout is what is left of the operation's, so
+                    # that busy waits and retries together stay within self.timeout.
+                    left = self.timeout - (time.monotonic() - started)
+                    db.execute(f"PRAGMA busy_timeout = {max(0, int(left * 1000))}")
+                    if not write:
+                        return work(db)
+                    return self._transaction(db, work)
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        # BEGIN IMMEDIATE takes the write lock before anything is read, so SQLite waits for
+        # it (busy timeout) instead of failing at once when the transaction upgrades.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT ("database is locked" in rollback-journal mode): the
+            # transaction must end here, or the retry would run inside it.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return result
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._run(work, write=True)
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            rows: list[sqlite3.Row] = self._db().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._unavailable(exc) from None
+        rows: list[sqlite3.Row] = self._run(lambda db: db.execute(sql, params).fetchall())
         return rows
 
     # -- tokens ----------------------------------------------------------------------------
@@ -157,8 +238,9 @@ class SQLiteStore(BaseStore):
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         expires = token.expires_at.timestamp() if token.expires_at else None
-        with self._write() as db:
-            db.execute(
+        payload = self.dump(token)
+        self._write(
+            lambda db: db.execute(
                 "INSERT OR REPLACE INTO chatauth_tokens"
                 " (key, user_key, provider, uid, payload, expires_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -167,25 +249,28 @@ class SQLiteStore(BaseStore):
                     key.user_digest,
                     key.provider,
                     key.uid,
-                    self.dump(token),
+                    payload,
                     expires,
-                    time.time(),
+                    self.clock.time(),
                 ),
             )
+        )
 
     def pop(self, key: SessionKey) -> ChatToken | None:
-        with self._write() as db:
-            row = db.execute(
+        row = self._write(
+            lambda db: db.execute(
                 "DELETE FROM chatauth_tokens WHERE key = ? RETURNING payload", (key.digest,)
             ).fetchone()
+        )
         return self.load(row[0]) if row else None
 
     def pop_user(self, provider: str, uid: str) -> list[ChatToken]:
         user_key = SessionKey(provider, uid).user_digest
-        with self._write() as db:
-            rows = db.execute(
+        rows = self._write(
+            lambda db: db.execute(
                 "DELETE FROM chatauth_tokens WHERE user_key = ? RETURNING payload", (user_key,)
             ).fetchall()
+        )
         return [self.load(row[0]) for row in rows]
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
@@ -199,18 +284,22 @@ class SQLiteStore(BaseStore):
         ]
 
     def prune_expired(self) -> int:
-        """Delete tokens past their ``expires_at``; returns how many."""
-        with self._write() as db:
-            return db.execute(
-                "DELETE FROM chatauth_tokens WHERE expires_at IS NOT NULL AND expires_at < ?",
-                (time.time(),),
-            ).rowcount
+        """Delete tokens past their ``expires_at`` (by the store's clock); returns how many."""
+        return self._write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM chatauth_tokens WHERE expires_at IS NOT NULL AND expires_at < ?",
+                    (self.clock.time(),),
+                ).rowcount
+            )
+        )
 
     # -- the issue lock ----------------------------------------------------------------------
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
-        now = time.time()
-        with self._write() as db:
-            # Inside BEGIN IMMEDIATE no other process can write between the check and the set.
+        def take(db: sqlite3.Connection) -> bool:
+            # Inside BEGIN IMMEDIATE no other process can write between the check and the
+            # set. The time is read here, not before a wait for the database.
+            now = self.clock.time()
             row = db.execute(
                 "SELECT expires_at FROM chatauth_locks WHERE key = ?", (key.digest,)
             ).fetchone()
@@ -222,21 +311,26 @@ class SQLiteStore(BaseStore):
             )
             return True
 
+        return self._write(take)
+
     def _unlock(self, key: SessionKey, owner: str) -> None:
-        with self._write() as db:
-            db.execute(
+        self._write(
+            lambda db: db.execute(
                 "DELETE FROM chatauth_locks WHERE key = ? AND owner = ?", (key.digest, owner)
             )
+        )
 
     # -- pending revocations -------------------------------------------------------------
     def add_pending(self, token: ChatToken, error_code: str) -> None:
-        with self._write() as db:
-            db.execute(
+        payload = self.dump(token)
+        self._write(
+            lambda db: db.execute(
                 "INSERT INTO chatauth_pending_revocations"
                 " (provider, uid, payload, attempts, last_error, created_at)"
                 " VALUES (?, ?, ?, 1, ?, ?)",
-                (token.provider, token.uid, self.dump(token), error_code, time.time()),
+                (token.provider, token.uid, payload, error_code, self.clock.time()),
             )
+        )
 
     def pending(self, limit: int = 100) -> list[PendingRevocation]:
         rows = self._read(
@@ -256,16 +350,20 @@ class SQLiteStore(BaseStore):
         ]
 
     def remove_pending(self, entry: PendingRevocation) -> None:
-        with self._write() as db:
-            db.execute("DELETE FROM chatauth_pending_revocations WHERE id = ?", (int(entry.id),))
+        self._write(
+            lambda db: db.execute(
+                "DELETE FROM chatauth_pending_revocations WHERE id = ?", (int(entry.id),)
+            )
+        )
 
     def retry_failed(self, entry: PendingRevocation, error_code: str) -> None:
-        with self._write() as db:
-            db.execute(
+        self._write(
+            lambda db: db.execute(
                 "UPDATE chatauth_pending_revocations SET attempts = attempts + 1, last_error = ?"
                 " WHERE id = ?",
                 (error_code, int(entry.id)),
             )
+        )
 
     def count_pending(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM chatauth_pending_revocations")[0][0])
