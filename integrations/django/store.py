@@ -17,21 +17,51 @@ compare-and-set statements (an ``INSERT`` that fails on the primary key, an ``UP
 transaction is needed that SQLite could abort with "database is locked". The lock is held only
 around the provider call for one key, never for the whole table.
 
+Waiting for a locked SQLite database: SQLite waits for another connection's write lock (the
+connection's busy timeout: Django's ``OPTIONS["timeout"]``, 5 seconds by default) only in a
+transaction that has not read yet; a transaction that reads and then writes (what
+``update_or_create`` does) gets "database is locked" at once when another process writes
+meanwhile. So every write here is a single statement: a token is stored with one upsert
+(``INSERT ... ON CONFLICT DO UPDATE`` through ``bulk_create(update_conflicts=True)``).
+Should SQLite still answer "database is locked" (a lock held longer than the busy timeout,
+or a delete turned into read-then-delete by an app's ``pre_delete``/``post_delete`` receiver
+on these models), the statement is retried with jittered exponential backoff by
+:mod:`stamina` for up to ``timeout`` seconds (default 10); the statement running at that
+moment may still wait out its busy timeout, so with the defaults the store raises
+:class:`~chatauth.errors.StoreUnavailableError` after at most about 15 seconds. Inside the
+app's own transaction (``atomic``, ``ATOMIC_REQUESTS``) nothing is retried: a statement
+cannot be retried alone within a transaction SQLite refused. Other databases wait for locks
+themselves and are not retried.
+
+Expiry times (issue locks, :meth:`DjangoStore.pop_stale`) are read from the store's
+:class:`~chatauth.clock.Clock`; ``updated_at`` and ``created_at`` are Django's ``auto_now``
+fields.
+
 The async twins run the sync methods through ``asgiref``'s ``sync_to_async`` (Django's own way
 to reach the ORM from async code): the event loop never waits for the database.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+import stamina
 from asgiref.sync import sync_to_async
-from django.db import DatabaseError, IntegrityError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 
+from chatauth.clock import Clock
 from chatauth.errors import StoreUnavailableError
 from chatauth.stores.base import BaseStore, PendingRevocation, TokenCipher
+from chatauth.stores.sqlite import database_is_locked
 from chatauth.tokens import ChatToken, SessionKey
 
 from .models import ChatToken as TokenRow
@@ -41,6 +71,34 @@ from .models import PendingRevocation as PendingRow
 __all__ = ["DjangoStore"]
 
 T = TypeVar("T")
+
+#: Seconds of retries for a statement SQLite answered "database is locked" (see the module
+#: docstring for the whole bound).
+DEFAULT_TIMEOUT = 10.0
+
+# Backoff between those retries, seconds (stamina's meaning); the jitter keeps several
+# waiting processes from retrying in step.
+_RETRY_WAIT_INITIAL = 0.01
+_RETRY_WAIT_MAX = 0.5
+_RETRY_WAIT_JITTER = 0.02
+
+# The token row's columns an upsert overwrites (all but the primary key).
+_TOKEN_FIELDS = [
+    "user_key",
+    "provider",
+    "uid",
+    "fingerprint",
+    "payload",
+    "issued_at",
+    "expires_at",
+    "usable_until",
+    "updated_at",
+]
+
+
+def _locked(exc: Exception) -> bool:
+    # Django wraps the driver's error; the sqlite3 one is its __cause__.
+    return isinstance(exc, OperationalError) and database_is_locked(exc.__cause__ or exc)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -55,6 +113,10 @@ class DjangoStore(BaseStore):
             to encrypt payloads at rest; without it the JSON payload relies on the database's
             access control, like Django's own session table.
         using: a database alias that overrides the router (for scripts and tests).
+        timeout: on SQLite, seconds to keep retrying a statement refused with "database is
+            locked" (default 10; see the module docstring for the whole bound).
+        clock: the :class:`~chatauth.clock.Clock` for lock expiry and ``pop_stale``; default
+            the system clock.
 
     Database errors surface as :class:`~chatauth.errors.StoreUnavailableError` (503 with
     ``Retry-After`` at the token endpoint).
@@ -62,9 +124,17 @@ class DjangoStore(BaseStore):
 
     name = "django"
 
-    def __init__(self, *, cipher: TokenCipher | None = None, using: str | None = None) -> None:
-        super().__init__(cipher=cipher)
+    def __init__(
+        self,
+        *,
+        cipher: TokenCipher | None = None,
+        using: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(cipher=cipher, clock=clock)
         self.using = using
+        self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"<DjangoStore using={self.using or 'router'}>"
@@ -80,55 +150,94 @@ class DjangoStore(BaseStore):
             retry_after=1,
         )
 
+    def _call(self, alias: str, statement: Callable[[], T]) -> T:
+        """``statement()``, retried while SQLite answers "database is locked" (within
+        ``self.timeout`` seconds of retries); run once on other databases and inside a
+        transaction of the caller's.
+
+        Raises:
+            StoreUnavailableError: any :class:`~django.db.DatabaseError` left after that.
+        """
+        connection = connections[alias]
+        try:
+            if connection.vendor != "sqlite" or connection.in_atomic_block or self.timeout <= 0:
+                return statement()
+            for attempt in stamina.retry_context(
+                on=_locked,
+                attempts=None,
+                timeout=self.timeout,
+                wait_initial=_RETRY_WAIT_INITIAL,
+                wait_max=_RETRY_WAIT_MAX,
+                wait_jitter=_RETRY_WAIT_JITTER,
+            ):
+                with attempt:
+                    return statement()
+        except DatabaseError as exc:
+            raise self._unavailable(exc) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _text(self, token: ChatToken) -> str:
         # dump() gives JSON or Fernet output; both are ASCII/UTF-8 text.
         return self.dump(token).decode()
 
     # -- tokens ----------------------------------------------------------------------------
     def get(self, key: SessionKey) -> ChatToken | None:
-        try:
-            payload = (
-                TokenRow._default_manager.using(self._db(TokenRow))
+        alias = self._db(TokenRow)
+        payload = self._call(
+            alias,
+            lambda: (
+                TokenRow._default_manager.using(alias)
                 .filter(key=key.digest)
                 .values_list("payload", flat=True)
                 .first()
-            )
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+            ),
+        )
         return self.load(payload) if payload is not None else None
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
-        try:
-            TokenRow._default_manager.using(self._db(TokenRow)).update_or_create(
-                key=key.digest,
-                defaults={
-                    "user_key": key.user_digest,
-                    "provider": key.provider,
-                    "uid": key.uid,
-                    "fingerprint": token.fingerprint,
-                    "payload": self._text(token),
-                    "issued_at": _utc(token.issued_at),
-                    "expires_at": _utc(token.expires_at),
-                    "usable_until": _utc(token.usable_until()),
-                },
-            )
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(TokenRow)
+        row = TokenRow(
+            key=key.digest,
+            user_key=key.user_digest,
+            provider=key.provider,
+            uid=key.uid,
+            fingerprint=token.fingerprint,
+            payload=self._text(token),
+            issued_at=_utc(token.issued_at),
+            expires_at=_utc(token.expires_at),
+            usable_until=_utc(token.usable_until()),
+        )
+        tokens = TokenRow._default_manager.using(alias)
+        if not connections[alias].features.supports_update_conflicts_with_target:
+            # MySQL, Oracle: update_or_create reads the row with SELECT ... FOR UPDATE, so
+            # its read-then-write waits for the row lock like any other statement.
+            defaults = {name: getattr(row, name) for name in _TOKEN_FIELDS[:-1]}
+            self._call(alias, lambda: tokens.update_or_create(key=key.digest, defaults=defaults))
+            return
+        # One statement (INSERT ... ON CONFLICT (key) DO UPDATE): it takes SQLite's write
+        # lock before reading anything, so it waits for another process's write instead of
+        # failing as update_or_create's SELECT-then-write transaction does.
+        self._call(
+            alias,
+            lambda: tokens.bulk_create(
+                [row], update_conflicts=True, unique_fields=["key"], update_fields=_TOKEN_FIELDS
+            ),
+        )
 
     def _pop_rows(self, **lookup: Any) -> list[ChatToken]:
         alias = self._db(TokenRow)
         tokens = TokenRow._default_manager.using(alias)
         popped: list[ChatToken] = []
-        try:
-            for key, payload in list(tokens.filter(**lookup).values_list("key", "payload")):
-                # Delete only the row we read (same payload): of two processes popping one
-                # key, exactly one gets the token, so it is revoked once. One statement per
-                # row needs no read-then-write transaction, which SQLite could abort.
-                deleted, _ = tokens.filter(key=key, payload=payload).delete()
-                if deleted:
-                    popped.append(self.load(payload))
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        found = self._call(
+            alias, lambda: list(tokens.filter(**lookup).values_list("key", "payload"))
+        )
+        for key, payload in found:
+            # Delete only the row we read (same payload): of two processes popping one key,
+            # exactly one gets the token, so it is revoked once. One statement per row, each
+            # retried on its own: a token already deleted is already in ``popped``.
+            deleted, _ = self._call(alias, tokens.filter(key=key, payload=payload).delete)
+            if deleted:
+                popped.append(self.load(payload))
         return popped
 
     def pop(self, key: SessionKey) -> ChatToken | None:
@@ -149,44 +258,53 @@ class DjangoStore(BaseStore):
         cookie lost): nobody will fetch it again, so it should be revoked rather than left
         valid at the provider. A key that was re-issued meanwhile is not touched: its
         ``usable_until`` is in the future.
+
+        Args:
+            now: the cut-off, an aware datetime; default the store clock's ``now()``.
         """
-        return self._pop_rows(usable_until__lt=now or datetime.now(timezone.utc))
+        return self._pop_rows(usable_until__lt=now or self.clock.now())
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
-        rows = TokenRow._default_manager.using(self._db(TokenRow)).order_by("updated_at")
+        alias = self._db(TokenRow)
+        rows = TokenRow._default_manager.using(alias).order_by("updated_at")
         if provider is not None:
             rows = rows.filter(provider=provider)
         if uid is not None:
             rows = rows.filter(uid=uid)
-        try:
-            return [self.load(payload) for payload in rows.values_list("payload", flat=True)]
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        payloads = self._call(alias, lambda: list(rows.values_list("payload", flat=True)))
+        return [self.load(payload) for payload in payloads]
 
     # -- the issue lock ----------------------------------------------------------------------
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         alias = self._db(IssueLock)
-        now = time.time()
         locks = IssueLock._default_manager.using(alias)
-        try:
-            if connections[alias].features.has_select_for_update:
-                with transaction.atomic(using=alias):
-                    row = locks.select_for_update().filter(key=key.digest).first()
-                    if row is not None:
-                        if row.expires_at > now:
-                            return False
-                        row.owner, row.expires_at = owner, now + ttl
-                        row.save(using=alias, update_fields=["owner", "expires_at"])
-                        return True
-                    return self._insert_lock(alias, key, owner, now + ttl)
-            # SQLite: take over an expired lock in one conditional UPDATE, else insert.
-            if locks.filter(key=key.digest, expires_at__lte=now).update(
-                owner=owner, expires_at=now + ttl
-            ):
+        if connections[alias].features.has_select_for_update:
+            return self._call(alias, lambda: self._lock_row(alias, key, owner, ttl))
+        # SQLite: take over an expired lock in one conditional UPDATE, else insert. Each
+        # statement reads the clock when it runs, not before a wait for the database.
+        if self._call(
+            alias,
+            lambda: locks.filter(key=key.digest, expires_at__lte=self.clock.time()).update(
+                owner=owner, expires_at=self.clock.time() + ttl
+            ),
+        ):
+            return True
+        return self._call(
+            alias, lambda: self._insert_lock(alias, key, owner, self.clock.time() + ttl)
+        )
+
+    def _lock_row(self, alias: str, key: SessionKey, owner: str, ttl: float) -> bool:
+        locks = IssueLock._default_manager.using(alias)
+        with transaction.atomic(using=alias):
+            row = locks.select_for_update().filter(key=key.digest).first()
+            now = self.clock.time()
+            if row is not None:
+                if row.expires_at > now:
+                    return False
+                row.owner, row.expires_at = owner, now + ttl
+                row.save(using=alias, update_fields=["owner", "expires_at"])
                 return True
             return self._insert_lock(alias, key, owner, now + ttl)
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
 
     @staticmethod
     def _insert_lock(alias: str, key: SessionKey, owner: str, expires_at: float) -> bool:
@@ -201,34 +319,35 @@ class DjangoStore(BaseStore):
         return True
 
     def _unlock(self, key: SessionKey, owner: str) -> None:
-        try:
-            IssueLock._default_manager.using(self._db(IssueLock)).filter(
-                key=key.digest, owner=owner
-            ).delete()
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(IssueLock)
+        self._call(
+            alias,
+            lambda: (
+                IssueLock._default_manager.using(alias).filter(key=key.digest, owner=owner).delete()
+            ),
+        )
 
     # -- pending revocations -------------------------------------------------------------
     def add_pending(self, token: ChatToken, error_code: str) -> None:
-        try:
-            PendingRow._default_manager.using(self._db(PendingRow)).create(
+        alias = self._db(PendingRow)
+        payload = self._text(token)
+        self._call(
+            alias,
+            lambda: PendingRow._default_manager.using(alias).create(
                 provider=token.provider,
                 uid=token.uid,
                 fingerprint=token.fingerprint,
-                payload=self._text(token),
+                payload=payload,
                 attempts=1,
                 last_error=error_code[:100],
-            )
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+            ),
+        )
 
     def pending(self, limit: int = 100) -> list[PendingRevocation]:
-        try:
-            rows = list(
-                PendingRow._default_manager.using(self._db(PendingRow)).order_by("id")[:limit]
-            )
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(PendingRow)
+        rows = self._call(
+            alias, lambda: list(PendingRow._default_manager.using(alias).order_by("id")[:limit])
+        )
         return [
             PendingRevocation(
                 id=str(row.pk),
@@ -241,28 +360,28 @@ class DjangoStore(BaseStore):
         ]
 
     def remove_pending(self, entry: PendingRevocation) -> None:
-        try:
-            PendingRow._default_manager.using(self._db(PendingRow)).filter(
-                pk=int(entry.id)
-            ).delete()
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(PendingRow)
+        self._call(
+            alias,
+            lambda: PendingRow._default_manager.using(alias).filter(pk=int(entry.id)).delete(),
+        )
 
     def retry_failed(self, entry: PendingRevocation, error_code: str) -> None:
         from django.db.models import F
 
-        try:
-            PendingRow._default_manager.using(self._db(PendingRow)).filter(pk=int(entry.id)).update(
-                attempts=F("attempts") + 1, last_error=error_code[:100]
-            )
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(PendingRow)
+        self._call(
+            alias,
+            lambda: (
+                PendingRow._default_manager.using(alias)
+                .filter(pk=int(entry.id))
+                .update(attempts=F("attempts") + 1, last_error=error_code[:100])
+            ),
+        )
 
     def count_pending(self) -> int:
-        try:
-            count: int = PendingRow._default_manager.using(self._db(PendingRow)).count()
-        except DatabaseError as exc:
-            raise self._unavailable(exc) from None
+        alias = self._db(PendingRow)
+        count: int = self._call(alias, lambda: PendingRow._default_manager.using(alias).count())
         return count
 
     # -- async twins: the ORM is reached through sync_to_async ---------------------------
