@@ -97,6 +97,7 @@ class Gate:
         self._opened = threading.Event()
         self._aentered: asyncio.Event | None = None
         self._aopened: asyncio.Event | None = None
+        self._count_guard = threading.Lock()
         self.requests = 0
 
     def open(self) -> None:
@@ -107,7 +108,8 @@ class Gate:
 
     def transport(self) -> httpx.MockTransport:
         def handle(request: httpx.Request) -> httpx.Response:
-            self.requests += 1
+            with self._count_guard:
+                self.requests += 1
             self.entered.set()
             assert self._opened.wait(GATE_TIMEOUT), "the test never opened the gate"
             return httpx.Response(204)
@@ -115,8 +117,12 @@ class Gate:
         return httpx.MockTransport(handle)
 
     def async_transport(self) -> httpx.MockTransport:
-        """Build it inside the event loop the requests will run on."""
-        self._aentered, self._aopened = asyncio.Event(), asyncio.Event()
+        """Build it inside the event loop the requests will run on (several transports of
+        one gate share its events)."""
+        if self._aentered is None or self._aopened is None:
+            self._aentered, self._aopened = asyncio.Event(), asyncio.Event()
+            if self._opened.is_set():
+                self._aopened.set()
         aentered, aopened = self._aentered, self._aopened
 
         async def handle(request: httpx.Request) -> httpx.Response:

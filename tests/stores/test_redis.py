@@ -11,11 +11,14 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import redis
 import redis.asyncio
@@ -27,8 +30,9 @@ from chatauth.responses import error_answer
 from chatauth.stores.base import LockTimeoutError
 from chatauth.stores.crypto import FernetCipher, generate_key
 from chatauth.stores.redis import RedisStore
+from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey, utcnow
-from tests.core.providers import CountingProvider
+from tests.core.providers import GATE_TIMEOUT, Gate, GatedProvider
 from tests.servers.redis import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -62,8 +66,8 @@ def make_store(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]
     prefix = f"test-{secrets.token_hex(4)}"
     made: list[RedisStore] = []
 
-    def make(**kwargs: object) -> RedisStore:
-        store = RedisStore.from_url(redis_server.url, prefix=prefix, **kwargs)  # type: ignore[arg-type]
+    def make(store_class: type[RedisStore] = RedisStore, **kwargs: Any) -> RedisStore:
+        store = store_class.from_url(redis_server.url, prefix=prefix, **kwargs)
         made.append(store)
         return store
 
@@ -77,6 +81,29 @@ def make_store(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]
 @pytest.fixture
 def store(make_store: Callable[..., RedisStore]) -> RedisStore:
     return make_store()
+
+
+class ObservedRedisStore(RedisStore):
+    """A RedisStore that says when a caller found the issue lock taken (and so polls it):
+    it sets :attr:`contended` and calls :attr:`on_contended`, if set, on every such try."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contended = threading.Event()
+        self.on_contended: Callable[[], None] | None = None
+
+    def _saw(self, taken: bool) -> bool:
+        if not taken:
+            self.contended.set()
+            if self.on_contended is not None:
+                self.on_contended()
+        return taken
+
+    def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+        return self._saw(super()._try_lock(key, owner, ttl))
+
+    async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+        return self._saw(await super()._atry_lock(key, owner, ttl))
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -101,14 +128,39 @@ def test_a_never_expiring_token_is_kept_retention_past_its_refresh(
     assert 4_100_000 < pttl <= 4_200_000
 
 
+def test_a_token_key_lives_as_long_as_the_token_by_the_store_clock(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    clock = ManualClock()
+    store = make_store(clock=clock)
+    key = SessionKey("matrix", "alice", "s")
+    stored = token(ttl=120)  # expires 120 s after the real now
+    clock.advance(100)  # by the store's clock only 20 s are left
+    store.set(key, stored)
+    assert 10_000 < store.client.pttl(store.token_key(key)) <= 20_000
+
+    clock.advance(20)  # expired by the store's clock: Redis keeps it one millisecond at most
+    store.set(key, stored)
+    assert store.client.pttl(store.token_key(key)) <= 1  # -2 once Redis has dropped it
+
+
+def expire_now(store: RedisStore, name: str) -> None:
+    """End a key's life as Redis does when its clock passes the key's expiry.
+
+    Redis expires keys by the server's own clock, which a test cannot move; the key's
+    lifetime itself is asserted by the tests above from the store's clock.
+    """
+    assert store.client.pttl(name) > 0, "the key had no expiry to reach"
+    store.client.delete(name)
+
+
 def test_expired_tokens_disappear(store: RedisStore) -> None:
     key = SessionKey("matrix", "alice", "s")
-    store.set(key, token(ttl=0.3))
-    deadline = time.monotonic() + 10
-    while store.get(key) is not None:
-        assert time.monotonic() < deadline, "Redis kept a token past its expiry"
-        time.sleep(0.05)
+    store.set(key, token(ttl=60))
+    expire_now(store, store.token_key(key))
+    assert store.get(key) is None
     assert store.sessions("matrix", "alice") == []
+    assert store.pop(key) is None
 
 
 def test_key_names_hold_no_uid_session_id_or_token(store: RedisStore) -> None:
@@ -191,12 +243,10 @@ def test_pop_and_pop_user(store: RedisStore) -> None:
 
 def test_pop_user_skips_sessions_whose_token_expired(store: RedisStore) -> None:
     short, long = SessionKey("matrix", "alice", "s1"), SessionKey("matrix", "alice", "s2")
-    store.set(short, token(ttl=0.2, value="short"))
+    store.set(short, token(ttl=60, value="short"))
     store.set(long, token(value="long"))
-    deadline = time.monotonic() + 10
-    while store.client.exists(store.token_key(short)):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    expire_now(store, store.token_key(short))  # its member stays in the user's session set
+    assert store.client.scard(store.sessions_key(short.user_digest)) == 2
     assert [t.value for t in store.pop_user("matrix", "alice")] == ["long"]
 
 
@@ -209,29 +259,29 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(store: RedisStore) -> 
     assert not store._try_lock(key, "owner-b", 30)
     store._unlock(key, "owner-a")
     assert store._try_lock(key, "owner-b", 30)
-    with pytest.raises(LockTimeoutError), store.lock(key, ttl=30, wait=0.2):
+    with pytest.raises(LockTimeoutError), store.lock(key, ttl=30, wait=0):
         pass
     store._unlock(key, "owner-b")
-    with store.lock(key, ttl=30, wait=0.2):
+    with store.lock(key, ttl=30, wait=0):
         assert store.client.exists(store.lock_key(key))
     assert not store.client.exists(store.lock_key(key))
 
 
 HOLDER = """
-import sys, time
+import signal, sys
 from chatauth.stores.redis import RedisStore
 from chatauth.tokens import SessionKey
 store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])
 assert store._try_lock(SessionKey("matrix", "alice", "s"), "crashed-holder", float(sys.argv[3]))
 print("locked", flush=True)
-time.sleep(600)
+signal.pause()  # hold the lock until the test kills this process
 """
 
 
 def test_a_crashed_holders_lock_expires(store: RedisStore, redis_server: RedisServer) -> None:
     key = SessionKey("matrix", "alice", "s")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, redis_server.url, store.prefix, "3"],
+        [sys.executable, "-c", HOLDER, redis_server.url, store.prefix, "600"],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).parents[2],
     )
@@ -244,8 +294,38 @@ def test_a_crashed_holders_lock_expires(store: RedisStore, redis_server: RedisSe
         if holder.stdout is not None:
             holder.stdout.close()
     assert not store._try_lock(key, "me", 30)  # the dead process still holds it...
-    with store.lock(key, ttl=30, wait=30):  # ...until its ttl runs out
+    assert 0 < store.client.pttl(store.lock_key(key)) <= 600_000  # ...for its ttl at most
+    # Redis's clock reaching the lock's expiry (a test cannot move it) looks the same as:
+    store.client.pexpire(store.lock_key(key), 1)
+    with store.lock(key, ttl=30, wait=30):  # the waiter polls until Redis has expired it
         assert store.client.get(store.lock_key(key)) != b"crashed-holder"
+
+
+def test_a_lock_wait_runs_out_by_the_store_clock(make_store: Callable[..., RedisStore]) -> None:
+    clock = ManualClock()
+    waiter = make_store(ObservedRedisStore, clock=clock)
+    key = SessionKey("matrix", "alice", "s")
+    assert make_store()._try_lock(key, "slow-holder", 600)  # another worker, still alive
+    outcome: list[BaseException] = []
+
+    def wait_for_the_lock() -> None:
+        try:
+            with waiter.lock(key, ttl=30, wait=5):
+                pass
+        except LockTimeoutError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=wait_for_the_lock)
+    thread.start()
+    assert waiter.contended.wait(GATE_TIMEOUT)  # it found the lock taken and polls it
+    clock.advance(4.9)
+    assert thread.is_alive() and outcome == []
+    clock.advance(0.1)  # its 5 s of waiting are over by its own clock
+    thread.join(GATE_TIMEOUT)
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], LockTimeoutError)
+    # The holder's lock is Redis's to expire: moving the store's clock did not touch it.
+    assert waiter.client.get(waiter.lock_key(key)) == b"slow-holder"
 
 
 # -- pending revocations -------------------------------------------------------------------
@@ -386,27 +466,120 @@ def test_clients_of_finished_event_loops_are_dropped(store: RedisStore) -> None:
 
 
 async def test_concurrent_tasks_share_one_issue_call(store: RedisStore) -> None:
-    chat = ChatAuth(CountingProvider(delay=0.05), store)
-    sessions = await asyncio.gather(
-        *(chat.aget_session(ChatIdentity("alice"), "s") for _ in range(40))
-    )
+    gate = Gate()
+    chat = ChatAuth(GatedProvider(), store, transport=gate.async_transport())
+    waiters: list[str] = []
+    all_waiting = asyncio.Event()
+
+    def saw_wait(key: str) -> None:
+        waiters.append(key)
+        if len(waiters) == 39:
+            all_waiting.set()
+
+    chat._async_locks().on_wait = saw_wait
+    first = asyncio.create_task(chat.aget_session(ChatIdentity("alice"), "s"))
+    await gate.aentered()  # the first task holds the Redis lock, inside the provider call
+    others = [asyncio.create_task(chat.aget_session(ChatIdentity("alice"), "s")) for _ in range(39)]
+    await asyncio.wait_for(all_waiting.wait(), GATE_TIMEOUT)
+    assert not any(t.done() for t in [first, *others])
+    gate.open()
+    sessions = await asyncio.gather(first, *others)
     assert len({s.token.value for s in sessions}) == 1
     assert chat.provider.issued == 1  # type: ignore[attr-defined]
     await chat.aclose()
 
 
 # -- cross-process single-flight ------------------------------------------------------------
-def _race(url: str, prefix: str, count_file: str, barrier: object, use_async: bool) -> None:
-    import threading
+# Two services on one Redis stand for two worker processes: each has its own in-process locks,
+# so only the store's lock in Redis keeps the second from issuing a second token.
+def test_two_workers_on_one_redis_issue_one_token(make_store: Callable[..., RedisStore]) -> None:
+    gate, provider = Gate(), GatedProvider()
+    first = ChatAuth(provider, make_store(), transport=gate.transport())
+    observed = make_store(ObservedRedisStore)
+    second = ChatAuth(provider, observed, transport=gate.transport())
+    values: dict[str, str] = {}
 
+    def worker(name: str, chat: ChatAuth) -> None:
+        values[name] = chat.get_session(ChatIdentity("alice"), "s").token.value
+
+    one = threading.Thread(target=worker, args=("first", first))
+    one.start()
+    assert gate.entered.wait(GATE_TIMEOUT)  # the first worker holds the lock in Redis
+    two = threading.Thread(target=worker, args=("second", second))
+    two.start()
+    assert observed.contended.wait(GATE_TIMEOUT)  # the second found it taken and polls it
+    assert two.is_alive() and values == {}
+    gate.open()
+    one.join(GATE_TIMEOUT)
+    two.join(GATE_TIMEOUT)
+    assert values["first"] == values["second"]
+    assert provider.issued == 1 and gate.requests == 1
+    first.close()
+    second.close()
+
+
+async def test_two_async_workers_on_one_redis_issue_one_token(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    gate, provider = Gate(), GatedProvider()
+    first = ChatAuth(provider, make_store(), transport=gate.async_transport())
+    observed = make_store(ObservedRedisStore)
+    second = ChatAuth(provider, observed, transport=gate.async_transport())
+    one = asyncio.create_task(first.aget_session(ChatIdentity("alice"), "s"))
+    await gate.aentered()
+    two = asyncio.create_task(second.aget_session(ChatIdentity("alice"), "s"))
+    assert await asyncio.to_thread(observed.contended.wait, GATE_TIMEOUT)
+    assert not one.done() and not two.done()
+    gate.open()
+    sessions = await asyncio.gather(one, two)
+    assert sessions[0].token == sessions[1].token
+    assert provider.issued == 1
+    await first.aclose()
+    await second.aclose()
+
+
+#: How long the issuing process waits for the other three to be seen waiting (seconds).
+OTHERS_TIMEOUT = 60.0
+
+
+def _race(url: str, prefix: str, count_file: str, contended: Any, use_async: bool) -> None:
+    """One worker process: 25 threads or tasks ask for alice's token at once.
+
+    Its store releases ``contended`` (a process-shared semaphore) once, the first time it
+    finds the issue lock in Redis taken. Whichever process issues holds its provider call
+    open until it has seen the three others do so: the token cannot exist before every
+    process has raced for it.
+    """
+
+    def others_waiting() -> None:
+        for seen in range(3):
+            assert contended.acquire(timeout=OTHERS_TIMEOUT), f"{seen}/3 others seen waiting"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        others_waiting()
+        return httpx.Response(204)
+
+    async def ahandle(request: httpx.Request) -> httpx.Response:
+        await asyncio.to_thread(others_waiting)
+        return httpx.Response(204)
+
+    store = ObservedRedisStore.from_url(url, prefix=prefix)
+    signalled = threading.Lock()
+
+    def signal_once() -> None:
+        if signalled.acquire(blocking=False):
+            contended.release()
+
+    store.on_contended = signal_once
     chat = ChatAuth(
-        CountingProvider(delay=0.3, count_file=count_file), RedisStore.from_url(url, prefix=prefix)
+        GatedProvider(count_file=count_file),
+        store,
+        transport=httpx.MockTransport(ahandle if use_async else handle),
     )
     values: list[str] = []
     if use_async:
 
         async def main() -> None:
-            barrier.wait()  # type: ignore[attr-defined]
             found = await asyncio.gather(
                 *(chat.aget_session(ChatIdentity("alice"), "s") for _ in range(25))
             )
@@ -419,7 +592,6 @@ def _race(url: str, prefix: str, count_file: str, barrier: object, use_async: bo
         def one() -> None:
             values.append(chat.get_session(ChatIdentity("alice"), "s").token.value)
 
-        barrier.wait()  # type: ignore[attr-defined]
         threads = [threading.Thread(target=one) for _ in range(25)]
         for t in threads:
             t.start()
@@ -435,11 +607,11 @@ def test_four_processes_issue_one_token(
     store: RedisStore, redis_server: RedisServer, tmp_path: Path, use_async: bool
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(4)
+    contended = ctx.Semaphore(0)
     count_file = str(tmp_path / "issued")
     procs = [
         ctx.Process(
-            target=_race, args=(redis_server.url, store.prefix, count_file, barrier, use_async)
+            target=_race, args=(redis_server.url, store.prefix, count_file, contended, use_async)
         )
         for _ in range(4)
     ]
