@@ -1,0 +1,147 @@
+"""DjangoStore on a locked SQLite database: four OS processes on one file, a statement retried
+until another connection lets go, and the bound after which the store gives up."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stamina
+from chatauth.integrations.django.store import DjangoStore
+from django.core.management import call_command
+from django.db import connections, transaction
+
+from chatauth.errors import StoreUnavailableError
+from chatauth.tokens import ChatToken, SessionKey
+from tests.stores import hammer
+from tests.stores.workers import REPO
+
+ALIAS = "chatauth_file"
+BUSY_TIMEOUT = 0.2  # seconds: the connection's own wait (Django's OPTIONS["timeout"])
+KEY = SessionKey("jwt", "user-1", "s")
+
+
+def make_token() -> ChatToken:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return ChatToken(
+        value="t", uid="user-1", provider="jwt", issued_at=now, expires_at=now + timedelta(hours=1)
+    )
+
+
+@pytest.fixture
+def file_db(tmp_path: Path, django_db_blocker: Any) -> Iterator[Path]:
+    """A Django SQLite database in a real file (the test database is in memory, where SQLite
+    locks tables in its shared cache instead of the file), under the alias ``ALIAS``."""
+    path = tmp_path / "app.sqlite3"
+    config = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {"timeout": BUSY_TIMEOUT},
+    }
+    connections.settings[ALIAS] = connections.configure_settings({"default": {}, ALIAS: config})[
+        ALIAS
+    ]
+    try:
+        with django_db_blocker.unblock():
+            call_command("migrate", "chatauth", database=ALIAS, verbosity=0)
+            yield path
+            connections[ALIAS].close()
+    finally:
+        del connections[ALIAS]
+        del connections.settings[ALIAS]
+
+
+@pytest.fixture
+def holder(file_db: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the database's write lock (``BEGIN IMMEDIATE``)."""
+    db = sqlite3.connect(file_db, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()
+
+
+@pytest.fixture
+def real_retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
+    """stamina as in production (the suite's instant-retry mode off), every retry recorded."""
+    seen: list[stamina.instrumentation.RetryDetails] = []
+    stamina.set_testing(False)
+    stamina.instrumentation.set_on_retry_hooks([seen.append])
+    try:
+        yield seen
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)
+
+
+def test_a_statement_refused_while_locked_is_retried_once_the_lock_is_gone(
+    holder: sqlite3.Connection, real_retries: list[Any]
+) -> None:
+    store = DjangoStore(using=ALIAS)
+
+    def release(details: stamina.instrumentation.RetryDetails) -> None:
+        # Called by stamina after the first attempt failed and before the retry: the other
+        # connection lets go exactly then, with no timing guess.
+        real_retries.append(details)
+        holder.execute("ROLLBACK")
+
+    stamina.instrumentation.set_on_retry_hooks([release])
+    store.set(KEY, make_token())
+    assert store.get(KEY) == make_token()
+    [retry] = real_retries
+    assert "database is locked" in str(retry.caused_by)
+
+
+def test_a_lock_held_too_long_is_store_unavailable_within_the_bound(
+    holder: sqlite3.Connection, real_retries: list[Any]
+) -> None:
+    store = DjangoStore(using=ALIAS, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as raised:
+        store.set(KEY, make_token())
+    waited = time.monotonic() - started
+    assert raised.value.retry_after >= 1
+    assert len(real_retries) >= 1  # it did retry, not give up at the first refusal
+    # Retries for `timeout`, then at most one more busy wait and one backoff pause (0.5 s);
+    # the upper limit is generous for a loaded machine.
+    assert 0.5 <= waited < 0.5 + BUSY_TIMEOUT + 0.5 + 5, waited
+
+
+def test_inside_the_apps_transaction_a_locked_statement_is_not_retried(
+    holder: sqlite3.Connection, real_retries: list[Any]
+) -> None:
+    store = DjangoStore(using=ALIAS)
+    with pytest.raises(StoreUnavailableError), transaction.atomic(using=ALIAS):
+        store.set(KEY, make_token())
+    assert real_retries == []
+
+
+def test_four_processes_hammering_one_database_never_see_the_store_unavailable(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "shared.sqlite3")
+    migrate = {"store": "django", "path": path, "migrate": True}
+    subprocess.run(
+        [sys.executable, "-m", "tests.stores.hammer", json.dumps(migrate)],
+        cwd=REPO,
+        check=True,
+        timeout=120,
+    )
+    started = time.monotonic()
+    results = hammer.run("django", path, logs=tmp_path)
+    took = time.monotonic() - started
+    assert [r["errors"] for r in results] == [[]] * 4
+    overlapping = hammer.overlapping_writes(results)
+    writes = sum(len(r["writes"]) for r in results)
+    # The workers really wrote at the same time (not one after another).
+    assert overlapping >= writes // 10, (overlapping, writes, took)
