@@ -7,7 +7,6 @@ import contextlib
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -252,15 +251,29 @@ def serve_app(app: Any, *, timeout: float = 15.0) -> Iterator[str]:
     config = uvicorn.Config(
         app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=2
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    # Set once start-up is over, listening or not, or once the server thread has ended.
+    settled = threading.Event()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().startup(sockets=sockets)
+            finally:
+                settled.set()
+
+    server = Server(config)
+
+    def run() -> None:
+        try:
+            server.run(sockets=[sock])
+        finally:
+            settled.set()
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start on port {port}")
-            time.sleep(0.01)
+        if not settled.wait(timeout) or not server.started:
+            raise RuntimeError(f"uvicorn did not start on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
