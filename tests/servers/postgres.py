@@ -19,12 +19,10 @@ from typing import Any
 
 import pytest
 
-from tests.servers.ports import free_port
+from tests.servers.deadlines import COMMAND_DEADLINE, REQUEST_DEADLINE, STOP_DEADLINE
 from tests.servers.processes import LazyTempDir, ServerProcess, stop_process
 
 INSTALL_HINT = "PostgreSQL server binaries not found. Install them: apt-get install -y postgresql"
-START_TIMEOUT = 60
-STOP_TIMEOUT = 30.0
 SYSTEM_USER = "postgres"
 TOOLS = ("initdb", "postgres", "pg_ctl", "pg_isready", "psql", "createdb")
 
@@ -50,7 +48,7 @@ def find_postgres_bindir() -> Path:
 
 
 class PostgresServer(ServerProcess):
-    """A throw-away PostgreSQL cluster on ``127.0.0.1:<free port>``, trust authentication.
+    """A throw-away PostgreSQL cluster on ``127.0.0.1:<a port it got>``, trust authentication.
 
     ``initdb`` refuses to run as root, so when we are root the data dir belongs to the
     ``postgres`` system user and the server commands run as that user. Clients connect
@@ -61,14 +59,11 @@ class PostgresServer(ServerProcess):
     ``create_database(name)``, ``start()``, ``stop()``, ``restart()``.
     """
 
-    host = "127.0.0.1"
     user = "postgres"
     name = "postgres"
-    stop_timeout = STOP_TIMEOUT
 
     def __init__(self, *, bindir: Path | None = None) -> None:
         self.bindir = bindir or find_postgres_bindir()
-        self.port = free_port()
         self.startup_seconds: float | None = None
         # initdb and the postmaster refuse to run as root: as root, they run as the postgres
         # system user (like `runuser -u postgres`) in a temp dir that user owns.
@@ -90,7 +85,7 @@ class PostgresServer(ServerProcess):
             os.chown(path, self._as_postgres["user"], self._as_postgres["group"])
 
     def _run_server_tool(
-        self, *args: str, timeout: float = 120
+        self, *args: str, timeout: float = COMMAND_DEADLINE
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             args,
@@ -146,12 +141,12 @@ class PostgresServer(ServerProcess):
         # pg_ctl daemonizes it, and where PID 1 does not reap orphans (this VM, many containers)
         # every stopped cluster would linger as a zombie. As our child we reap it in stop().
         self._start_process(
-            [
+            lambda port: [
                 str(self.bindir / "postgres"),
                 "-D",
                 str(self.data_dir),
                 "-p",
-                str(self.port),
+                str(port),
                 "-k",
                 str(self.directory),
                 "-c",
@@ -164,8 +159,7 @@ class PostgresServer(ServerProcess):
                 "full_page_writes=off",
             ],
             self._ready,
-            what=f"accept connections on port {self.port}",
-            timeout=START_TIMEOUT,
+            what="accept connections",
             interval=0.05,
             env=self._env(),
             **self._as_postgres,
@@ -174,6 +168,7 @@ class PostgresServer(ServerProcess):
         return self
 
     def _ready(self) -> str | None:
+        # A short connect timeout per probe: the probe is repeated until STARTUP_DEADLINE.
         ready = self._client("pg_isready", "-q", "-t", "2")
         return None if ready.returncode == 0 else f"pg_isready exited {ready.returncode}"
 
@@ -188,15 +183,16 @@ class PostgresServer(ServerProcess):
                 "fast",
                 "-w",
                 "-t",
-                str(int(STOP_TIMEOUT)),
+                str(int(STOP_DEADLINE)),
                 "stop",
-                timeout=STOP_TIMEOUT + 10,
+                timeout=STOP_DEADLINE + 10,
             )
             # Also covers a failed pg_ctl: SIGTERM (smart shutdown), then SIGKILL.
-            stop_process(proc, STOP_TIMEOUT)
+            stop_process(proc, STOP_DEADLINE)
 
     def __repr__(self) -> str:
-        return f"<PostgresServer {self.host}:{self.port} pid={self.pid}>"
+        where = f"{self.host}:{self.port}" if self._port is not None else "not started"
+        return f"<PostgresServer {where} pid={self.pid}>"
 
     # -- client side ---------------------------------------------------------------------
 
@@ -219,7 +215,7 @@ class PostgresServer(ServerProcess):
             capture_output=True,
             text=True,
             check=False,
-            timeout=60,
+            timeout=REQUEST_DEADLINE,
             env=self._env(),
         )
 

@@ -1,5 +1,5 @@
-"""Helpers shared by the server fixtures: start and wait until ready, stop by PID, check a PID
-is gone, log tails, temp dirs."""
+"""Helpers shared by the server fixtures: start on a port the server really got and wait until
+ready, stop by PID, check a PID is gone, log tails, temp dirs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.servers.deadlines import PORT_ATTEMPTS, STARTUP_DEADLINE, STOP_DEADLINE
+from tests.servers.ports import ADDRESS_IN_USE, PortInUseError, free_port, listens_on
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -61,15 +64,21 @@ def terminate_pid(pid: int, timeout: float) -> None:
             return
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM our child, wait, SIGKILL if needed, and reap it so no zombie stays behind."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+def stop_process(proc: subprocess.Popen[Any], timeout: float = STOP_DEADLINE) -> None:
+    """SIGTERM our child, wait, SIGKILL if needed, reap it so no zombie stays behind, and close
+    the pipes we hold to it. Safe to call on a process that already exited."""
+    try:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout)
+    finally:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -88,28 +97,100 @@ def wait_ready(
     *,
     name: str,
     what: str,
-    timeout: float,
+    timeout: float = STARTUP_DEADLINE,
     interval: float,
     diagnostics: Callable[[], str],
+    port: int | None = None,
 ) -> None:
     """Poll ``probe`` every ``interval`` seconds until it returns ``None`` (ready).
 
     ``probe`` otherwise returns why the server is not ready yet, quoted if time runs out.
     ``pytest.fail`` with ``diagnostics()`` (e.g. a log tail) when ``proc`` exits first or after
     ``timeout`` seconds: "<name> exited with code ..." / "<name> did not <what> within ...".
+
+    With ``port``, raises :class:`PortInUseError` instead when the port turns out to be
+    another process's: ``proc`` exited saying so, or the probe was answered by a listener that
+    is not ``proc``'s (the server that really holds the port, while ours fails to bind).
     """
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            pytest.fail(f"{name} exited with code {code} during start-up.\n{diagnostics()}")
+            log = diagnostics()
+            if port is not None and ADDRESS_IN_USE.search(log):
+                raise PortInUseError(port, f"{name} exited with code {code}")
+            pytest.fail(f"{name} exited with code {code} during start-up.\n{log}")
         reason = probe()
         if reason is None:
+            if port is not None and listens_on(proc.pid, port) is False:
+                raise PortInUseError(port, f"something other than {name} answered")
             return
         last = reason
         time.sleep(interval)
     pytest.fail(f"{name} did not {what} within {timeout:.0f} s ({last}).\n{diagnostics()}")
+
+
+def start_process(
+    command: Callable[[int], Sequence[str]],
+    probe: Callable[[int], str | None],
+    *,
+    name: str,
+    what: str,
+    log_path: Path,
+    port: int | None = None,
+    timeout: float = STARTUP_DEADLINE,
+    interval: float = 0.05,
+    diagnostics: Callable[[], str] | None = None,
+    **popen_kwargs: Any,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``command(port)`` as our child and wait until ``probe(port)`` returns None.
+
+    A server process cannot tell us a port it picked itself, and a port we pick can be taken
+    by another process before the server binds it. So: try a free port; if the port turns out
+    to be taken (:func:`wait_ready`'s check), stop the process and start again on a new port,
+    up to ``PORT_ATTEMPTS`` times. With ``port`` (a restart, which must keep its address) there
+    is one attempt and a taken port fails the test with a clear message.
+
+    The child runs in its own session (a Ctrl-C at the terminal reaches pytest, which then
+    stops it by PID), reads nothing, and appends its output to ``log_path``. If start-up fails
+    it is stopped before the error propagates. Returns ``(process, port)``.
+    """
+    diagnostics = diagnostics or (lambda: log_tail(log_path))
+    attempts = 1 if port is not None else PORT_ATTEMPTS
+    taken: list[str] = []
+    for _ in range(attempts):
+        chosen = port if port is not None else free_port()
+        # The child has its own copy of the log's descriptor; ours is closed at once.
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                list(command(chosen)),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **popen_kwargs,
+            )
+        try:
+            wait_ready(
+                proc,
+                lambda: probe(chosen),  # noqa: B023 - called before the loop moves on
+                name=name,
+                what=what,
+                timeout=timeout,
+                interval=interval,
+                diagnostics=diagnostics,
+                port=chosen,
+            )
+        except PortInUseError as exc:
+            stop_process(proc)
+            taken.append(str(exc))
+            continue
+        except BaseException:
+            stop_process(proc)
+            raise
+        return proc, chosen
+    pytest.fail(f"{name} could not get a port: " + "; ".join(taken) + f".\n{diagnostics()}")
 
 
 class LazyTempDir:
@@ -139,13 +220,24 @@ class ServerProcess:
     """The lifecycle the test servers share: ``start()`` (by the subclass, with
     ``_start_process``), ``stop()`` by PID, ``restart()`` on the same port and data,
     ``cleanup()`` (stop, then delete the temp dir), and use as a context manager that always
-    cleans up. The subclass sets ``_tmp`` and ``log_path`` and may override ``_terminate``."""
+    cleans up. The subclass sets ``_tmp`` and ``log_path`` and may override ``_terminate``.
+
+    ``port`` is known once the server has started: the first start tries free ports until the
+    server holds one (see :func:`start_process`); later starts keep it."""
 
     name = "server"  # as failure messages call it
-    stop_timeout = 10.0
+    host = "127.0.0.1"
+    stop_timeout = STOP_DEADLINE
     _tmp: LazyTempDir
     _proc: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
+    _port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The server's TCP port on 127.0.0.1 (RuntimeError before the first ``start()``)."""
+        if self._port is None:
+            raise RuntimeError(f"{self.name} has no port before its first start()")
+        return self._port
 
     @property
     def directory(self) -> Path:
@@ -171,40 +263,43 @@ class ServerProcess:
 
     def _start_process(
         self,
-        args: Sequence[str],
+        command: Callable[[int], Sequence[str]],
         probe: Callable[[], str | None],
         *,
         what: str,
-        timeout: float,
         interval: float,
+        timeout: float = STARTUP_DEADLINE,
         output: Path | None = None,
         **popen_kwargs: Any,
     ) -> None:
-        """Run ``args`` as our child in the temp dir, in its own session (a Ctrl-C at the
-        terminal reaches pytest, which then stops it by PID), its output appended to ``output``
-        (default ``log_path``); then ``wait_ready`` with ``probe``. Stops it if that fails."""
-        self._log = open(output or self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            args,
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            **popen_kwargs,
-        )
+        """Run ``command(port)`` as our child in the temp dir with :func:`start_process`
+        (output appended to ``output``, default ``log_path``) until ``probe`` says ready.
+
+        ``self.port`` is the port being tried while ``probe`` runs; a restart keeps the port
+        of the first start.
+        """
+        keep = self._port
+
+        def probe_port(port: int) -> str | None:
+            self._port = port
+            return probe()
+
         try:
-            wait_ready(
-                self._proc,
-                probe,
+            self._proc, self._port = start_process(
+                command,
+                probe_port,
                 name=self.name,
                 what=what,
+                log_path=output or self.log_path,
+                port=keep,
                 timeout=timeout,
                 interval=interval,
                 diagnostics=self.diagnostics,
+                cwd=self.directory,
+                **popen_kwargs,
             )
         except BaseException:
-            self.stop()
+            self._port = keep
             raise
 
     def start(self) -> Self:
@@ -214,13 +309,8 @@ class ServerProcess:
         """Terminate by PID (SIGKILL after ``stop_timeout``) and reap the process; the data in
         the temp dir is kept."""
         proc, self._proc = self._proc, None
-        try:
-            if proc is not None:
-                self._terminate(proc)
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+        if proc is not None:
+            self._terminate(proc)
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
         stop_process(proc, self.stop_timeout)

@@ -14,13 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.ports import free_port
+from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.processes import LazyTempDir, ServerProcess
 
 REDIS_SERVER = "/usr/bin/redis-server"
 INSTALL_HINT = "redis-server not found. Install it: apt-get install -y redis-server"
-START_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 
 def find_redis_server() -> str:
@@ -34,7 +32,9 @@ def find_redis_server() -> str:
     return binary
 
 
-def redis_command(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 2.0) -> bytes:
+def redis_command(
+    port: int, *args: str, host: str = "127.0.0.1", timeout: float = REQUEST_DEADLINE
+) -> bytes:
     """Send one command in RESP and return the raw first reply (e.g. ``b"+PONG\\r\\n"``).
 
     Enough for smoke tests and readiness checks; raises ``OSError`` when nothing listens.
@@ -66,7 +66,7 @@ def _complete(reply: bytes) -> bool:
 
 
 class RedisServer(ServerProcess):
-    """``redis-server`` on ``127.0.0.1:<free port>`` with ``--save ''`` and no AOF.
+    """``redis-server`` on ``127.0.0.1:<a port it got>`` with ``--save ''`` and no AOF.
 
     ``stop()`` terminates it by PID (the outage test) and ``start()`` brings it back on the
     same port — empty, since nothing is persisted. As a context manager it starts on enter and
@@ -76,27 +76,29 @@ class RedisServer(ServerProcess):
     ``directory``, ``log_path``.
     """
 
-    host = "127.0.0.1"
     name = "redis-server"
-    stop_timeout = STOP_TIMEOUT
 
     def __init__(self, *, binary: str | None = None) -> None:
         self.binary = binary or find_redis_server()
         self._tmp = LazyTempDir("chatauth-redis-")
-        self.port = free_port()
-        self.url = f"redis://{self.host}:{self.port}/0"
         self.startup_seconds: float | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:<port>/0`` (once started)."""
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def log_path(self) -> Path:
         return self.directory / "redis.log"
 
-    def ping(self) -> bool:
+    def ping(self, timeout: float = REQUEST_DEADLINE) -> bool:
         """True when the server answers ``PING`` with ``+PONG``."""
         try:
-            return redis_command(self.port, "PING", host=self.host).startswith(b"+PONG")
+            reply = redis_command(self.port, "PING", host=self.host, timeout=timeout)
         except OSError:
             return False
+        return reply.startswith(b"+PONG")
 
     def start(self) -> RedisServer:
         """Start the server (same port as before, if restarting) and wait for ``+PONG``."""
@@ -104,12 +106,12 @@ class RedisServer(ServerProcess):
             return self
         started = time.monotonic()
         self._start_process(
-            [
+            lambda port: [
                 self.binary,
                 "--bind",
                 self.host,
                 "--port",
-                str(self.port),
+                str(port),
                 "--save",
                 "",
                 "--appendonly",
@@ -117,13 +119,14 @@ class RedisServer(ServerProcess):
                 "--dir",
                 str(self.directory),
             ],
-            lambda: None if self.ping() else "no PONG",
-            what=f"answer PING on port {self.port}",
-            timeout=START_TIMEOUT,
+            # A short probe timeout: a probe that hangs is retried within STARTUP_DEADLINE.
+            lambda: None if self.ping(timeout=2.0) else "no PONG",
+            what="answer PING",
             interval=0.02,
         )
         self.startup_seconds = time.monotonic() - started
         return self
 
     def __repr__(self) -> str:
-        return f"<RedisServer {self.url} pid={self.pid}>"
+        where = self.url if self._port is not None else "not started"
+        return f"<RedisServer {where} pid={self.pid}>"

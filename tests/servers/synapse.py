@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.servers.ports import free_port
+from tests.servers.deadlines import COMMAND_DEADLINE, REQUEST_DEADLINE
 from tests.servers.processes import LazyTempDir, ServerProcess, log_tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +31,6 @@ INSTALL_HINT = (
     "(builds .tox/synapse-venv with matrix-synapse and authlib), or set SYNAPSE_PYTHON to an\n"
     "interpreter that can 'import synapse, authlib'."
 )
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
 # Every limiter a test can trip by logging in, registering, messaging, creating rooms or
 # joining in a tight loop. Names from synapse/config/ratelimiting.py; unknown keys are ignored by
 # older Synapse versions, so listing a few extra is harmless.
@@ -77,7 +75,10 @@ def _can_import_synapse(python: str) -> bool:
         return True
     try:
         probe = subprocess.run(
-            [python, "-c", "import synapse"], capture_output=True, check=False, timeout=60
+            [python, "-c", "import synapse"],
+            capture_output=True,
+            check=False,
+            timeout=COMMAND_DEADLINE,
         )
     except OSError:  # not there or not executable
         return False
@@ -107,7 +108,7 @@ def find_synapse_python() -> str:
 
 
 class SynapseServer(ServerProcess):
-    """A Synapse homeserver on ``127.0.0.1:<free port>`` with its data in a temp dir.
+    """A Synapse homeserver on ``127.0.0.1:<a port it got>`` with its data in a temp dir.
 
     ``start()`` generates the config (first time only), launches the homeserver, waits for
     ``/health`` and registers an admin user through shared-secret registration. ``stop()``
@@ -127,7 +128,6 @@ class SynapseServer(ServerProcess):
     server_name = "localhost"
     jwt_algorithm = "HS256"
     name = "Synapse"
-    stop_timeout = STOP_TIMEOUT
 
     def __init__(
         self,
@@ -142,14 +142,17 @@ class SynapseServer(ServerProcess):
         self.admin_username = admin_username
         self.admin_user_id = f"@{admin_username}:{self.server_name}"
         self._tmp = LazyTempDir("chatauth-synapse-")
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
         self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
         self.registration_shared_secret = secrets.token_urlsafe(32)
         self.admin_token: str = ""
         self.startup_seconds: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (once started)."""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def config_path(self) -> Path:
@@ -171,10 +174,9 @@ class SynapseServer(ServerProcess):
             self._write_config()
         started = time.monotonic()
         self._start_process(
-            [self.python, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+            self._command,
             self._healthy,
-            what=f"become healthy on {self.base_url}",
-            timeout=START_TIMEOUT,
+            what="become healthy",
             interval=0.1,
             output=self.stdout_path,
         )
@@ -188,7 +190,8 @@ class SynapseServer(ServerProcess):
         return self
 
     def __repr__(self) -> str:
-        return f"<SynapseServer {self.base_url} pid={self.pid}>"
+        where = self.base_url if self._port is not None else "not started"
+        return f"<SynapseServer {where} pid={self.pid}>"
 
     # -- config --------------------------------------------------------------------------
 
@@ -221,7 +224,7 @@ class SynapseServer(ServerProcess):
                 capture_output=True,
                 text=True,
                 check=False,
-                timeout=120,
+                timeout=COMMAND_DEADLINE,
             )
             if generated.returncode != 0:
                 pytest.fail(
@@ -248,7 +251,7 @@ class SynapseServer(ServerProcess):
                 "server_name": self.server_name,
                 "listeners": [
                     {
-                        "port": self.port,
+                        "port": 0,  # set by _command() on each start
                         "bind_addresses": ["127.0.0.1"],
                         "type": "http",
                         "tls": False,
@@ -287,6 +290,14 @@ class SynapseServer(ServerProcess):
                 config[key] = value
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
+    def _command(self, port: int) -> list[str]:
+        """The homeserver command, its listener set to ``port`` in the config first (a start
+        whose port was taken is retried on another one with the same config and data)."""
+        config = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
+        config["listeners"][0]["port"] = port
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return [self.python, "-m", "synapse.app.homeserver", "-c", str(self.config_path)]
+
     def _write_log_config(self) -> Path:
         # A plain FileHandler (not the generated buffered one) so the tail we print on a failed
         # start is complete, and nothing reaches the test output.
@@ -322,6 +333,7 @@ class SynapseServer(ServerProcess):
 
     def _healthy(self) -> str | None:
         try:
+            # A short timeout per probe: the probe is repeated until STARTUP_DEADLINE.
             response = httpx.get(f"{self.base_url}/health", timeout=2.0)
         except httpx.TransportError as exc:
             return repr(exc)
@@ -338,7 +350,7 @@ class SynapseServer(ServerProcess):
         """Create ``@username:localhost`` by shared-secret registration; return its token."""
         password = password or secrets.token_urlsafe(16)
         endpoint = self.url("/_synapse/admin/v1/register")
-        nonce_response = httpx.get(endpoint, timeout=10.0)
+        nonce_response = httpx.get(endpoint, timeout=REQUEST_DEADLINE)
         nonce_response.raise_for_status()
         nonce = nonce_response.json()["nonce"]
         mac = hmac.new(self.registration_shared_secret.encode(), digestmod=hashlib.sha1)
@@ -355,7 +367,7 @@ class SynapseServer(ServerProcess):
                 "admin": admin,
                 "mac": mac.hexdigest(),
             },
-            timeout=30.0,
+            timeout=REQUEST_DEADLINE,
         )
         if response.status_code != 200:
             pytest.fail(
@@ -371,7 +383,9 @@ class SynapseServer(ServerProcess):
     def whoami(self, token: str) -> httpx.Response:
         """``GET /_matrix/client/v3/account/whoami`` with ``token``."""
         return httpx.get(
-            self.url("/_matrix/client/v3/account/whoami"), headers=self._auth(token), timeout=10.0
+            self.url("/_matrix/client/v3/account/whoami"),
+            headers=self._auth(token),
+            timeout=REQUEST_DEADLINE,
         )
 
     def create_room(self, token: str, **body: Any) -> str:
@@ -380,7 +394,7 @@ class SynapseServer(ServerProcess):
             self.url("/_matrix/client/v3/createRoom"),
             headers=self._auth(token),
             json=body,
-            timeout=30.0,
+            timeout=REQUEST_DEADLINE,
         )
         if response.status_code != 200:
             pytest.fail(f"createRoom failed: {response.status_code} {response.text}")
@@ -395,5 +409,5 @@ class SynapseServer(ServerProcess):
             ),
             headers=self._auth(token),
             json={"msgtype": "m.text", "body": body},
-            timeout=30.0,
+            timeout=REQUEST_DEADLINE,
         )

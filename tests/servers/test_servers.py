@@ -10,13 +10,16 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 
+from tests.servers import processes
+from tests.servers.deadlines import COMMAND_DEADLINE, REQUEST_DEADLINE
+from tests.servers.ports import free_port, listens_on
 from tests.servers.postgres import PostgresServer
 from tests.servers.processes import pid_running
 from tests.servers.redis import RedisServer, redis_command
@@ -42,7 +45,9 @@ def _jwt_login(server: SynapseServer, localpart: str, secret: str | None = None)
         algorithm=server.jwt_algorithm,
     )
     return httpx.post(
-        server.url(LOGIN), json={"type": "org.matrix.login.jwt", "token": token}, timeout=30
+        server.url(LOGIN),
+        json={"type": "org.matrix.login.jwt", "token": token},
+        timeout=REQUEST_DEADLINE,
     )
 
 
@@ -55,7 +60,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 @pytest.mark.synapse
 def test_synapse_health(synapse: SynapseServer) -> None:
-    response = httpx.get(synapse.url("/health"), timeout=10)
+    response = httpx.get(synapse.url("/health"), timeout=REQUEST_DEADLINE)
     assert response.status_code == 200
     assert synapse.base_url == f"http://127.0.0.1:{synapse.port}"
     assert synapse.server_name == "localhost"
@@ -71,7 +76,7 @@ def test_synapse_admin_token(synapse: SynapseServer) -> None:
     user = httpx.get(
         synapse.url("/_synapse/admin/v2/users/@admin:localhost"),
         headers=_bearer(synapse.admin_token),
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     assert user.status_code == 200, user.text
     assert user.json()["admin"] is True
@@ -96,7 +101,9 @@ def test_synapse_jwt_login_message_logout(synapse: SynapseServer) -> None:
     assert sent.status_code == 200, sent.text
     assert sent.json()["event_id"].startswith("$")
 
-    logout = httpx.post(synapse.url(LOGOUT), headers=_bearer(token), json={}, timeout=10)
+    logout = httpx.post(
+        synapse.url(LOGOUT), headers=_bearer(token), json={}, timeout=REQUEST_DEADLINE
+    )
     assert logout.status_code == 200, logout.text
     after = synapse.whoami(token)
     assert after.status_code == 401
@@ -117,21 +124,24 @@ def test_synapse_admin_login_as(synapse: SynapseServer) -> None:
         synapse.url(f"/_synapse/admin/v2/users/{user_id}"),
         headers=_bearer(synapse.admin_token),
         json={"displayname": "Bob"},
-        timeout=30,
+        timeout=REQUEST_DEADLINE,
     )
     assert created.status_code in (200, 201), created.text
 
-    def login_as(valid_for_ms: int) -> str:
+    def login_as(valid_until_ms: int) -> str:
         response = httpx.post(
             synapse.url(f"/_synapse/admin/v1/users/{user_id}/login"),
             headers=_bearer(synapse.admin_token),
-            json={"valid_until_ms": int(time.time() * 1000) + valid_for_ms},
-            timeout=30,
+            json={"valid_until_ms": valid_until_ms},
+            timeout=REQUEST_DEADLINE,
         )
         assert response.status_code == 200, response.text
         return str(response.json()["access_token"])
 
-    token = login_as(3_600_000)
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    token = login_as(now_ms() + 3_600_000)
     whoami = synapse.whoami(token)
     assert whoami.status_code == 200
     assert whoami.json()["user_id"] == user_id
@@ -139,10 +149,18 @@ def test_synapse_admin_login_as(synapse: SynapseServer) -> None:
     room_id = synapse.create_room(token)
     assert synapse.send_message(token, room_id, "puppeted").status_code == 200
 
-    # valid_until_ms is honoured: an expired token is a soft logout.
-    short = login_as(1000)
-    assert synapse.whoami(short).status_code == 200
-    time.sleep(1.5)
+    # valid_until_ms is honoured: an expired token is a soft logout. The token lives 2 s of
+    # Synapse's wall clock; on a busy machine the first check may come too late to see it
+    # alive, so that check only counts when it was sent well before the expiry.
+    valid_until = now_ms() + 2000
+    short = login_as(valid_until)
+    sent_at = now_ms()
+    alive = synapse.whoami(short).status_code
+    if sent_at < valid_until - 1000:
+        assert alive == 200
+    # Real time has to pass for Synapse's clock: wait until the expiry is behind us.
+    while now_ms() <= valid_until + 100:
+        time.sleep(0.1)
     expired = synapse.whoami(short)
     assert expired.status_code == 401
     assert expired.json()["errcode"] == "M_UNKNOWN_TOKEN"
@@ -157,7 +175,7 @@ def test_synapse_register_user(synapse: SynapseServer) -> None:
     user = httpx.get(
         synapse.url(f"/_synapse/admin/v2/users/@{localpart}:localhost"),
         headers=_bearer(synapse.admin_token),
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     assert user.json()["admin"] is False
 
@@ -188,7 +206,7 @@ def test_synapse_server_stop_restart_and_teardown() -> None:
         assert server.pid is None
         assert _pid_gone(pid)
         with pytest.raises(httpx.ConnectError):
-            httpx.get(server.url("/health"), timeout=5)
+            httpx.get(server.url("/health"), timeout=REQUEST_DEADLINE)
 
         server.restart()
         assert server.port == port
@@ -247,6 +265,63 @@ def test_redis_outage_and_teardown() -> None:
         assert pid is not None
     assert _pid_gone(pid)
     assert not directory.exists()
+
+
+def _ports_starting_with(first: int) -> Callable[[], int]:
+    """A ``free_port`` whose first answer is ``first`` (a port another process holds)."""
+    answers = [first]
+    return lambda: answers.pop() if answers else free_port()
+
+
+@pytest.fixture
+def foreign_listener() -> Iterator[int]:
+    """A port another process's socket listens on (it accepts and never answers)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+@pytest.mark.redis
+def test_a_taken_port_is_left_for_another(
+    monkeypatch: pytest.MonkeyPatch, foreign_listener: int
+) -> None:
+    # redis-server finds the port taken, says so and exits: the start goes on elsewhere.
+    monkeypatch.setattr(processes, "free_port", _ports_starting_with(foreign_listener))
+    with RedisServer() as server:
+        assert server.port != foreign_listener
+        assert server.pid is not None
+        assert listens_on(server.pid, server.port)
+        assert server.ping()
+
+
+@pytest.mark.redis
+def test_a_port_answered_by_another_server_is_not_taken_for_ours(
+    monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    # The readiness probe may reach the other redis-server (it answers PONG too) before ours
+    # has failed to bind: the listener's owner decides whose port it is.
+    monkeypatch.setattr(processes, "free_port", _ports_starting_with(redis_server.port))
+    with RedisServer() as server:
+        assert server.port != redis_server.port
+        assert server.pid is not None
+        assert listens_on(server.pid, server.port)
+        key = f"chatauth-{uuid.uuid4().hex}"
+        assert redis_command(server.port, "SET", key, "ours") == b"+OK\r\n"
+        assert redis_command(redis_server.port, "GET", key) == b"$-1\r\n"
+
+
+@pytest.mark.redis
+def test_a_restart_whose_port_was_taken_fails_clearly() -> None:
+    with RedisServer() as server:
+        port = server.port
+        server.stop()
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            with pytest.raises(pytest.fail.Exception, match=f"port {port} is taken"):
+                server.start()
+        assert not server.running
 
 
 def test_missing_redis_fails_with_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -373,7 +448,7 @@ def test_fixtures_stop_everything_at_teardown(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=COMMAND_DEADLINE,
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
