@@ -9,6 +9,7 @@ next request(s) it matches::
     emulator.faults.latency(0.5)                        # delayed, then answered normally
     emulator.faults.timeout()                           # no answer until the client gives up
     emulator.faults.reset()                             # TCP reset, no response at all
+    gate = emulator.faults.hold(path="/v3/users")       # parked until gate.release()
     emulator.faults.clear()
 
 A request takes the first queued fault whose ``path`` prefix and ``method`` match it; faults
@@ -45,6 +46,7 @@ __all__ = [
     "ErrorRenderer",
     "FaultInjectionMiddleware",
     "Faults",
+    "Hold",
     "generic_error",
 ]
 
@@ -97,6 +99,57 @@ class CallLog(list[Call]):
         return len(self.matching(method, path, prefix=prefix))
 
 
+class Hold:
+    """The gate of a :meth:`Faults.hold` fault: requests it takes wait until :meth:`release`.
+
+    Thread-safe: the test thread waits and releases while the server's event loop parks the
+    requests. Released for good: a request that reaches the gate afterwards goes straight on.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._released = False
+        self._entered = threading.Event()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        #: How many requests have reached the gate so far.
+        self.count = 0
+
+    def __repr__(self) -> str:
+        state = "released" if self.released else "closed"
+        return f"<Hold {state} count={self.count}>"
+
+    @property
+    def released(self) -> bool:
+        with self._lock:
+            return self._released
+
+    def wait_entered(self, timeout: float | None = None) -> bool:
+        """Block until a request is parked at the gate; False if ``timeout`` seconds pass."""
+        return self._entered.wait(timeout)
+
+    def release(self) -> None:
+        """Let every parked request (and every later one) go on to the app."""
+        with self._lock:
+            self._released = True
+            waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            # The loop may already be closed when the server stopped first.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, seconds: float) -> None:
+        """Server side: park the current request until released, at most ``seconds``."""
+        event = asyncio.Event()
+        with self._lock:
+            self.count += 1
+            if self._released:
+                return
+            self._waiters.append((asyncio.get_running_loop(), event))
+        self._entered.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+
+
 @dataclass
 class _Fault:
     kind: str
@@ -108,6 +161,7 @@ class _Fault:
     retry_after: float | None = None
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    gate: Hold | None = None
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -175,6 +229,24 @@ class Faults:
         """Send nothing until the client disconnects (its read timeout fires) or ``hang``
         seconds pass; after that the request is answered normally, like a very slow server."""
         self._push(_Fault("timeout", times, path, _upper(method), seconds=hang))
+
+    def hold(
+        self,
+        *,
+        times: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+        hang: float = DEFAULT_HANG_SECONDS,
+    ) -> Hold:
+        """Park the next matching request(s) until the test calls ``release()`` on the returned
+        :class:`Hold` (or ``hang`` seconds pass), then answer normally.
+
+        For tests that must *see* a request in flight before letting it finish (what happens
+        to the requests that arrive meanwhile), instead of hoping a latency is long enough.
+        """
+        gate = Hold()
+        self._push(_Fault("hold", times, path, _upper(method), seconds=hang, gate=gate))
+        return gate
 
     def status(
         self,
@@ -285,6 +357,10 @@ class FaultInjectionMiddleware:
             await self.app(scope, receive, send)
         elif fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
+            await self.app(scope, receive, send)
+        elif fault.kind == "hold":
+            assert fault.gate is not None
+            await fault.gate.wait(fault.seconds)
             await self.app(scope, receive, send)
         elif fault.kind == "timeout":
             replay = await self._hang(receive, fault.seconds)

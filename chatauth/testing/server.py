@@ -1,7 +1,9 @@
 """Serving an ASGI app over real HTTP during tests, and the base class of every emulator.
 
-``serve(app)`` runs uvicorn in a background thread on ``127.0.0.1`` and a free port, waits until
-the port accepts connections, and stops the server when the ``with`` block ends::
+``serve(app)`` runs uvicorn in a background thread on ``127.0.0.1`` and a port the kernel picks
+(the socket is bound to port 0 before uvicorn gets it, so no other process can take the port in
+between), waits until it accepts connections, and stops the server when the ``with`` block
+ends::
 
     with serve(emulator.app) as served:
         httpx.get(served.url + "/v3/users/alice")
@@ -27,9 +29,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatauth.testing.faults import CallLog, EmulatorApp, Faults, generic_error
 
-__all__ = ["Emulator", "HostPool", "ServedApp", "serve"]
+__all__ = ["STARTUP_DEADLINE", "Emulator", "HostPool", "ServedApp", "serve"]
 
 _E = TypeVar("_E", bound="Emulator")
+
+#: Seconds :func:`serve` waits for the server thread to start, and again for it to stop.
+#: Generous because test machines are often loaded (2 cores, other suites running); the wait
+#: ends as soon as the server is up, so a long deadline costs nothing when things are fast.
+STARTUP_DEADLINE = 60.0
 
 
 class ServedApp:
@@ -55,19 +62,39 @@ def serve(
     app: Any,
     *,
     host: str = "127.0.0.1",
-    startup_timeout: float = 10.0,
-    shutdown_timeout: float = 10.0,
+    startup_timeout: float = STARTUP_DEADLINE,
+    shutdown_timeout: float = STARTUP_DEADLINE,
     log_level: str = "warning",
 ) -> Iterator[ServedApp]:
-    """Serve ``app`` with uvicorn in a daemon thread for the duration of the ``with`` block."""
+    """Serve ``app`` with uvicorn in a daemon thread for the duration of the ``with`` block.
+
+    Raises:
+        RuntimeError: the server failed to start (the cause is chained).
+        TimeoutError: it did not start within ``startup_timeout`` seconds.
+    """
     # Binding the socket ourselves (port 0) gives the port before the server starts, with no
     # window in which another process could take a port we picked.
     # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose proto
     # says TCP, and without it every response waits ~40 ms on Nagle + delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port: int = sock.getsockname()[1]
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        yield from _serve_on(sock, app, host, port, startup_timeout, shutdown_timeout, log_level)
+    finally:
+        sock.close()
+
+
+def _serve_on(
+    sock: socket.socket,
+    app: Any,
+    host: str,
+    port: int,
+    startup_timeout: float,
+    shutdown_timeout: float,
+    log_level: str,
+) -> Iterator[ServedApp]:
     config = uvicorn.Config(
         app,
         host=host,
@@ -103,7 +130,6 @@ def serve(
         if thread.is_alive():
             server.force_exit = True
             thread.join(shutdown_timeout)
-        sock.close()
 
 
 def _wait_until_accepting(
