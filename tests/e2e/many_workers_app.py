@@ -11,7 +11,10 @@ takes the user from its session (``AuthenticationMiddleware``), never from a hea
 can set. There is no ``SessionMiddleware``, so chatauth keeps one chat session per user, the
 key the test's concurrent first requests all race for.
 
-Every response carries ``X-Worker-Pid`` so the test can see which process answered.
+Every response carries ``X-Worker-Pid`` so the test can see which process answered. With
+``MANY_WORKERS_ARRIVALS`` (a ``redis://`` URL) and ``MANY_WORKERS_ARRIVALS_KEY`` set, each worker
+also counts the token requests it receives, as they arrive, in that Redis hash (field: its PID),
+so the test can see which processes have requests in flight while the provider call is held.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
+import redis.asyncio
 from chatauth.integrations.starlette import ChatAuthMiddleware, chat_routes, end_chat_session
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -65,10 +69,36 @@ class WorkerPid:
         await self.app(scope, receive, send_with_pid if scope["type"] == "http" else send)
 
 
+class CountArrivals:
+    """TEST APP ONLY: ``HINCRBY <key> <pid> 1`` for each token request as it arrives, before
+    chatauth sees it (see the module docstring)."""
+
+    url = os.environ.get("MANY_WORKERS_ARRIVALS")
+    key = os.environ.get("MANY_WORKERS_ARRIVALS_KEY")
+    client: redis.asyncio.Redis | None = None
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = str(os.getpid())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.url and self.key and scope["type"] == "http" and scope["path"] == "/chat/token":
+            if CountArrivals.client is None:
+                # A few connections shared by the whole burst; requests queue for them.
+                pool = redis.asyncio.BlockingConnectionPool.from_url(
+                    self.url, max_connections=8, timeout=60
+                )
+                CountArrivals.client = redis.asyncio.Redis(connection_pool=pool)
+            await CountArrivals.client.hincrby(self.key, self.pid, 1)
+        await self.app(scope, receive, send)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
     await chatauth.aclose()
+    if CountArrivals.client is not None:
+        await CountArrivals.client.aclose(close_connection_pool=True)
 
 
 app = Starlette(
@@ -79,6 +109,7 @@ app = Starlette(
     ],
     middleware=[
         Middleware(WorkerPid),
+        Middleware(CountArrivals),
         Middleware(ChatAuthMiddleware, chatauth=chatauth, user_getter=header_user),
     ],
     lifespan=lifespan,
