@@ -1,10 +1,15 @@
 """One OS process of the race tests: ``python -m tests.integrations.django.race_worker CONFIG``.
 
-CONFIG is JSON: ``{"databases": {...}, "chatauth": {...}, "gate": <dir>, "migrate": bool}``.
-The worker sets Django up with those settings, writes ``<gate>/ready-<pid>``, waits for
-``<gate>/go`` (so that the processes ask at the same moment, however long their start-up
-took), asks for the chat session of one fixed user and app session, and prints the token's
-fingerprint.
+CONFIG is JSON: ``{"databases": {...}, "chatauth": {...}, "migrate": bool}``. The worker sets
+Django up with those settings (``"migrate": true``: creates the tables and exits), then follows
+the gate protocol of :mod:`tests.stores.workers` (prints ``ready``, waits for ``go`` on stdin,
+so that the processes ask at the same moment however long their start-up took), asks for the
+chat session of one fixed user and app session, and prints the token's fingerprint.
+
+Its store is the ORM store, observed: the first time this process takes the issue lock it
+writes ``locked-<pid>``, and the first time it finds the lock taken ``waiting-<pid>``, into
+``CHATAUTH["HANDSHAKE_DIR"]`` (see :class:`tests.integrations.django.providers.CountingJWTProvider`,
+which waits for the latter).
 """
 
 from __future__ import annotations
@@ -12,8 +17,30 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from pathlib import Path
+from typing import Any
+
+
+def _observed_store(handshake_dir: str) -> Any:
+    from chatauth.integrations.django.store import DjangoStore
+
+    from chatauth.tokens import SessionKey
+    from tests.integrations.django.providers import mark
+
+    class ObservedStore(DjangoStore):
+        """The ORM store, unchanged, reporting the first time it took the issue lock and the
+        first time it found the lock taken."""
+
+        reported: frozenset[str] = frozenset()
+
+        def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+            taken = super()._try_lock(key, owner, ttl)
+            event = "locked" if taken else "waiting"
+            if event not in self.reported:
+                self.reported = self.reported | {event}
+                mark(handshake_dir, f"{event}-{os.getpid()}")
+            return taken
+
+    return ObservedStore()
 
 
 def main(raw: str) -> None:
@@ -38,16 +65,16 @@ def main(raw: str) -> None:
 
         call_command("migrate", verbosity=0)
         return
-    from chatauth.integrations.django.conf import get_chatauth
+    from chatauth.integrations.django.conf import build_chatauth
 
     from chatauth.identity import ChatIdentity
 
-    chatauth = get_chatauth()
-    gate = Path(config["gate"])
-    (gate / f"ready-{os.getpid()}").touch()
-    deadline = time.monotonic() + 60
-    while not (gate / "go").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # The adapter's own ChatAuth from CHATAUTH, with the observed ORM store in place of the
+    # plain one.
+    chatauth = build_chatauth(store=_observed_store(config["chatauth"]["HANDSHAKE_DIR"]))
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return  # the test gave up before the start
     session = chatauth.get_session(ChatIdentity("user-race"), "one-app-session")
     print(session.token.fingerprint, flush=True)
 

@@ -1,64 +1,65 @@
-"""Two OS processes racing for one user's first token get one issued token (the ORM store's
-cross-process lock), on SQLite and on PostgreSQL."""
+"""OS processes racing for one user's first token get one issued token (the ORM store's
+cross-process lock), on SQLite and on PostgreSQL.
+
+The race is made to happen, and the test checks that it did: the process that takes the
+issue lock stays inside the provider call until every other process has reported finding the
+lock taken (:class:`~tests.integrations.django.providers.CountingJWTProvider` and
+:mod:`~tests.integrations.django.race_worker`), and each report's time must fall between the
+issuer's taking the lock and its leaving the provider call.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integrations.django.providers import issued
+from tests.integrations.django.providers import issued, marks
+from tests.stores.workers import REPO, Workers
 
-REPO = Path(__file__).resolve().parents[3]
 PROVIDER = "tests.integrations.django.providers.CountingJWTProvider"
+WORKER = [sys.executable, "-m", "tests.integrations.django.race_worker"]
+DEADLINE = 180.0  # seconds for start-up, the race and the exit of every worker (loaded CI)
 
 
 def run_workers(databases: dict[str, Any], tmp_path: Path, processes: int = 2) -> list[str]:
     count_file = tmp_path / "issues.log"
+    handshake = tmp_path / "handshake"
+    handshake.mkdir()
     chatauth = {
         "PROVIDER": PROVIDER,
         "JWT_SECRET": "race-secret-0123456789abcdef0123",
         "COUNT_FILE": str(count_file),
-        # Holding the issue open makes the other process arrive while the lock is taken.
-        "ISSUE_DELAY": 0.5,
+        "HANDSHAKE_DIR": str(handshake),
+        "WAITERS": processes - 1,
     }
     base = {"databases": databases, "chatauth": chatauth}
-    worker = [sys.executable, "-m", "tests.integrations.django.race_worker"]
-    subprocess.run([*worker, json.dumps({**base, "migrate": True})], cwd=REPO, check=True)
-    # Start together: each worker reports ready after its Django set-up, then waits for "go".
-    gate = tmp_path / "gate"
-    gate.mkdir()
-    procs = [
-        subprocess.Popen(
-            [*worker, json.dumps({**base, "gate": str(gate)})],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    deadline = time.monotonic() + 120
-    while len(list(gate.glob("ready-*"))) < processes:
-        assert all(p.poll() is None for p in procs), "a worker died during start-up"
-        assert time.monotonic() < deadline, "workers did not start"
-        time.sleep(0.02)
-    (gate / "go").touch()
-    outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        outputs.append(out.strip())
+    subprocess.run(
+        [*WORKER, json.dumps({**base, "migrate": True})], cwd=REPO, check=True, timeout=120
+    )
+    argvs = [[*WORKER, json.dumps(base)] for _ in range(processes)]
+    with Workers(argvs, logs=tmp_path, deadline=DEADLINE) as workers:
+        workers.wait_ready()
+        workers.go()
+        fingerprints = workers.results()
     lines = issued(str(count_file))
-    assert len({line.split()[0] for line in lines}) <= 1, "two processes issued"
     assert len(lines) == 1, lines
-    return outputs
+    # The race happened: while the one issuer held the lock, and before it left the provider
+    # call, every other process tried the lock and found it taken.
+    [(issuer, entered)] = marks(handshake, "enter").items()
+    locked, left = marks(handshake, "locked")[issuer], marks(handshake, "exit")[issuer]
+    waiting = marks(handshake, "waiting")
+    assert lines[0].split()[0] == str(issuer)
+    assert issuer not in waiting
+    assert len(waiting) == processes - 1, waiting
+    assert locked <= entered <= left
+    assert all(locked <= seen <= left for seen in waiting.values()), (locked, waiting, left)
+    return fingerprints
 
 
 def test_two_processes_on_sqlite_issue_one_token(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_two_processes_on_sqlite_issue_one_token(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_two_processes_on_postgres_issue_one_token(tmp_path: Path, postgres_server: Any) -> None:
+def test_three_processes_on_postgres_issue_one_token(tmp_path: Path, postgres_server: Any) -> None:
     name = f"race_{uuid.uuid4().hex[:8]}"
     postgres_server.create_database(name)
     db = {
