@@ -318,9 +318,9 @@ def test_a_lock_wait_runs_out_by_the_store_clock(make_store: Callable[..., Redis
     thread = threading.Thread(target=wait_for_the_lock)
     thread.start()
     assert waiter.contended.wait(GATE_TIMEOUT)  # it found the lock taken and polls it
-    clock.advance(4.9)
+    clock.advance(4)
     assert thread.is_alive() and outcome == []
-    clock.advance(0.1)  # its 5 s of waiting are over by its own clock
+    clock.advance(1)  # its 5 s of waiting are over by its own clock
     thread.join(GATE_TIMEOUT)
     assert not thread.is_alive()
     assert len(outcome) == 1 and isinstance(outcome[0], LockTimeoutError)
@@ -351,6 +351,19 @@ def test_pending_revocations_queue(store: RedisStore) -> None:
     store.retry_failed(again[0], "X")  # removed meanwhile by another drainer: not re-added
     assert [e.token.value for e in store.pending()] == ["first"]
     assert store.count_pending() == 1
+
+
+def test_queued_revocations_are_dated_by_the_store_clock(
+    make_store: Callable[..., RedisStore],
+) -> None:
+    clock = ManualClock(start=1_800_000_000)
+    store = make_store(clock=clock)
+    store.add_pending(token(), "ERROR_PROVIDER_UNAVAILABLE")
+    clock.advance(3600)
+    (entry,) = store.pending()
+    assert entry.created_at.timestamp() == 1_800_000_000
+    store.retry_failed(entry, "M_UNKNOWN")  # a retry keeps the first date
+    assert store.pending()[0].created_at == entry.created_at
 
 
 def test_pending_payloads_are_encrypted_too(make_store: Callable[..., RedisStore]) -> None:
