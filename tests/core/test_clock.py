@@ -7,15 +7,14 @@ Nothing here sleeps: the refresh margin, token expiry and issue-lock expiry are 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
-from typing import ClassVar
 
 import pytest
 
 from chatauth import ChatAuth, ChatIdentity, ProviderUnavailableError
 from chatauth.clock import SYSTEM_CLOCK
 from chatauth.http import Flow
-from chatauth.providers.base import Revocation
 from chatauth.stores.base import LockTimeoutError
 from chatauth.stores.memory import MemoryStore
 from chatauth.testing.clock import ManualClock
@@ -92,8 +91,6 @@ def test_token_ttl_caps_a_token_the_provider_never_expires(clock: ManualClock) -
 class FlakyRevocation(TokenRevokingProvider):
     """Revocation fails with ProviderUnavailableError while ``down`` is set."""
 
-    revocation: ClassVar[Revocation] = "token"
-
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(clock=clock)
         self.down = True
@@ -156,12 +153,13 @@ def test_a_lock_expires_when_the_clock_passes_its_ttl(clock: ManualClock) -> Non
     assert store._try_lock(KEY, "someone-else", 30)  # released on the way out
 
 
-def _in_thread(call: object) -> tuple[threading.Thread, list[object]]:
+def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run ``call`` in a thread; its result or exception lands in the returned list."""
     outcome: list[object] = []
 
     def run() -> None:
         try:
-            outcome.append(call())  # type: ignore[operator]
+            outcome.append(call())
         except Exception as exc:  # handed to the test, which asserts on it
             outcome.append(exc)
 
