@@ -6,8 +6,19 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import httpx
+
 from chatauth.providers.base import BaseProvider
+from chatauth.testing.faults import Faults
 from chatauth.tokens import ChatToken
+from tests.servers.deadlines import REQUEST_DEADLINE
+
+#: Per HTTP phase, for every request the suite expects a server to answer.
+ANSWER_DEADLINE = REQUEST_DEADLINE
+#: The service's timeout when the test is that a silent server times out: ``faults.timeout()``
+#: keeps the server silent for 30 s (``DEFAULT_HANG_SECONDS``), so this fires every time; it is
+#: short only so the test is quick. Applies to faulted requests only (:class:`AnswerDeadlines`).
+HANG_TIMEOUT = 0.5
 
 
 @dataclasses.dataclass
@@ -40,3 +51,30 @@ class Harness:
     valid_uid: str = "user-conformance-1"
     one_token_per_user: bool = False
     attach: Callable[[Any], None] | None = None
+
+
+class AnswerDeadlines(httpx.BaseTransport):
+    """The suite's HTTP transport: every request a server is expected to answer gets the
+    generous ``ANSWER_DEADLINE`` for each phase, whatever timeout the service was built with.
+
+    Only the read phase of a request sent while a fault is queued keeps the service's own
+    timeout. The suite builds a service with a short timeout only to test ``faults.timeout()``,
+    whose server stays silent for far longer, so that timeout firing is certain and quick,
+    while the retry after it, or the next request after the outage, reaching the real server
+    (Synapse behind its proxy, or an emulator) on a loaded machine, is not raced by that clock.
+    """
+
+    def __init__(self, faults: Faults | None) -> None:
+        self.faults = faults
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        configured: dict[str, float | None] = dict(request.extensions.get("timeout", {}))
+        timeouts = {phase: ANSWER_DEADLINE for phase in ("connect", "read", "write", "pool")}
+        if self.faults is not None and self.faults.pending:
+            timeouts["read"] = configured.get("read") or ANSWER_DEADLINE
+        request.extensions["timeout"] = timeouts
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()

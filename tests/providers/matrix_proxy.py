@@ -20,6 +20,7 @@ from chatauth.providers.jwt import JWTSigner
 from chatauth.providers.matrix import MatrixProvider
 from chatauth.testing.server import Emulator
 from tests.providers.conformance import Harness
+from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
@@ -47,7 +48,7 @@ class SynapseProxy(Emulator):
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
         }
-        async with httpx.AsyncClient(base_url=self.upstream, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=self.upstream, timeout=REQUEST_DEADLINE) as client:
             upstream = await client.request(
                 request.method,
                 request.url.path,

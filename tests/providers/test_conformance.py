@@ -23,14 +23,17 @@ from chatauth import (
 from chatauth.http import RetryPolicy
 from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import SessionKey, utcnow
-from tests.providers.conformance import Harness
+from tests.providers.conformance import ANSWER_DEADLINE, HANG_TIMEOUT, AnswerDeadlines, Harness
 
 _open: list[ChatAuth] = []
 
 
 def service(h: Harness, **kwargs: object) -> ChatAuth:
+    """A service on ``h.provider``; its sync requests go through :class:`AnswerDeadlines`, so
+    only a request a fault keeps unanswered can time out quickly."""
     kwargs.setdefault("token_ttl", 3600)
-    kwargs.setdefault("timeout", 2.0)
+    kwargs.setdefault("timeout", ANSWER_DEADLINE)
+    kwargs.setdefault("transport", AnswerDeadlines(h.faults))
     chat = ChatAuth(h.provider, MemoryStore(), **kwargs)  # type: ignore[arg-type]
     _open.append(chat)
     if h.attach is not None:
@@ -130,7 +133,7 @@ def test_bad_secret_is_a_clear_error(harness: Harness) -> None:
     except ConfigurationError as exc:
         assert exc.code in {"ERROR_API_KEY_NOT_FOUND", "ERROR_CONFIG"}
         return
-    chat = ChatAuth(provider, MemoryStore())  # type: ignore[arg-type]
+    chat = ChatAuth(provider, MemoryStore(), timeout=ANSWER_DEADLINE)  # type: ignore[arg-type]
     _open.append(chat)
     with pytest.raises((ProviderError, ConfigurationError)) as info:
         chat.get_session(ChatIdentity(harness.valid_uid), "s1")
@@ -138,6 +141,13 @@ def test_bad_secret_is_a_clear_error(harness: Harness) -> None:
     if isinstance(info.value, ProviderError):
         assert 400 <= info.value.status < 500
     assert chat.store.sessions() == []
+
+
+def fault_timeout(kind: str) -> float:
+    """The service's per-phase timeout for a fault test: short only where the fault is a
+    silent server (see ``HANG_TIMEOUT``); a status or a reset is answered at once, and must
+    never be mistaken for a timeout because the machine is slow."""
+    return HANG_TIMEOUT if kind == "timeout" else ANSWER_DEADLINE
 
 
 FAULTS = [
@@ -152,7 +162,7 @@ FAULTS = [
 @pytest.mark.parametrize(("kind", "inject"), FAULTS, ids=[k for k, _ in FAULTS])
 def test_lasting_fault_gives_provider_unavailable(http_harness: Harness, kind: str, inject) -> None:  # type: ignore[no-untyped-def]
     harness = http_harness
-    chat = service(harness, timeout=0.5, retry=RetryPolicy(attempts=3))
+    chat = service(harness, timeout=fault_timeout(kind), retry=RetryPolicy(attempts=3))
     inject(harness.faults, 50)
     with pytest.raises(ProviderUnavailableError) as info:
         chat.get_session(ChatIdentity(harness.valid_uid), "s1")
@@ -167,7 +177,7 @@ def test_lasting_fault_gives_provider_unavailable(http_harness: Harness, kind: s
 @pytest.mark.parametrize(("kind", "inject"), FAULTS, ids=[k for k, _ in FAULTS])
 def test_passing_fault_is_retried(http_harness: Harness, kind: str, inject) -> None:  # type: ignore[no-untyped-def]
     harness = http_harness
-    chat = service(harness, timeout=0.5, retry=RetryPolicy(attempts=3))
+    chat = service(harness, timeout=fault_timeout(kind), retry=RetryPolicy(attempts=3))
     inject(harness.faults, 1)
     session = chat.get_session(ChatIdentity(harness.valid_uid), "s1")
     assert harness.is_alive(session.token)
@@ -175,7 +185,7 @@ def test_passing_fault_is_retried(http_harness: Harness, kind: str, inject) -> N
 
 def test_logout_during_outage_is_queued_then_revoked(http_harness: Harness) -> None:
     harness = http_harness
-    chat = service(harness, timeout=0.5)
+    chat = service(harness)
     token = chat.get_session(ChatIdentity(harness.valid_uid), "s1").token
     harness.faults.status(503, times=50)
     chat.end_session(ChatIdentity(harness.valid_uid), "s1")
@@ -205,7 +215,7 @@ async def test_async_issue_reuse_and_end(harness: Harness) -> None:
 
 async def test_async_lasting_fault(http_harness: Harness) -> None:
     harness = http_harness
-    chat = service(harness, timeout=0.5)
+    chat = service(harness)
     harness.faults.status(502, times=50)
     with pytest.raises(ProviderUnavailableError):
         await chat.aget_session(ChatIdentity(harness.valid_uid), "a1")

@@ -10,6 +10,7 @@ from chatauth.providers.cometchat import CometChatProvider
 from chatauth.testing.cometchat import DEFAULT_API_KEY, CometChatEmulator
 from chatauth.tokens import ChatToken
 from tests.providers.conformance import Harness
+from tests.servers.deadlines import REQUEST_DEADLINE
 
 MAKES_HTTP_CALLS = True
 
@@ -26,6 +27,7 @@ def cometchat_harness(
         response = httpx.put(
             emulator.client_url + "/me",
             headers={"appid": emulator.app_id, "authToken": token.value},
+            timeout=REQUEST_DEADLINE,
         )
         return response.status_code == 200
 
