@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.servers.ports import free_port, port_is_open
-from tests.servers.processes import stop_process
+from tests.servers.deadlines import REQUEST_DEADLINE
+from tests.servers.ports import port_is_open
+from tests.servers.processes import start_process, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT = 60.0
 
 
 def waitress_command(target: str, port: int, threads: int = 16) -> list[str]:
@@ -54,52 +51,77 @@ def _gunicorn_major() -> int:
         return 0
 
 
-def _answers(url: str, port: int) -> bool:
+def _answers(port: int) -> str | None:
+    # Ready means the app answers, not just that the port is open: gunicorn's master listens
+    # before its workers have imported the app (seconds on a loaded machine).
     if not port_is_open(port):
-        return False
+        return f"nothing listens on port {port} yet"
     try:
-        httpx.get(f"{url}/login", timeout=5)  # any HTTP answer will do
-    except httpx.TransportError:
-        return False
-    return True
+        # A short timeout per probe: the probe is repeated until STARTUP_DEADLINE.
+        httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)  # any HTTP answer will do
+    except httpx.TransportError as exc:
+        return repr(exc)
+    return None
+
+
+def _program(command: Sequence[str]) -> str:
+    """``waitress`` for ``python -m waitress ...``, as failure messages call the server."""
+    return command[2] if len(command) > 2 and command[1] == "-m" else command[0]
+
+
+@contextmanager
+def serve_on_free_port(
+    command: Callable[[int], Sequence[str]], env: Mapping[str, str], log: Path
+) -> Iterator[str]:
+    """Run ``command(port)`` from the repository root on a port it really gets (a taken port
+    is detected and another one tried, see ``start_process``) until the app answers; yield
+    its base URL; stop it (SIGTERM, then SIGKILL) by its PID afterwards, whatever happened."""
+    proc, port = start_process(
+        command,
+        _answers,
+        name=_program(command(0)),
+        what="answer HTTP",
+        log_path=log,
+        cwd=REPO,
+        env={**os.environ, **env},
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)
 
 
 @contextmanager
 def serve(command: Sequence[str], port: int, env: Mapping[str, str], log: Path) -> Iterator[str]:
-    """Run ``command`` from the repository root until it listens on ``port``; yield its base
-    URL; stop it (SIGTERM, then SIGKILL) by its PID afterwards."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            list(command),
-            cwd=REPO,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    """Like :func:`serve_on_free_port`, on the ``port`` already written into ``command``.
+
+    A port picked in advance may be taken by another process before the server binds it; then
+    this fails the test, saying so (the listener's owner is checked: the test never talks to
+    someone else's server). Prefer :func:`serve_on_free_port`, which tries another port.
+    """
+    proc, _ = start_process(
+        lambda _port: command,
+        _answers,
+        name=_program(command),
+        what="answer HTTP",
+        log_path=log,
+        port=port,
+        cwd=REPO,
+        env={**os.environ, **env},
+    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + START_TIMEOUT
-        # Ready means the app answers, not just that the port is open: gunicorn's master
-        # listens before its workers have imported the app (seconds on a loaded machine).
-        while not _answers(url, port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"{command[2]} did not start on port {port}:\n"
-                    + log.read_text(errors="replace")[-3000:]
-                )
-            time.sleep(0.05)
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:
-        stop_process(proc, timeout=10)
+        stop_process(proc)
 
 
 __all__ = [
     "REPO",
     "all_at_once",
     "fifty_at_once",
-    "free_port",
     "gunicorn_command",
     "serve",
+    "serve_on_free_port",
     "waitress_command",
 ]
 
@@ -134,5 +156,7 @@ def fifty_at_once(base_url: str, cookies: httpx.Cookies, path: str) -> list[http
     (an SSL context each) would cost more than the requests themselves.
     """
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=0)
-    with httpx.Client(base_url=base_url, cookies=cookies, timeout=30, limits=limits) as client:
+    with httpx.Client(
+        base_url=base_url, cookies=cookies, timeout=REQUEST_DEADLINE, limits=limits
+    ) as client:
         return all_at_once(50, lambda: client.get(path))

@@ -18,10 +18,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from sample_projects.flask_app import DEMO_PASSWORDS, create_app
-from tests.servers.ports import free_port
+from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
 
-from .servers import fifty_at_once, serve, waitress_command
+from .servers import fifty_at_once, serve_on_free_port, waitress_command
 
 FACTORY = "sample_projects.flask_app:create_app"
 
@@ -114,25 +114,26 @@ def test_environment_switches_to_matrix(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_flask_run_serves_the_sample_from_the_repository_root(tmp_path: Path) -> None:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "flask",
-        "--app",
-        "sample_projects.flask_app",
-        "run",
-        "--port",
-        str(port),
-    ]
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "sample_projects.flask_app",
+            "run",
+            "--port",
+            str(port),
+        ]
+
     env = {
         "FLASK_SECRET_KEY": secrets.token_urlsafe(24),
         "CHATAUTH_JWT_SECRET": secrets.token_urlsafe(32),
         "CHATAUTH_STORE": f"sqlite:///{tmp_path / 'chat.sqlite3'}",
     }
     with (
-        serve(command, port, env, tmp_path / "log") as url,
-        httpx.Client(base_url=url, timeout=30) as client,
+        serve_on_free_port(command, env, tmp_path / "log") as url,
+        httpx.Client(base_url=url, timeout=REQUEST_DEADLINE) as client,
     ):
         assert "wonderland" in client.get("/login").text
         assert client.post("/login", data={"username": "bob", "password": "builder"}).is_redirect
@@ -154,7 +155,7 @@ def _synapse_env(synapse: SynapseServer, tmp_path: Path, prefix: str) -> dict[st
 
 
 def _browser(url: str, user: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=30)
+    client = httpx.Client(base_url=url, timeout=REQUEST_DEADLINE)
     response = client.post("/login", data={"username": user, "password": DEMO_PASSWORDS[user]})
     assert response.status_code == 302, response.text
     return client
@@ -163,11 +164,10 @@ def _browser(url: str, user: str) -> httpx.Client:
 @pytest.mark.synapse
 def test_synapse_login_token_works_logout_kills_it(synapse: SynapseServer, tmp_path: Path) -> None:
     prefix = f"flask{secrets.token_hex(3)}-"
-    port = free_port()
     env = _synapse_env(synapse, tmp_path, prefix)
     log = tmp_path / "log"
     with (
-        serve(waitress_command(FACTORY, port), port, env, log) as url,
+        serve_on_free_port(lambda port: waitress_command(FACTORY, port), env, log) as url,
         contextlib.closing(_browser(url, "alice")) as browser,
     ):
         page = browser.get("/")
@@ -205,11 +205,11 @@ def test_synapse_fifty_first_requests_make_one_device(
     synapse: SynapseServer, tmp_path: Path
 ) -> None:
     prefix = f"flask{secrets.token_hex(3)}-"
-    port = free_port()
     env = _synapse_env(synapse, tmp_path, prefix)
-    command = waitress_command(FACTORY, port, threads=50)
     with (
-        serve(command, port, env, tmp_path / "log") as url,
+        serve_on_free_port(
+            lambda port: waitress_command(FACTORY, port, threads=50), env, tmp_path / "log"
+        ) as url,
         contextlib.closing(_browser(url, "bob")) as browser,
     ):
         responses = fifty_at_once(url, browser.cookies, "/chat/token")
@@ -220,7 +220,7 @@ def test_synapse_fifty_first_requests_make_one_device(
     devices = httpx.get(
         synapse.url(f"/_synapse/admin/v2/users/{user_id}/devices"),
         headers={"Authorization": f"Bearer {synapse.admin_token}"},
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     assert devices.status_code == 200, devices.text
     assert devices.json()["total"] == 1  # one JWT login, so one issued token
