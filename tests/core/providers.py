@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import os
 import threading
-import time
 from datetime import timedelta
 from typing import ClassVar
 
@@ -27,8 +26,8 @@ from chatauth.tokens import ChatToken
 
 
 class CountingProvider(JWTProvider):
-    """Mints JWTs, counts issue calls, records revocations; optionally slow and appending
-    one line per issue to ``count_file`` (to count across processes).
+    """Mints JWTs, counts issue calls, records revocations; optionally appends one line per
+    issue to ``count_file`` (to count across processes).
 
     With a ``clock``, tokens are dated by it (``issued_at`` its now, ``expires_at`` now plus
     the ttl) instead of the real time, as a provider sharing the test's clock would date
@@ -37,11 +36,8 @@ class CountingProvider(JWTProvider):
 
     revocation: ClassVar[Revocation] = "none"
 
-    def __init__(
-        self, *, delay: float = 0.0, count_file: str | None = None, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, *, count_file: str | None = None, clock: Clock | None = None) -> None:
         super().__init__(JWTSigner("HS256", secret="counting-secret-0123456789abcdef"))
-        self.delay = delay
         self.count_file = count_file
         self.clock = clock
         self.issued = 0
@@ -55,8 +51,6 @@ class CountingProvider(JWTProvider):
             fd = os.open(self.count_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             os.write(fd, f"{os.getpid()}\n".encode())
             os.close(fd)
-        if self.delay:
-            time.sleep(self.delay)  # the provider's network latency, widening the race
         flow = super().issue(identity, ttl)
         return flow if self.clock is None else self._dated(flow, self.clock, ttl)
 
