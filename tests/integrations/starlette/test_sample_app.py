@@ -6,10 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,8 @@ import pytest
 from chatauth import ConfigurationError
 from sample_projects.starlette_app import DEMO_USERS, create_app
 from tests.integrations.starlette.helpers import Browser, closed_port_url
+from tests.servers.deadlines import REQUEST_DEADLINE, STOP_DEADLINE
+from tests.servers.processes import log_tail, start_process, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -115,38 +114,39 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
         create_app()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _login_page(port: int) -> str | None:
+    try:
+        # A short timeout per probe: the probe is repeated until STARTUP_DEADLINE.
+        response = httpx.get(f"http://127.0.0.1:{port}/login", timeout=5)
+    except httpx.TransportError as exc:
+        return repr(exc)
+    return None if response.status_code == 200 else f"/login answered {response.status_code}"
 
 
 def test_python_dash_m_serves_on_the_given_port(tmp_path: Path) -> None:
-    port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CHATAUTH_")},
         "CHATAUTH_STORE": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sample_projects.starlette_app", "--port", str(port)],
+    log = tmp_path / "server.log"
+    # --port is what is under test, so the port is ours to pick: a taken one is detected and
+    # another tried (start_process) rather than binding port 0.
+    proc, port = start_process(
+        lambda port: [sys.executable, "-m", "sample_projects.starlette_app", "--port", str(port)],
+        _login_page,
+        name="python -m sample_projects.starlette_app",
+        what="serve /login",
+        log_path=log,
         cwd=REPO,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/login", timeout=2)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sample app did not start: {proc.stdout.read()!r}")  # type: ignore[union-attr]
-                time.sleep(0.1)
+        response = httpx.get(f"http://127.0.0.1:{port}/login", timeout=REQUEST_DEADLINE)
         assert response.status_code == 200
         assert "wonderland" in response.text
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, as a developer stops it
+        assert proc.wait(STOP_DEADLINE) == 0, log_tail(log)
     finally:
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=15)
+        stop_process(proc)
+    output = log.read_bytes()
     assert re.search(rb"provider 'jwt': http://127\.0\.0\.1:\d+/", output)
