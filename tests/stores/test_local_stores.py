@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
 import stat
-import time
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from chatauth import ChatAuth, ChatToken, SessionKey, StoreUnavailableError
+from chatauth import ChatToken, SessionKey, StoreUnavailableError
 from chatauth.stores.base import BaseStore, LockTimeoutError
 from chatauth.stores.memory import MemoryStore
 from chatauth.stores.sqlite import SQLiteStore
-from tests.core.providers import CountingProvider
+from chatauth.testing.clock import ManualClock
+from tests.stores.handshake import assert_race_happened
+from tests.stores.workers import Workers
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -28,9 +29,20 @@ def token(value: str, uid: str = "u1", **kw: object) -> ChatToken:
     )  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseStore]:
-    made: BaseStore = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> Iterator[BaseStore]:
+    made: BaseStore = (
+        MemoryStore(clock=clock)
+        if request.param == "memory"
+        else SQLiteStore(tmp_path / "s.db", clock=clock)
+    )
     yield made
     made.close()
 
@@ -71,18 +83,21 @@ def test_pending_revocations(store: BaseStore) -> None:
     assert "redacted" in repr(store.pending()[0])
 
 
-def test_lock_excludes_and_expires(store: BaseStore) -> None:
+def test_lock_excludes_and_expires(store: BaseStore, clock: ManualClock) -> None:
     key = SessionKey("p", "u1", "a")
-    assert store._try_lock(key, "one", ttl=0.3)
-    assert not store._try_lock(key, "two", ttl=0.3)
+    assert store._try_lock(key, "one", ttl=30)
+    assert not store._try_lock(key, "two", ttl=30)
     store._unlock(key, "two")  # not the owner: no effect
-    assert not store._try_lock(key, "two", ttl=0.3)
-    time.sleep(0.35)  # a crashed holder's lock expires
-    assert store._try_lock(key, "two", ttl=5)
-    with pytest.raises(LockTimeoutError), store.lock(key, ttl=5, wait=0.2):
+    assert not store._try_lock(key, "two", ttl=30)
+    clock.advance(29)
+    assert not store._try_lock(key, "two", ttl=30)  # still within the holder's ttl
+    clock.advance(1.5)  # a crashed holder's lock expires after its ttl
+    assert store._try_lock(key, "two", ttl=30)
+    # The manual clock never moves by itself, so only wait=0 can run out: the first refusal.
+    with pytest.raises(LockTimeoutError), store.lock(key, ttl=5, wait=0):
         pass
     store._unlock(key, "two")
-    with store.lock(key, ttl=5, wait=0.2):
+    with store.lock(key, ttl=5, wait=0):
         assert not store._try_lock(key, "three", ttl=5)
     assert store._try_lock(key, "three", ttl=5)
 
@@ -119,28 +134,23 @@ def test_sqlite_on_an_unwritable_place_is_a_store_error(tmp_path: Path) -> None:
     assert info.value.code == "ERROR_STORE_UNAVAILABLE"
 
 
-def _race(path: str, count_file: str, barrier: Any, out: Any) -> None:
-    chat = ChatAuth(CountingProvider(delay=0.3, count_file=count_file), SQLiteStore(path))
-    barrier.wait()
-    out.put(chat.get_session(_User(), "one-browser-session").token.value)
-    chat.close()
-
-
-class _User:
-    pk = 77
-
-
 def test_two_processes_racing_for_one_key_issue_one_token(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    path, count_file = str(tmp_path / "shared.db"), str(tmp_path / "issues.log")
+    path, count_file = tmp_path / "shared.db", tmp_path / "issues.log"
+    handshake = tmp_path / "handshake"
+    handshake.mkdir()
     SQLiteStore(path).close()  # create the schema before the race
-    barrier, out = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(path, count_file, barrier, out)) for _ in range(2)]
-    for proc in procs:
-        proc.start()
-    values = [out.get(timeout=60), out.get(timeout=60)]
-    for proc in procs:
-        proc.join(timeout=30)
-        assert proc.exitcode == 0
+    config = {
+        "path": str(path),
+        "count_file": str(count_file),
+        "handshake_dir": str(handshake),
+        "waiters": 1,
+    }
+    argv = [sys.executable, "-m", "tests.stores.race", json.dumps(config)]
+    with Workers([argv, argv], logs=tmp_path, deadline=120) as workers:
+        workers.wait_ready()
+        workers.go()
+        values = workers.results()
     assert values[0] == values[1]
-    assert Path(count_file).read_text().count("\n") == 1
+    # One issue, by the process that held the lock while the other found it taken.
+    issuer = assert_race_happened(handshake, processes=2)
+    assert count_file.read_text().split() == [str(issuer)]

@@ -20,10 +20,12 @@ from tests.stores import hammer
 KEY = SessionKey("p", "u1", "s")
 
 
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
 def make_token() -> ChatToken:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
     return ChatToken(
-        value="t", uid="u1", provider="p", issued_at=now, expires_at=now + timedelta(hours=1)
+        value="t", uid="u1", provider="p", issued_at=NOW, expires_at=NOW + timedelta(hours=1)
     )
 
 

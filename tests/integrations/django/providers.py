@@ -4,42 +4,21 @@ processes of a race have seen the issue lock taken.
 How the race tests count provider calls made by several OS processes (a shared file is the one
 counter they all see), and how they make the race happen for sure instead of hoping that a
 delay is long enough: the process inside the lock waits for the others to report (see
-:mod:`tests.integrations.django.race_worker`).
+:mod:`tests.stores.handshake`).
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity
 from chatauth.providers.jwt import JWTProvider
 from chatauth.tokens import ChatToken
-
-#: Seconds the issuing process waits for the others to report the lock taken.
-HANDSHAKE_TIMEOUT = 60.0
-
-
-def mark(folder: str | Path, name: str) -> None:
-    """Create ``folder/name`` holding this moment's ``time.monotonic()`` (CLOCK_MONOTONIC on
-    Linux: one clock for every process of the machine). Written then renamed, so a reader
-    never sees it half written."""
-    part = Path(folder) / f".{name}.part"
-    part.write_text(repr(time.monotonic()))
-    os.replace(part, Path(folder) / name)
-
-
-def marks(folder: str | Path, prefix: str) -> dict[int, float]:
-    """The ``<prefix>-<pid>`` markers in ``folder``: pid to the moment it was written."""
-    return {
-        int(path.name.rpartition("-")[2]): float(path.read_text())
-        for path in Path(folder).glob(f"{prefix}-*")
-    }
+from tests.stores.handshake import hold_until_seen
 
 
 class CountingJWTProvider(JWTProvider):
@@ -50,7 +29,7 @@ class CountingJWTProvider(JWTProvider):
 
     Raises:
         TimeoutError: from ``issue``, when the others did not report within
-            :data:`HANDSHAKE_TIMEOUT` seconds (the race did not happen).
+            :data:`tests.stores.handshake.HANDSHAKE_TIMEOUT` seconds (no race happened).
     """
 
     settings_keys = JWTProvider.settings_keys | {"count_file", "handshake_dir", "waiters"}
@@ -72,18 +51,8 @@ class CountingJWTProvider(JWTProvider):
         with open(self.count_file, "a") as counter:
             counter.write(f"{os.getpid()} {identity.uid}\n")
         if self.waiters:
-            self._hold_until_seen()
+            hold_until_seen(self.handshake_dir, self.waiters)
         return super().issue(identity, ttl)
-
-    def _hold_until_seen(self) -> None:
-        mark(self.handshake_dir, f"enter-{os.getpid()}")
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        # Polls a condition (the others' reports), with a deadline: no guessed duration.
-        while len(marks(self.handshake_dir, "waiting")) < self.waiters:
-            if time.monotonic() > deadline:
-                raise TimeoutError("the other processes never found the issue lock taken")
-            time.sleep(0.01)
-        mark(self.handshake_dir, f"exit-{os.getpid()}")
 
 
 def issued(count_file: str) -> list[str]:

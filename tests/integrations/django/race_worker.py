@@ -6,16 +6,14 @@ the gate protocol of :mod:`tests.stores.workers` (prints ``ready``, waits for ``
 so that the processes ask at the same moment however long their start-up took), asks for the
 chat session of one fixed user and app session, and prints the token's fingerprint.
 
-Its store is the ORM store, observed: the first time this process takes the issue lock it
-writes ``locked-<pid>``, and the first time it finds the lock taken ``waiting-<pid>``, into
-``CHATAUTH["HANDSHAKE_DIR"]`` (see :class:`tests.integrations.django.providers.CountingJWTProvider`,
-which waits for the latter).
+Its store is the ORM store, observed: it reports its first lock taken and first lock found
+taken into ``CHATAUTH["HANDSHAKE_DIR"]`` (:class:`tests.stores.handshake.ReportsLock`), which
+:class:`tests.integrations.django.providers.CountingJWTProvider` waits for.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -23,24 +21,14 @@ from typing import Any
 def _observed_store(handshake_dir: str) -> Any:
     from chatauth.integrations.django.store import DjangoStore
 
-    from chatauth.tokens import SessionKey
-    from tests.integrations.django.providers import mark
+    from tests.stores.handshake import ReportsLock
 
-    class ObservedStore(DjangoStore):
-        """The ORM store, unchanged, reporting the first time it took the issue lock and the
-        first time it found the lock taken."""
+    class ObservedStore(ReportsLock, DjangoStore):
+        """The ORM store, unchanged, reporting its lock attempts (tests.stores.handshake)."""
 
-        reported: frozenset[str] = frozenset()
-
-        def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
-            taken = super()._try_lock(key, owner, ttl)
-            event = "locked" if taken else "waiting"
-            if event not in self.reported:
-                self.reported = self.reported | {event}
-                mark(handshake_dir, f"{event}-{os.getpid()}")
-            return taken
-
-    return ObservedStore()
+    store = ObservedStore()
+    store.handshake_dir = handshake_dir
+    return store
 
 
 def main(raw: str) -> None:

@@ -3,9 +3,8 @@ cross-process lock), on SQLite and on PostgreSQL.
 
 The race is made to happen, and the test checks that it did: the process that takes the
 issue lock stays inside the provider call until every other process has reported finding the
-lock taken (:class:`~tests.integrations.django.providers.CountingJWTProvider` and
-:mod:`~tests.integrations.django.race_worker`), and each report's time must fall between the
-issuer's taking the lock and its leaving the provider call.
+lock taken, and each report's time must fall between the issuer's taking the lock and its
+leaving the provider call (:mod:`tests.stores.handshake`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.integrations.django.providers import issued, marks
+from tests.integrations.django.providers import issued
+from tests.stores.handshake import assert_race_happened
 from tests.stores.workers import REPO, Workers
 
 PROVIDER = "tests.integrations.django.providers.CountingJWTProvider"
@@ -51,14 +51,8 @@ def run_workers(databases: dict[str, Any], tmp_path: Path, processes: int = 2) -
     assert len(lines) == 1, lines
     # The race happened: while the one issuer held the lock, and before it left the provider
     # call, every other process tried the lock and found it taken.
-    [(issuer, entered)] = marks(handshake, "enter").items()
-    locked, left = marks(handshake, "locked")[issuer], marks(handshake, "exit")[issuer]
-    waiting = marks(handshake, "waiting")
+    issuer = assert_race_happened(handshake, processes)
     assert lines[0].split()[0] == str(issuer)
-    assert issuer not in waiting
-    assert len(waiting) == processes - 1, waiting
-    assert locked <= entered <= left
-    assert all(locked <= seen <= left for seen in waiting.values()), (locked, waiting, left)
     return fingerprints
 
 

@@ -19,6 +19,7 @@ from django.test import override_settings
 
 from chatauth.errors import StoreUnavailableError
 from chatauth.stores.base import LockTimeoutError
+from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey
 from tests.integrations.django.routers import ChatAuthRouter
 
@@ -145,6 +146,24 @@ def test_lock_is_exclusive_expires_and_is_released_by_its_owner_only(
     assert store._try_lock(other, "crashed", ttl=0)
     assert store._try_lock(other, "owner-c", ttl=30)
     assert IssueLock.objects.get(key=other.digest).owner == "owner-c"
+
+
+def test_lock_expiry_and_stale_tokens_follow_the_store_clock(transactional_db: None) -> None:
+    clock = ManualClock()
+    store = DjangoStore(clock=clock)
+    key = SessionKey("jwt", "user-1", "s")
+    assert store._try_lock(key, "crashed", ttl=30)
+    clock.advance(29)
+    assert not store._try_lock(key, "next", ttl=30)  # still within the holder's ttl
+    clock.advance(1.5)
+    assert store._try_lock(key, "next", ttl=30)
+    assert IssueLock.objects.get(key=key.digest).expires_at == clock.time() + 30
+    # A token stops being served at its refresh time; only then is it stale.
+    token = make_token(issued_at=clock.now(), refresh_at=clock.now() + timedelta(minutes=5))
+    store.set(key, token)
+    assert store.pop_stale() == []
+    clock.advance(timedelta(minutes=5, seconds=1))
+    assert store.pop_stale() == [token]
 
 
 def test_lock_context_waits_then_gives_up(store: DjangoStore) -> None:

@@ -29,10 +29,12 @@ BUSY_TIMEOUT = 0.2  # seconds: the connection's own wait (Django's OPTIONS["time
 KEY = SessionKey("jwt", "user-1", "s")
 
 
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
 def make_token() -> ChatToken:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
     return ChatToken(
-        value="t", uid="user-1", provider="jwt", issued_at=now, expires_at=now + timedelta(hours=1)
+        value="t", uid="user-1", provider="jwt", issued_at=NOW, expires_at=NOW + timedelta(hours=1)
     )
 
 
