@@ -1,31 +1,30 @@
 """The Django sample site (``sample_projects/django_site``) run as a real server process:
 ``manage.py runserver`` (WSGI) or ``uvicorn django_site.asgi:application`` (ASGI), each on
-``127.0.0.1:<free port>``, stopped by PID. Also a logged-in HTTP client for it."""
+``127.0.0.1:<a port it got>``, stopped by PID. Also a logged-in HTTP client for it."""
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
 
-from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.deadlines import COMMAND_DEADLINE
+from tests.servers.processes import start_process, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
 SITE = REPO / "sample_projects" / "django_site"
-START_TIMEOUT = 60.0
 
 
 class SampleSite:
-    """One server process of the sample site.
+    """One server process of the sample site, on a loopback port it really got (a taken port
+    is detected and another one tried: ``start_process``).
 
     Args:
         server: ``"runserver"`` or ``"uvicorn"``.
@@ -35,13 +34,15 @@ class SampleSite:
 
     def __init__(self, server: str, db_path: Path, env: Mapping[str, str] | None = None) -> None:
         self.server = server
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = db_path.with_name(f"{server}-{self.port}.log")
+        self.port = 0  # known once started
+        self.log_path = db_path.with_name(f"{server}-{secrets.token_hex(4)}.log")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("CHATAUTH_", "DJANGO_"))}
         self.env = {**base, "DJANGO_DB_PATH": str(db_path), "PYTHONPATH": str(REPO), **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -51,7 +52,7 @@ class SampleSite:
             capture_output=True,
             text=True,
             check=False,
-            timeout=120,
+            timeout=COMMAND_DEADLINE,
         )
 
     def migrate(self) -> SampleSite:
@@ -60,30 +61,34 @@ class SampleSite:
             pytest.fail(f"manage.py migrate failed:\n{result.stdout}\n{result.stderr}")
         return self
 
-    def start(self) -> SampleSite:
+    def _command(self, port: int) -> list[str]:
         if self.server == "runserver":
-            command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}"]
-            command.append("--noreload")
-        else:
-            command = [sys.executable, "-m", "uvicorn", "django_site.asgi:application"]
-            command += ["--host", "127.0.0.1", "--port", str(self.port)]
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
-            command, cwd=SITE, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            return [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+        command = [sys.executable, "-m", "uvicorn", "django_site.asgi:application"]
+        return [*command, "--host", "127.0.0.1", "--port", str(port)]
+
+    def start(self) -> SampleSite:
+        """Start the server and wait until the login page answers; stopped again if not."""
+        self._proc, self.port = start_process(
+            self._command,
+            self._login_page,
+            name=f"the sample site ({self.server})",
+            what="serve /accounts/login/",
+            log_path=self.log_path,
+            interval=0.1,
+            cwd=SITE,
+            env=self.env,
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"the sample site ({self.server}) exited:\n{self.log()}")
-            try:
-                if httpx.get(self.base_url + "/accounts/login/", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"the sample site ({self.server}) did not start:\n{self.log()}")
+        return self
+
+    @staticmethod
+    def _login_page(port: int) -> str | None:
+        try:
+            # A short timeout per probe: the probe is repeated until STARTUP_DEADLINE.
+            response = httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=5)
+        except httpx.TransportError as exc:
+            return repr(exc)
+        return None if response.status_code == 200 else f"answered {response.status_code}"
 
     def log(self) -> str:
         try:
@@ -94,10 +99,7 @@ class SampleSite:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            stop_process(proc, 10)  # type: ignore[arg-type]
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+            stop_process(proc)
 
 
 def csrf_token(html: str) -> str:

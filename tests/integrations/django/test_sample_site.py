@@ -15,6 +15,7 @@ import jwt
 import pytest
 
 from tests.integrations.django.site import SampleSite, log_in, log_out
+from tests.servers.deadlines import REQUEST_DEADLINE
 
 SERVERS = ["runserver", "uvicorn"]
 
@@ -22,9 +23,19 @@ SERVERS = ["runserver", "uvicorn"]
 @pytest.fixture
 def sites(tmp_path: Path) -> Iterator[list[SampleSite]]:
     started: list[SampleSite] = []
-    yield started
-    for site in started:
-        site.stop()
+    try:
+        yield started
+    finally:
+        _stop_all(started)
+
+
+def _stop_all(sites: list[SampleSite]) -> None:
+    """Stop every site, even when stopping one of them fails (then raise that)."""
+    if sites:
+        try:
+            sites.pop().stop()
+        finally:
+            _stop_all(sites)
 
 
 def matrix_env(synapse: Any) -> dict[str, str]:
@@ -40,7 +51,7 @@ def matrix_env(synapse: Any) -> dict[str, str]:
 def test_embedded_defaults_jwt(server: str, tmp_path: Path, sites: list[SampleSite]) -> None:
     site = SampleSite(server, tmp_path / "db.sqlite3", {"CHATAUTH_JWT_SECRET": "s" * 32})
     sites.append(site.migrate().start())
-    with httpx.Client(base_url=site.base_url) as client:
+    with httpx.Client(base_url=site.base_url, timeout=REQUEST_DEADLINE) as client:
         assert client.get("/chat/token").status_code == 401
         log_in(client, "alice", "wonderland")
         page = client.get("/chat/")
@@ -64,7 +75,7 @@ def test_synapse_login_chat_logout(
 ) -> None:
     site = SampleSite(server, tmp_path / "db.sqlite3", matrix_env(synapse))
     sites.append(site.migrate().start())
-    with httpx.Client(base_url=site.base_url) as client:
+    with httpx.Client(base_url=site.base_url, timeout=REQUEST_DEADLINE) as client:
         log_in(client, "bob", "builder")
         body = client.get("/chat/token").json()
         assert body["provider"] == "matrix"
@@ -87,7 +98,7 @@ def devices(synapse: Any, user_id: str) -> int:
     response = httpx.get(
         synapse.url(f"/_synapse/admin/v2/users/{user_id}/devices"),
         headers={"Authorization": f"Bearer {synapse.admin_token}"},
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     assert response.status_code == 200, response.text
     return int(response.json()["total"])
@@ -102,15 +113,15 @@ def test_two_server_processes_racing_for_one_session_issue_one_token(
     sites.append(wsgi)
     sites.append(asgi := SampleSite("uvicorn", db, matrix_env(synapse)).start())
     user_id = "@user-alice:localhost"
-    with httpx.Client(base_url=wsgi.base_url) as client:
+    with httpx.Client(base_url=wsgi.base_url, timeout=REQUEST_DEADLINE) as client:
         log_in(client, "alice", "wonderland")
         before = devices(synapse, user_id) if _exists(synapse, user_id) else 0
         cookies = dict(client.cookies)
         answers: list[httpx.Response] = []
-        barrier = threading.Barrier(4)
+        barrier = threading.Barrier(4, timeout=REQUEST_DEADLINE)
 
         def fetch(base_url: str) -> None:
-            with httpx.Client(base_url=base_url, cookies=cookies, timeout=60) as one:
+            with httpx.Client(base_url=base_url, cookies=cookies, timeout=REQUEST_DEADLINE) as one:
                 barrier.wait()
                 answers.append(one.get("/chat/token"))
 
@@ -133,6 +144,6 @@ def _exists(synapse: Any, user_id: str) -> bool:
     response = httpx.get(
         synapse.url(f"/_synapse/admin/v2/users/{user_id}"),
         headers={"Authorization": f"Bearer {synapse.admin_token}"},
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     return response.status_code == 200
