@@ -23,15 +23,16 @@ transaction that has not read yet; a transaction that reads and then writes (wha
 ``update_or_create`` does) gets "database is locked" at once when another process writes
 meanwhile. So every write here is a single statement: a token is stored with one upsert
 (``INSERT ... ON CONFLICT DO UPDATE`` through ``bulk_create(update_conflicts=True)``).
-Should SQLite still answer "database is locked" (a lock held longer than the busy timeout,
-or a delete turned into read-then-delete by an app's ``pre_delete``/``post_delete`` receiver
-on these models), the statement is retried with jittered exponential backoff by
-:mod:`stamina` for up to ``timeout`` seconds (default 10); the statement running at that
-moment may still wait out its busy timeout, so with the defaults the store raises
-:class:`~chatauth.errors.StoreUnavailableError` after at most about 15 seconds. Inside the
-app's own transaction (``atomic``, ``ATOMIC_REQUESTS``) nothing is retried: a statement
-cannot be retried alone within a transaction SQLite refused. Other databases wait for locks
-themselves and are not retried.
+(Django 4.2+ on SQLite and PostgreSQL; backends without it keep ``update_or_create``, which
+reads with ``SELECT ... FOR UPDATE`` there.) Should SQLite still answer "database is locked"
+(a write lock held for longer than the busy timeout, or a case where SQLite does not wait at
+all), the statement is retried with jittered exponential backoff by :mod:`stamina` for up to
+the store's ``timeout`` (default 10 seconds); the attempt running at that moment may still
+wait out its busy timeout, and one backoff pause is at most 0.5 s. So with the defaults the
+store raises :class:`~chatauth.errors.StoreUnavailableError` after at most about 15.5
+seconds (10 + 5 + 0.5). Inside the app's own transaction (``atomic``, ``ATOMIC_REQUESTS``)
+nothing is retried: a statement cannot be retried alone within a transaction SQLite refused.
+Other databases wait for locks themselves and are not retried.
 
 Expiry times (issue locks, :meth:`DjangoStore.pop_stale`) are read from the store's
 :class:`~chatauth.clock.Clock`; ``updated_at`` and ``created_at`` are Django's ``auto_now``
