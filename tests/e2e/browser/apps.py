@@ -2,7 +2,8 @@
 
 Each :class:`SampleApp` knows its start-up commands, where its login form and chat page are,
 and turns chatauth settings into the ``CHATAUTH_*`` environment variables the samples read.
-:class:`AppServer` runs one on ``127.0.0.1:<free port>`` and stops it by PID.
+:class:`AppServer` runs one on a ``127.0.0.1`` port it really got (a taken port is detected
+and another one tried) and stops it by PID.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ from types import TracebackType
 import httpx
 import pytest
 
-from tests.servers.ports import free_port
-from tests.servers.processes import log_tail, stop_process, wait_ready
+from tests.servers.deadlines import COMMAND_DEADLINE
+from tests.servers.processes import log_tail, start_process, stop_process
 
 REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 
 #: Demo user every sample ships (the login page lists it) and its password.
 DEMO_USER = "alice"
@@ -131,7 +130,7 @@ def settings_env(settings: Mapping[str, str]) -> dict[str, str]:
 
 
 class AppServer:
-    """One sample app served by a real server process on a free loopback port.
+    """One sample app served by a real server process on a loopback port it got.
 
     Args:
         app: which sample.
@@ -142,8 +141,7 @@ class AppServer:
     def __init__(self, app: SampleApp, settings: Mapping[str, str], workdir: Path) -> None:
         self.app = app
         self.workdir = workdir
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # known once started
         self.log_path = workdir / "server.log"
         # Only our variables: a CHATAUTH_* set in the developer's shell must not leak in, nor
         # a DJANGO_SETTINGS_MODULE (tox's Django envs set one) that would beat manage.py's.
@@ -164,6 +162,10 @@ class AppServer:
         self.env = env
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def url(self, path: str) -> str:
         return self.base_url + path
 
@@ -173,7 +175,7 @@ class AppServer:
                 f"The {self.app.name} sample project is missing: {self.app.directory} does not "
                 "exist."
             )
-        *setup, serve = self.app.commands(self.port)
+        *setup, _ = self.app.commands(0)
         with open(self.log_path, "ab") as log:
             for command in setup:
                 done = subprocess.run(
@@ -183,7 +185,7 @@ class AppServer:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    timeout=120,
+                    timeout=COMMAND_DEADLINE,
                     check=False,
                 )
                 if done.returncode != 0:
@@ -191,33 +193,22 @@ class AppServer:
                         f"{self.app.name}: {' '.join(command)} exited {done.returncode}.\n"
                         f"{log_tail(self.log_path)}"
                     )
-            self._proc = subprocess.Popen(
-                serve,
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        try:
-            wait_ready(
-                self._proc,
-                self._login_page_answers,
-                name=f"The {self.app.name} sample",
-                what="answer",
-                timeout=START_TIMEOUT,
-                interval=0.1,
-                diagnostics=lambda: log_tail(self.log_path),
-            )
-        except BaseException:
-            self.stop()
-            raise
+        self._proc, self.port = start_process(
+            lambda port: self.app.commands(port)[-1],
+            self._login_page_answers,
+            name=f"The {self.app.name} sample",
+            what="answer",
+            log_path=self.log_path,
+            interval=0.1,
+            cwd=REPO,
+            env=self.env,
+        )
         return self
 
-    def _login_page_answers(self) -> str | None:
+    def _login_page_answers(self, port: int) -> str | None:
         try:
-            response = httpx.get(self.url(self.app.login_path), timeout=2.0)
+            # A short timeout per probe: the probe is repeated until STARTUP_DEADLINE.
+            response = httpx.get(f"http://127.0.0.1:{port}{self.app.login_path}", timeout=5)
         except httpx.TransportError as exc:
             return repr(exc)
         if response.status_code == 200:
@@ -227,7 +218,7 @@ class AppServer:
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            stop_process(proc, STOP_TIMEOUT)
+            stop_process(proc)
 
     def __enter__(self) -> AppServer:
         return self.start()
@@ -262,7 +253,15 @@ class AppServers:
         return server
 
     def close(self) -> None:
-        for server in self._servers.values():
-            server.stop()
+        """Stop every server (all of them, even if one fails to stop), then delete the dirs."""
+        servers, self._servers = list(self._servers.values()), {}
+        errors: list[BaseException] = []
+        for server in servers:
+            try:
+                server.stop()
+            except BaseException as exc:  # re-raised below, after the others are stopped
+                errors.append(exc)
         for directory in self._dirs:
             shutil.rmtree(directory, ignore_errors=True)
+        if errors:
+            raise errors[0]
