@@ -16,8 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ["django", "flask", "starlette", "fastapi", "werkzeug", "redis", "cryptography.fernet"]
 
 
+#: For one build, install or probe: generous, as a wheel build or an install from the package
+#: registry on a loaded 2-core machine can take minutes. ``subprocess.run`` kills and reaps the
+#: child when it runs out, so nothing is left running.
+BUILD_DEADLINE = 600.0
+
+
 def run(*args: str, cwd: Path | None = None) -> str:
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+    done = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=BUILD_DEADLINE, check=False
+    )
     assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
