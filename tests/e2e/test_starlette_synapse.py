@@ -15,6 +15,7 @@ import pytest
 from chatauth import ChatAuth
 from sample_projects.starlette_app import DEMO_USERS, create_app
 from tests.integrations.starlette.helpers import serve_app
+from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
 
 pytestmark = pytest.mark.synapse
@@ -47,7 +48,7 @@ class Site:
         self.clients: list[httpx.Client] = []
 
     def browser(self, user: str | None = "alice") -> httpx.Client:
-        client = httpx.Client(base_url=self.url, timeout=60.0)
+        client = httpx.Client(base_url=self.url, timeout=REQUEST_DEADLINE)
         self.clients.append(client)
         if user is not None:
             response = client.post("/login", data={"username": user, "password": USERS[user]})

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     )
 
 from tests.e2e.browser.browsing import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, Browsing
+from tests.servers.deadlines import REQUEST_DEADLINE
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +56,8 @@ def browsing_factory(browser: Browser) -> Iterator[Callable[[str, str], Browsing
 
     def make(app: str, viewport: str) -> Browsing:
         context = browser.new_context(**VIEWPORTS[viewport], locale="en-US")
-        context.set_default_timeout(30_000)
+        # Playwright counts milliseconds; every wait ends as soon as its condition holds.
+        context.set_default_timeout(REQUEST_DEADLINE * 1000)
         contexts.append(context)
         return Browsing(context, app, viewport)
 

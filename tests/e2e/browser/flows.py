@@ -8,6 +8,7 @@ from playwright.sync_api import Page, Response, expect
 
 from tests.e2e.browser.apps import DEMO_PASSWORD, DEMO_USER, AppServer
 from tests.e2e.browser.browsing import Browsing
+from tests.servers.deadlines import REQUEST_DEADLINE
 
 #: The settled states chat.js writes on ``#chat``.
 SETTLED = '#chat[data-state="ready"], #chat[data-state="error"]'
@@ -45,7 +46,7 @@ def submit_login(page: Page, server: AppServer) -> dict[str, Any]:
 
 def settled(page: Page) -> str:
     """Wait until chat.js is done; return its state (``ready`` or ``error``)."""
-    page.wait_for_selector(SETTLED, timeout=30_000)
+    page.wait_for_selector(SETTLED, timeout=REQUEST_DEADLINE * 1000)
     state = page.locator("#chat").get_attribute("data-state")
     assert state is not None
     return state

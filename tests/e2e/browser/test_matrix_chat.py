@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import flows
 from tests.e2e.browser.apps import DEMO_USER, SAMPLE_APPS, AppServer, AppServers
 from tests.e2e.browser.browsing import Browsing
+from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.synapse]
@@ -47,12 +48,12 @@ def demo_room(synapse: SynapseServer) -> str:
         f"{synapse.base_url}/_matrix/client/v3/createRoom",
         headers={"Authorization": f"Bearer {synapse.admin_token}"},
         json={"preset": "public_chat", "room_alias_name": DEMO_ROOM, "name": "chatauth demo"},
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     if response.status_code == 400 and response.json().get("errcode") == "M_ROOM_IN_USE":
         alias = quote(f"#{DEMO_ROOM}:{synapse.server_name}", safe="")
         response = httpx.get(
-            f"{synapse.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=10
+            f"{synapse.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=REQUEST_DEADLINE
         )
     assert response.status_code == 200, response.text
     room_id: str = response.json()["room_id"]
@@ -63,7 +64,7 @@ def client_api(synapse: SynapseServer, path: str, token: str) -> httpx.Response:
     return httpx.get(
         f"{synapse.base_url}/_matrix/client/v3{path}",
         headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
 
 
@@ -175,7 +176,7 @@ def test_synapse_allows_browser_calls_from_another_origin(synapse: SynapseServer
             "Access-Control-Request-Method": "GET",
             "Access-Control-Request-Headers": "authorization",
         },
-        timeout=10,
+        timeout=REQUEST_DEADLINE,
     )
     assert preflight.status_code in (200, 204)
     assert preflight.headers["Access-Control-Allow-Origin"] in ("*", origin)
@@ -241,7 +242,9 @@ def test_first_visitor_creates_the_demo_room(
         expect(steps).to_contain_text("): created")
         room_id = page.locator("#chat-echo").get_attribute("data-room-id")
         alias = quote(f"#{DEMO_ROOM}:{fresh.server_name}", safe="")
-        found = httpx.get(f"{fresh.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=10)
+        found = httpx.get(
+            f"{fresh.base_url}/_matrix/client/v3/directory/room/{alias}", timeout=REQUEST_DEADLINE
+        )
         assert found.json()["room_id"] == room_id
         # The join by alias that found nothing is the one failed request, and it is expected.
         browsing.assert_no_errors("404")
