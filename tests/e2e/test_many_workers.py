@@ -226,10 +226,12 @@ def test_four_workers_times_250_first_requests_make_one_issue_call(
     # parked until the test has seen the burst reach the workers: the race is made to happen,
     # not hoped for with a latency.
     gate = emulator.faults.hold(method="POST", path="/v3/users", hang=HOLD_DEADLINE + 10)
-    counts = redis.Redis.from_url(redis_server.url, socket_timeout=REQUEST_DEADLINE)
+    counts = redis.Redis.from_url(
+        redis_server.url, socket_timeout=REQUEST_DEADLINE, decode_responses=True
+    )
 
     def arrivals() -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in counts.hgetall(arrivals_key).items()}
+        return {str(k): int(v) for k, v in counts.hgetall(arrivals_key).items()}
 
     count = WORKERS * REQUESTS_PER_WORKER
     try:
