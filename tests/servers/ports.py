@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 #: What servers print when their port is taken: redis-server, PostgreSQL, Synapse (Twisted),
@@ -37,13 +38,27 @@ class PortInUseError(Exception):
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on ``host`` that nothing listens on right now (the kernel picks it).
 
-    Only for an address that should refuse connections (a homeserver that is down), or as the
-    first guess of :func:`tests.servers.processes.start_process`, which checks that its server
-    really got the port. Never start a server on it and assume it is yours.
+    Only a guess: another process may take it the next moment. :func:`start_process
+    <tests.servers.processes.start_process>` uses it and then checks that its server really
+    got the port; for an address that must refuse connections, use :func:`refused_port`.
+    Never start a server on it and assume it is yours.
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refused_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port on ``host`` that refuses connections for the whole ``with`` block.
+
+    Held by a socket of ours that is bound without ``SO_REUSEADDR`` and never listens: a
+    connection is refused, and no other process can bind (let alone listen on) the port
+    meanwhile, unlike a :func:`free_port` that is merely free when asked.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        yield int(sock.getsockname()[1])
 
 
 def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> bool:

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from tests.e2e.browser import flows
 from tests.e2e.browser.apps import DEMO_USER, AppServers
 from tests.e2e.browser.browsing import Browsing
-from tests.servers.ports import free_port
+from tests.servers.ports import refused_port
 
 pytestmark = pytest.mark.browser
 
@@ -89,27 +89,29 @@ def test_lost_app_session_says_log_in_first(
 def test_unreachable_provider_says_when_to_retry(
     app: str, app_servers: AppServers, browsing_factory: Any
 ) -> None:
-    # A homeserver URL nobody listens on, and no retries inside the app: a quick 503.
-    settings = {
-        "provider": "matrix",
-        "matrix_homeserver_url": f"http://127.0.0.1:{free_port()}",
-        "matrix_server_name": "localhost",
-        "matrix_jwt_secret": secrets.token_urlsafe(32),
-        "retry_attempts": "1",
-    }
-    server = app_servers.get(app, settings)
-    browsing: Browsing = browsing_factory(app, "desktop")
-    page = browsing.new_page()
+    # A homeserver URL that refuses connections (held so for the whole test), and no retries
+    # inside the app: a quick 503.
+    with refused_port() as homeserver_port:
+        settings = {
+            "provider": "matrix",
+            "matrix_homeserver_url": f"http://127.0.0.1:{homeserver_port}",
+            "matrix_server_name": "localhost",
+            "matrix_jwt_secret": secrets.token_urlsafe(32),
+            "retry_attempts": "1",
+        }
+        server = app_servers.get(app, settings)
+        browsing: Browsing = browsing_factory(app, "desktop")
+        page = browsing.new_page()
 
-    flows.fill_login(page, server)
-    with page.expect_response(flows.is_token_response(server)) as answer:
-        page.get_by_role("button", name="Log in").click()
-    assert answer.value.status == 503
-    retry_after = answer.value.headers["retry-after"]
-    assert re.fullmatch(r"\d+", retry_after)
-    assert flows.settled(page) == "error"
-    status = page.locator("#chat-status")
-    expect(status).to_contain_text("unavailable right now (503 ERROR_PROVIDER_UNAVAILABLE)")
-    expect(status).to_contain_text(f"Try again in {retry_after} s.")
-    browsing.screenshot(page, "503")
-    browsing.assert_no_errors("503")
+        flows.fill_login(page, server)
+        with page.expect_response(flows.is_token_response(server)) as answer:
+            page.get_by_role("button", name="Log in").click()
+        assert answer.value.status == 503
+        retry_after = answer.value.headers["retry-after"]
+        assert re.fullmatch(r"\d+", retry_after)
+        assert flows.settled(page) == "error"
+        status = page.locator("#chat-status")
+        expect(status).to_contain_text("unavailable right now (503 ERROR_PROVIDER_UNAVAILABLE)")
+        expect(status).to_contain_text(f"Try again in {retry_after} s.")
+        browsing.screenshot(page, "503")
+        browsing.assert_no_errors("503")
