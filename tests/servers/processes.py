@@ -101,6 +101,7 @@ def wait_ready(
     interval: float,
     diagnostics: Callable[[], str],
     port: int | None = None,
+    said_port_taken: Callable[[], bool] | None = None,
 ) -> None:
     """Poll ``probe`` every ``interval`` seconds until it returns ``None`` (ready).
 
@@ -109,18 +110,18 @@ def wait_ready(
     ``timeout`` seconds: "<name> exited with code ..." / "<name> did not <what> within ...".
 
     With ``port``, raises :class:`PortInUseError` instead when the port turns out to be
-    another process's: ``proc`` exited saying so, or the probe was answered by a listener that
-    is not ``proc``'s (the server that really holds the port, while ours fails to bind).
+    another process's: ``proc`` exited and ``said_port_taken()`` (its output says so), or the
+    probe was answered by a listener that is not ``proc``'s (the server that really holds the
+    port, while ours fails to bind).
     """
     deadline = time.monotonic() + timeout
     last = "no answer yet"
     while time.monotonic() < deadline:
         code = proc.poll()
         if code is not None:
-            log = diagnostics()
-            if port is not None and ADDRESS_IN_USE.search(log):
+            if port is not None and said_port_taken is not None and said_port_taken():
                 raise PortInUseError(port, f"{name} exited with code {code}")
-            pytest.fail(f"{name} exited with code {code} during start-up.\n{log}")
+            pytest.fail(f"{name} exited with code {code} during start-up.\n{diagnostics()}")
         reason = probe()
         if reason is None:
             if port is not None and listens_on(proc.pid, port) is False:
@@ -163,6 +164,7 @@ def start_process(
         chosen = port if port is not None else free_port()
         # The child has its own copy of the log's descriptor; ours is closed at once.
         with open(log_path, "ab") as log:
+            start = log.tell()  # only this attempt's output can say its port was taken
             proc = subprocess.Popen(
                 list(command(chosen)),
                 stdin=subprocess.DEVNULL,
@@ -181,6 +183,7 @@ def start_process(
                 interval=interval,
                 diagnostics=diagnostics,
                 port=chosen,
+                said_port_taken=lambda: _says_address_in_use(log_path, start),  # noqa: B023
             )
         except PortInUseError as exc:
             stop_process(proc)
@@ -191,6 +194,16 @@ def start_process(
             raise
         return proc, chosen
     pytest.fail(f"{name} could not get a port: " + "; ".join(taken) + f".\n{diagnostics()}")
+
+
+def _says_address_in_use(path: Path, start: int) -> bool:
+    try:
+        with open(path, "rb") as log:
+            log.seek(start)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return False
+    return ADDRESS_IN_USE.search(text) is not None
 
 
 class LazyTempDir:
