@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from chatauth.integrations.flask import ChatAuth, chat_required, current_chat
@@ -24,6 +25,7 @@ from chatauth.identity import ChatIdentity
 from chatauth.providers.base import Revocation
 from chatauth.providers.jwt import JWTProvider
 from chatauth.tokens import ChatToken
+from tests.stores.handshake import mark
 
 JWT_SECRET = "test-jwt-secret-b6f1c0d2e9a84f7c"
 SECRET_KEY = "test-flask-secret-key-2f9e"
@@ -42,9 +44,10 @@ class CountingJWTProvider(JWTProvider):
     """The JWT provider, counting what it is asked to do.
 
     ``issued`` counts issue calls in this process; with ``TEST_ISSUE_LOG`` set, each call also
-    appends the UID to that file (server processes), and ``TEST_ISSUE_DELAY`` seconds widen
-    the race window of concurrent first requests. Revocation is per token so that logout
-    paths are visible in ``revoked``; ``fail_revoke`` makes revocations fail as a provider
+    appends the UID to that file (server processes). With ``TEST_HANDSHAKE_DIR`` set, an issue
+    call stays inside the provider until another request of the server is seen waiting for
+    the same token (:func:`hold_for_a_waiter`), so concurrent first requests surely race.
+    Revocation is per token so that logout paths are visible in ``revoked``; ``fail_revoke`` makes revocations fail as a provider
     outage does.
     """
 
@@ -64,7 +67,9 @@ class CountingJWTProvider(JWTProvider):
             if log:
                 with open(log, "a") as out:
                     out.write(identity.uid + "\n")
-        time.sleep(float(os.environ.get("TEST_ISSUE_DELAY", "0")))
+        folder = os.environ.get("TEST_HANDSHAKE_DIR")
+        if folder:
+            hold_for_a_waiter(Path(folder))
         return super().issue(identity, ttl)
 
     def revoke(self, token: ChatToken) -> Flow[None]:
@@ -72,6 +77,36 @@ class CountingJWTProvider(JWTProvider):
             raise ProviderUnavailableError("emulated outage", provider=self.name, retry_after=7)
         self.revoked.append(token)
         return super().revoke(token)
+
+
+#: Seconds an issue call waits inside the provider for a concurrent request to show up.
+HANDSHAKE_DEADLINE = 60.0
+
+
+def hold_for_a_waiter(folder: Path) -> None:
+    """Inside the issue: mark ``enter``, wait until a ``waiting-*`` marker exists, mark ``exit``.
+
+    Raises:
+        TimeoutError: no other request waited within :data:`HANDSHAKE_DEADLINE` (no race).
+    """
+    mark(folder, f"enter-{os.getpid()}")
+    deadline = time.monotonic() + HANDSHAKE_DEADLINE
+    # Polls a condition (another request's marker) under a deadline: no guessed duration.
+    while not any(folder.glob("waiting-*")):
+        if time.monotonic() > deadline:
+            raise TimeoutError("no other request waited for the token being issued")
+        time.sleep(0.01)
+    mark(folder, f"exit-{os.getpid()}")
+
+
+def report_waiters(app: Flask, folder: Path) -> None:
+    """Mark ``waiting-<pid>.<thread>`` each time a request finds its token being issued by
+    another thread of this process (the service's single-flight ``on_wait`` hook)."""
+
+    def waiting(_key: str) -> None:
+        mark(folder, f"waiting-{os.getpid()}.{threading.get_ident()}")
+
+    app.extensions["chatauth"].service._locks.on_wait = waiting
 
 
 def base_config() -> dict[str, Any]:
@@ -163,4 +198,8 @@ def create_server_app() -> Flask:
     config: dict[str, Any] = {k: v for k, v in os.environ.items() if k.startswith("CHATAUTH_")}
     config.setdefault("CHATAUTH_PROVIDER", PROVIDER_PATH)
     config.setdefault("CHATAUTH_JWT_SECRET", None)  # base_config's, unless the env has one
-    return build_app({"TESTING": False, **config}, instance_path=os.environ.get("TEST_INSTANCE"))
+    app = build_app({"TESTING": False, **config}, instance_path=os.environ.get("TEST_INSTANCE"))
+    folder = os.environ.get("TEST_HANDSHAKE_DIR")
+    if folder:
+        report_waiters(app, Path(folder))
+    return app
