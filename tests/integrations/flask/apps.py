@@ -47,8 +47,8 @@ class CountingJWTProvider(JWTProvider):
     appends the UID to that file (server processes). With ``TEST_HANDSHAKE_DIR`` set, an issue
     call stays inside the provider until another request of the server is seen waiting for
     the same token (:func:`hold_for_a_waiter`), so concurrent first requests surely race.
-    Revocation is per token so that logout paths are visible in ``revoked``; ``fail_revoke`` makes revocations fail as a provider
-    outage does.
+    Revocation is per token so that logout paths are visible in ``revoked``; ``fail_revoke``
+    makes revocations fail as a provider outage does.
     """
 
     revocation: ClassVar[Revocation] = "token"
