@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,9 @@ from cryptography.x509.oid import NameOID
 
 from chatauth import ChatIdentity, StoreUnavailableError, from_settings
 from chatauth.stores.redis import RedisStore
-from tests.servers.ports import free_port
-from tests.servers.processes import stop_process
+from tests.servers.deadlines import STARTUP_DEADLINE
+from tests.servers.ports import port_is_open
+from tests.servers.processes import start_process, stop_process
 from tests.servers.redis import find_redis_server
 
 pytestmark = pytest.mark.redis
@@ -100,11 +100,11 @@ def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
 
 @pytest.fixture
 def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A redis-server that only speaks TLS, on a free loopback port: (port, CA file)."""
+    """A redis-server that only speaks TLS, on a loopback port it really got: (port, CA file)."""
     ca, cert, key = make_certificates(tmp_path)
-    port = free_port()
-    proc = subprocess.Popen(
-        [
+
+    def command(port: int) -> list[str]:
+        return [
             find_redis_server(),
             "--port",
             "0",
@@ -126,25 +126,33 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             "no",
             "--dir",
             str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        ]
+
+    def listening(port: int) -> str | None:
+        return None if port_is_open(port) else "nothing accepts connections yet"
+
+    proc, port = start_process(
+        command,
+        listening,
+        name="redis-server (TLS)",
+        what="accept TLS connections",
+        log_path=tmp_path / "redis-tls.log",
     )
     try:
         yield port, ca
     finally:
-        stop_process(proc, 10)  # type: ignore[arg-type]
+        stop_process(proc)
 
 
 def wait_ready(store: RedisStore) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + STARTUP_DEADLINE
     while True:
         try:
             store.ping()
             return
         except StoreUnavailableError:
             if time.monotonic() > deadline:
-                pytest.fail("the TLS redis-server did not answer within 20 s")
+                pytest.fail(f"the TLS redis-server did not answer within {STARTUP_DEADLINE} s")
             time.sleep(0.05)
 
 
