@@ -12,6 +12,8 @@ from chatauth.errors import ConfigurationError, InvalidUIDError
 
 __all__ = ["ChatIdentity", "IdentityMapper", "UIDRules", "import_string"]
 
+_ACCEPTED_MAX = 4096
+
 
 @dataclasses.dataclass(frozen=True)
 class ChatIdentity:
@@ -46,6 +48,16 @@ class UIDRules:
     folds_case: bool = False
     description: str = ""
     extra_check: Callable[[str], str | None] | None = None
+    # Compiled once here rather than looked up in re's cache on every request.
+    _compiled: re.Pattern[str] = dataclasses.field(init=False, repr=False, compare=False)
+    # UIDs already accepted: the cached request path validates each user's UID once, not on
+    # every request. Bounded so that a flood of distinct UIDs cannot grow it without end.
+    _accepted: dict[tuple[str, str], None] = dataclasses.field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_compiled", re.compile(self.pattern))
 
     def validate(self, uid: str, provider: str) -> str:
         """Return ``uid`` unchanged if the provider accepts it as is.
@@ -55,6 +67,9 @@ class UIDRules:
                 ``ERROR_INVALID_UID`` if it is empty, too long, has a disallowed character,
                 or has upper case for a case-folding provider.
         """
+
+        if (uid, provider) in self._accepted:
+            return uid
 
         def refuse(why: str, code: str = "ERROR_INVALID_UID") -> InvalidUIDError:
             return InvalidUIDError(
@@ -75,12 +90,15 @@ class UIDRules:
                 f"{provider} lower-cases UIDs, so this one would merge with "
                 f"{uid.lower()!r}; map users to lower-case UIDs"
             )
-        if not re.fullmatch(self.pattern, uid):
+        if not self._compiled.fullmatch(uid):
             raise refuse(f"allowed characters are {self.description or self.pattern}")
         if self.extra_check is not None:
             problem = self.extra_check(uid)
             if problem:
                 raise refuse(problem)
+        if len(self._accepted) >= _ACCEPTED_MAX:
+            self._accepted.clear()
+        self._accepted[uid, provider] = None
         return uid
 
 

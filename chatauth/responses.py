@@ -1,11 +1,23 @@
-"""The token endpoint's HTTP answers (DESIGN §5), shared by every framework adapter.
+"""Every HTTP answer chatauth gives (DESIGN §5), shared by the framework adapters.
 
-Adapters only translate ``(status, body, headers)`` into their framework's response class,
-so Django, Flask and Starlette answer the same errors the same way.
+An answer is ``(status, body, headers)``: the token endpoint's, the errors', and those of the
+extra endpoints a provider declares (:class:`ProviderEndpoint`, e.g. ChatKitty's verify URL).
+Adapters only turn it into their framework's response class, so Django, Flask and Starlette
+answer everything the same way. One rule for all of them:
+
+- every body is JSON; an error body is ``{"error": {"code", "message"}}``;
+- every answer carries :data:`NO_STORE` (``Cache-Control: no-store``, ``Vary: Cookie``): a
+  bearer token must never sit in a cache, and the answer depends on the session cookie;
+- every 5xx answer is logged once, at WARNING, on the ``chatauth`` logger, with its status,
+  code and message (messages never hold a secret: :class:`~chatauth.errors.ChatAuthError`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from chatauth.errors import (
@@ -19,17 +31,48 @@ from chatauth.errors import (
 )
 from chatauth.session import ChatSession
 
-__all__ = ["NO_STORE", "Answer", "error_answer", "session_answer"]
+__all__ = [
+    "NO_STORE",
+    "Answer",
+    "ProviderEndpoint",
+    "aendpoint_answer",
+    "atoken_answer",
+    "endpoint_answer",
+    "error_answer",
+    "find_endpoint",
+    "message_answer",
+    "session_answer",
+    "token_answer",
+]
 
-#: Headers of every token endpoint answer: a bearer token must never sit in a cache.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+logger = logging.getLogger("chatauth")
 
+#: Headers of every answer: no cache may keep it, and it varies with the session cookie.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "Vary": "Cookie"}
+
+#: ``(status, JSON body, headers)``.
 Answer = tuple[int, dict[str, Any], dict[str, str]]
 
 
 def session_answer(session: ChatSession) -> Answer:
-    """200 with the session JSON (``ChatSession.to_json``) and no-store headers."""
+    """200 with the session JSON (``ChatSession.to_json``) and the no-store headers."""
     return 200, session.to_json(), dict(NO_STORE)
+
+
+def message_answer(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Answer:
+    """An error answer that has no exception behind it (404, 405, 400 on a bad body).
+
+    Args:
+        status: the HTTP status.
+        code: the stable error code (``ERROR_NOT_FOUND`` ...).
+        message: words for a developer; never a secret.
+        headers: extra headers (``Allow`` on a 405), added to :data:`NO_STORE`.
+    """
+    if status >= 500:
+        logger.warning("chatauth answered %d %s: %s", status, code, message)
+    return status, {"error": {"code": code, "message": message}}, {**NO_STORE, **(headers or {})}
 
 
 def error_answer(exc: ChatAuthError) -> Answer:
@@ -43,6 +86,8 @@ def error_answer(exc: ChatAuthError) -> Answer:
     ProviderError                 502    the provider refused (its own code in ``code``)
     ConfigurationError            500    the app is misconfigured
     ===========================  ======  ==========================================
+
+    A 5xx answer is logged (see the module docstring).
     """
     headers = dict(NO_STORE)
     if isinstance(exc, NotAuthenticatedError):
@@ -58,4 +103,120 @@ def error_answer(exc: ChatAuthError) -> Answer:
         status = 500
     else:
         status = 500
+    if status >= 500:
+        logger.warning("chatauth answered %d %s: %s", status, exc.code, exc.message)
     return status, {"error": exc.to_dict()}, headers
+
+
+def token_answer(read: Callable[[], ChatSession]) -> Answer:
+    """The token endpoint's answer (``GET <prefix>/token``, DESIGN §5).
+
+    Args:
+        read: returns the request's chat session (an adapter's per-request accessor) or
+            raises a :class:`~chatauth.errors.ChatAuthError`.
+
+    Returns:
+        :func:`session_answer` or :func:`error_answer`.
+    """
+    try:
+        return session_answer(read())
+    except ChatAuthError as exc:
+        return error_answer(exc)
+
+
+async def atoken_answer(read: Callable[[], Awaitable[ChatSession]]) -> Answer:
+    """Async twin of :func:`token_answer`."""
+    try:
+        return session_answer(await read())
+    except ChatAuthError as exc:
+        return error_answer(exc)
+
+
+# -- endpoints a provider declares ---------------------------------------------------------------
+Handler = Callable[[Any, Mapping[str, Any]], Answer]
+AsyncHandler = Callable[[Any, Mapping[str, Any]], Awaitable[Answer]]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderEndpoint:
+    """An extra endpoint a provider needs the app to serve (ChatKitty's verify URL).
+
+    Providers list them in ``endpoints``; every adapter serves ``<prefix>/<path>`` for the
+    configured provider's endpoints and answers 404 for any other path, so no adapter names
+    a provider. The caller is usually the provider's server, not a browser: no app login and
+    no CSRF token are involved; the handler checks its own credential.
+
+    Attributes:
+        path: relative to the chat prefix, without a leading slash (``"chatkitty/verify"``).
+        method: the HTTP method it answers (``"POST"``); others get 405.
+        handle: ``(service, payload) -> Answer``; ``payload`` is the decoded JSON object body.
+        ahandle: the async twin of ``handle``, for async adapters.
+    """
+
+    path: str
+    method: str
+    handle: Handler
+    ahandle: AsyncHandler
+
+
+def find_endpoint(service: Any, path: str, method: str) -> ProviderEndpoint | Answer:
+    """The endpoint ``service.provider`` declares at ``path``, or the 404/405 answer.
+
+    Args:
+        service: the app's :class:`~chatauth.service.ChatAuth`.
+        path: the request path after the chat prefix (``"chatkitty/verify"``).
+        method: the request's HTTP method.
+    """
+    declared: tuple[ProviderEndpoint, ...] = getattr(service.provider, "endpoints", ())
+    for endpoint in declared:
+        if endpoint.path == path.strip("/"):
+            if endpoint.method != method.upper():
+                return message_answer(
+                    405,
+                    "ERROR_METHOD_NOT_ALLOWED",
+                    f"This endpoint answers {endpoint.method} only.",
+                    {"Allow": endpoint.method},
+                )
+            return endpoint
+    return message_answer(
+        404, "ERROR_NOT_FOUND", "The configured chat provider has no endpoint here."
+    )
+
+
+def _payload(body: bytes) -> dict[str, Any] | Answer:
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:  # also UnicodeDecodeError
+        payload = None
+    if not isinstance(payload, dict):
+        return message_answer(400, "ERROR_BAD_REQUEST", "Expected a JSON object.")
+    return payload
+
+
+def endpoint_answer(service: Any, path: str, method: str, body: bytes) -> Answer:
+    """Answer a request to a provider endpoint (404/405/400 or the handler's answer).
+
+    Args:
+        service: the app's :class:`~chatauth.service.ChatAuth`.
+        path: the path after the chat prefix.
+        method: the HTTP method.
+        body: the raw request body (a JSON object is expected).
+    """
+    endpoint = find_endpoint(service, path, method)
+    if not isinstance(endpoint, ProviderEndpoint):
+        return endpoint
+    payload = _payload(body)
+    if not isinstance(payload, dict):
+        return payload
+    return endpoint.handle(service, payload)
+
+
+async def aendpoint_answer(service: Any, path: str, method: str, body: bytes) -> Answer:
+    """Async twin of :func:`endpoint_answer`."""
+    endpoint = find_endpoint(service, path, method)
+    if not isinstance(endpoint, ProviderEndpoint):
+        return endpoint
+    payload = _payload(body)
+    if not isinstance(payload, dict):
+        return payload
+    return await endpoint.ahandle(service, payload)

@@ -16,6 +16,7 @@ import httpx
 from chatauth.errors import ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.responses import ProviderEndpoint
 
 __all__ = [
     "BaseProvider",
@@ -80,6 +81,9 @@ class BaseProvider:
     uid_rules: UIDRules
     revocation: ClassVar[Revocation] = "none"
     settings_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Extra endpoints the app must serve for this provider (ChatKitty's verify URL); every
+    #: framework adapter mounts them under its chat prefix (:mod:`chatauth.responses`).
+    endpoints: ClassVar[tuple[ProviderEndpoint, ...]] = ()
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> BaseProvider:

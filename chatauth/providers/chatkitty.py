@@ -11,7 +11,8 @@ So the "token" chatauth issues here is the ``authParams`` value: a short-lived s
 with itsdangerous (``URLSafeTimedSerializer``, salt ``chatauth.chatkitty.auth-params``) naming
 the UID and a random nonce -- never the app's session id. The front end passes it as
 ``authParams: {token}``; the chat function POSTs ``{username, authParams}`` to the app's verify
-URL (see :func:`verify_auth_params`, mounted by each framework adapter, and the snippet in
+URL (see :func:`verify_auth_params`, declared in :attr:`ChatKittyProvider.endpoints` as
+``<prefix>/chatkitty/verify`` and so mounted by each framework adapter, and the snippet in
 docs/providers.md), which checks the signature, the age (at most ``token_ttl``), that the
 username is the signed UID, and that chatauth's store still holds that chat session.
 
@@ -58,7 +59,7 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
-from chatauth.responses import NO_STORE, Answer, error_answer
+from chatauth.responses import NO_STORE, Answer, ProviderEndpoint, error_answer
 from chatauth.tokens import ChatToken, utcnow
 
 if TYPE_CHECKING:  # the service imports providers, never the other way at run time
@@ -427,3 +428,9 @@ async def averify_auth_params(chatauth: ChatAuth, payload: Mapping[str, Any]) ->
     except ChatAuthError as exc:
         return error_answer(exc)
     return _judge(uid, value, stored)
+
+
+#: ``POST <prefix>/chatkitty/verify``: the URL the chat function calls (docs/providers.md).
+ChatKittyProvider.endpoints = (
+    ProviderEndpoint("chatkitty/verify", "POST", verify_auth_params, averify_auth_params),
+)

@@ -102,3 +102,24 @@ class MemoryStore(BaseStore):
     def count_pending(self) -> int:
         with self._mutex:
             return len(self._pending)
+
+    # The reads and writes above hold a thread lock for a few dict operations: run them on the
+    # event loop instead of hopping to a worker thread (BaseStore's default), which would cost
+    # more than the work itself on the cached request path.
+    async def aget(self, key: SessionKey) -> ChatToken | None:
+        return self.get(key)
+
+    async def aset(self, key: SessionKey, token: ChatToken) -> None:
+        self.set(key, token)
+
+    async def apop(self, key: SessionKey) -> ChatToken | None:
+        return self.pop(key)
+
+    async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
+        return self.pop_user(provider, uid)
+
+    async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
+        return self._try_lock(key, owner, ttl)
+
+    async def _aunlock(self, key: SessionKey, owner: str) -> None:
+        self._unlock(key, owner)

@@ -1,4 +1,4 @@
-"""Starlette and FastAPI adapter: ``ChatAuthMiddleware``, the token route, a logout helper.
+"""Starlette and FastAPI adapter: ``ChatAuthMiddleware``, the chat routes, a logout helper.
 
 ::
 
@@ -34,15 +34,9 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
         "pip install 'chatauth-middleware[starlette]'"
     ) from exc
 
-from .middleware import (
-    DEFAULT_SESSION_KEY,
-    ChatAuthMiddleware,
-    LazyChatSession,
-    UserGetter,
-    end_chat_session,
-    get_chat,
-)
-from .routes import chat_routes, token_answer, token_endpoint
+from .chat import LazyChatSession, UserGetter, end_chat_session, get_chat, get_service
+from .middleware import DEFAULT_SESSION_KEY, ChatAuthMiddleware
+from .routes import chat_routes, provider_endpoint, token_answer, token_endpoint
 
 __all__ = [
     "DEFAULT_SESSION_KEY",
@@ -52,6 +46,8 @@ __all__ = [
     "chat_routes",
     "end_chat_session",
     "get_chat",
+    "get_service",
+    "provider_endpoint",
     "token_answer",
     "token_endpoint",
 ]

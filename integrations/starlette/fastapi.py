@@ -31,8 +31,8 @@ from chatauth.errors import ChatAuthError
 from chatauth.responses import error_answer
 from chatauth.session import ChatSession
 
-from .middleware import get_chat
-from .routes import token_endpoint
+from .chat import get_chat
+from .routes import METHODS, provider_endpoint, token_endpoint
 
 __all__ = [
     "ChatAuthHTTPException",
@@ -92,7 +92,8 @@ CurrentChat = Annotated[ChatSession, Depends(current_chat)]
 
 
 def chat_router(prefix: str = "/chat") -> APIRouter:
-    """An ``APIRouter`` with ``GET {prefix}/token`` (DESIGN §5), for ``app.include_router``."""
+    """An ``APIRouter`` with ``GET {prefix}/token`` (DESIGN §5) and the configured provider's
+    own endpoints (``{prefix}/{path}``), for ``app.include_router``."""
     router = APIRouter(prefix=prefix.rstrip("/"), tags=["chat"])
     router.add_api_route(
         "/token",
@@ -100,6 +101,14 @@ def chat_router(prefix: str = "/chat") -> APIRouter:
         methods=["GET"],
         name="chatauth:token",
         summary="The logged-in user's chat token",
+        response_class=JSONResponse,
+    )
+    router.add_api_route(
+        "/{path:path}",
+        provider_endpoint,
+        methods=METHODS,
+        name="chatauth:endpoint",
+        include_in_schema=False,
         response_class=JSONResponse,
     )
     return router

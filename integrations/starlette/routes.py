@@ -1,37 +1,31 @@
-"""The chat routes for Starlette: the token endpoint of DESIGN §5 (``GET <prefix>/token``) and
-ChatKitty's session check (``POST <prefix>/chatkitty/verify``)."""
+"""The chat routes for Starlette: the token endpoint of DESIGN §5 (``GET <prefix>/token``)
+and whatever endpoints the configured provider declares (``<prefix>/<path>``)."""
 
 from __future__ import annotations
-
-import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from chatauth.errors import ChatAuthError
-from chatauth.responses import Answer, error_answer, session_answer
+from chatauth.responses import Answer, aendpoint_answer, atoken_answer
 
-from .middleware import _chat, get_chat
+from .chat import _chat
 
-__all__ = ["chat_routes", "chatkitty_verify_endpoint", "token_answer", "token_endpoint"]
+__all__ = ["chat_routes", "provider_endpoint", "token_answer", "token_endpoint"]
 
-logger = logging.getLogger("chatauth.integrations.starlette")
+# The provider endpoint answers every method itself (405 for the wrong one).
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _response(answer: Answer) -> JSONResponse:
+    status, body, headers = answer
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def token_answer(request: Request) -> Answer:
-    """``(status, body, headers)`` for the logged-in user's chat session (or the error).
-
-    Only the user logged in on ``request`` gets a token: nothing in the request names a user.
-    """
-    try:
-        session = await get_chat(request)
-    except ChatAuthError as exc:
-        status, body, headers = error_answer(exc)
-        if status >= 500:
-            logger.warning("chatauth token endpoint answered %d (%s)", status, exc.code)
-        return status, body, headers
-    return session_answer(session)
+    """``(status, body, headers)`` for the logged-in user's chat session (or the error),
+    from :func:`chatauth.responses.atoken_answer`."""
+    return await atoken_answer(_chat(request).get)
 
 
 async def token_endpoint(request: Request) -> JSONResponse:
@@ -39,56 +33,31 @@ async def token_endpoint(request: Request) -> JSONResponse:
 
     200 ``{"provider", "uid", "token", "expires_at", "client"}``; 401 without an app login;
     422 for a UID the provider refuses; 503 with ``Retry-After`` (seconds) when the provider
-    or the token store is down; always ``Cache-Control: no-store``.
+    or the token store is down; always ``Cache-Control: no-store`` and ``Vary: Cookie``.
     """
-    status, body, headers = await token_answer(request)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _response(await token_answer(request))
 
 
-async def chatkitty_verify_endpoint(request: Request) -> JSONResponse:
-    """``POST /chat/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat function
-    asks whether ``{"username", "authParams"}`` may start a session (docs/providers.md).
-
-    Answered by :func:`chatauth.providers.chatkitty.averify_auth_params`: 200 ``{"allow":
-    true}`` for signed, unexpired params of a chat session that has not ended, 403 otherwise;
-    404 when the configured provider is not ChatKitty. The caller is ChatKitty's server, not a
-    browser, so no app login is involved: the signature is the credential.
-    """
+async def provider_endpoint(request: Request) -> JSONResponse:
+    """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
+    (:func:`chatauth.responses.aendpoint_answer`); 404 where it declares none."""
     chatauth = _chat(request).chatauth
-    if chatauth.provider.name != "chatkitty":
-        return JSONResponse({"error": {"code": "ERROR_NOT_FOUND"}}, status_code=404)
-    from chatauth.providers.chatkitty import averify_auth_params
-
-    try:
-        payload = await request.json()
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        return JSONResponse(
-            {"error": {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}},
-            status_code=400,
-        )
-    status, body, headers = await averify_auth_params(chatauth, payload)
-    return JSONResponse(body, status_code=status, headers=headers)
+    path = request.path_params["path"]
+    return _response(await aendpoint_answer(chatauth, path, request.method, await request.body()))
 
 
 def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:
     """The chat routes to add to your app: ``GET {prefix}/token`` (named ``chatauth:token``)
-    and ``POST {prefix}/chatkitty/verify`` (named ``chatauth:chatkitty-verify``, 404 unless the
-    provider is ChatKitty).
+    and ``{prefix}/{path}`` for the provider's own endpoints (named ``chatauth:endpoint``).
 
     ::
 
         app = Starlette(routes=[..., *chat_routes()], middleware=[...])
     """
+    root = prefix.rstrip("/")
     return [
+        Route(f"{root}/token", token_endpoint, methods=["GET"], name="chatauth:token"),
         Route(
-            f"{prefix.rstrip('/')}/token", token_endpoint, methods=["GET"], name="chatauth:token"
-        ),
-        Route(
-            f"{prefix.rstrip('/')}/chatkitty/verify",
-            chatkitty_verify_endpoint,
-            methods=["POST"],
-            name="chatauth:chatkitty-verify",
+            f"{root}/{{path:path}}", provider_endpoint, methods=METHODS, name="chatauth:endpoint"
         ),
     ]

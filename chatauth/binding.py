@@ -1,0 +1,373 @@
+"""The chat session on one request: which app session it belongs to, and its lifecycle there.
+
+DESIGN §8 gives the core every transition; this module holds the request half of them, the
+same for every framework. An adapter makes one :class:`ChatBinding` per request from the
+service, the framework's session mapping (``request.session``, ``flask.session``) and nothing
+else, then calls it at four moments:
+
+============================  ==============================================================
+a view reads the chat session  :meth:`ChatBinding.get` / :meth:`~ChatBinding.aget`
+the framework's login signal   :meth:`ChatBinding.login`
+logout (signal or helper)      :meth:`ChatBinding.end` / :meth:`~ChatBinding.aend`
+the response starts            :meth:`ChatBinding.finish` / :meth:`~ChatBinding.afinish`
+============================  ==============================================================
+
+**The app-session id.** A random id kept in the session mapping under :data:`SESSION_KEY`,
+together with the chat UID it is bound to: ``{"sid": "...", "uid": "user-42" | None}``. It
+dies with the app session (a cleared or expired session has no id), so a chat session never
+outlives it. Both values are as safe to keep in a signed cookie as the user id: neither is a
+secret, and the chat token lives only in the store.
+
+- *Created* unbound (``uid`` ``None``) by :meth:`~ChatBinding.finish` when a response leaves a
+  non-empty session without an id: the login response is one, so the browser holds the id
+  before it sends its first chat requests, and concurrent first requests all ask for one chat
+  session (one token, none orphaned). It costs a session write, no store or provider call, and
+  is inert until a logged-in user's request binds it. An unbound id alone in a session is
+  removed again, so it never keeps an otherwise empty session alive.
+- *Bound* to the user's chat UID by the first chat use.
+- *Handed over* when another user logs in on the same app session: the previous user's chat
+  session is ended (their token must not outlive their login) and the new user gets an id
+  derived from the old one and their UID, so their concurrent first requests agree as well.
+- *Ended* by logout, by :meth:`~ChatBinding.end`, or -- the safety net -- by
+  :meth:`~ChatBinding.finish` when the request started with a bound id and the session no
+  longer holds it when the response starts (``session.clear()`` without the logout helper).
+
+Without a session mapping (token-auth APIs) there is no id: one chat session per user.
+
+**The per-request cache.** The first :meth:`~ChatBinding.get` decides, and its outcome --
+the session *or the error* -- is the answer for the rest of the request: a request never sees
+two different chat sessions, and a provider outage costs one round of retries per request,
+not one per read. :meth:`~ChatBinding.end` and :meth:`~ChatBinding.login` clear it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chatauth.errors import ChatAuthError, NotAuthenticatedError
+from chatauth.identity import ChatIdentity
+from chatauth.session import ChatSession
+from chatauth.tokens import ChatToken
+
+if TYPE_CHECKING:
+    from chatauth.service import ChatAuth
+
+__all__ = ["SESSION_KEY", "ChatBinding", "SessionMapping", "read_slot"]
+
+logger = logging.getLogger("chatauth")
+
+#: The session-mapping key of the app-session id and the UID it is bound to.
+SESSION_KEY = "_chatauth_sid"
+# Flask's adapter kept the UID under its own key before the two shapes were merged.
+_LEGACY_UID_KEY = "_chatauth_uid"
+
+#: ``(sid, uid)``; ``uid`` is ``None`` while the id is unbound.
+Slot = tuple[str, str | None]
+#: A bound ``(sid, uid)``: one that may have a chat token under it.
+Entry = tuple[str, str]
+
+
+class SessionMapping(Protocol):
+    """What chatauth needs of a framework's session: a plain mutable mapping's few methods
+    (``dict``, Starlette's and Flask's sessions, Django's ``SessionBase``)."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+    def __setitem__(self, key: str, value: Any, /) -> None: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def pop(self, key: str, default: Any = None, /) -> Any: ...
+    def keys(self) -> Any: ...
+
+
+def read_slot(session: SessionMapping | None, key: str = SESSION_KEY) -> Slot | None:
+    """The ``(sid, uid)`` kept in ``session``, or ``None`` (also for a malformed value)."""
+    if session is None:
+        return None
+    raw = session.get(key)
+    if isinstance(raw, Mapping):
+        sid, uid = raw.get("sid"), raw.get("uid")
+    elif isinstance(raw, str):
+        sid, uid = raw, session.get(_LEGACY_UID_KEY)
+    else:
+        return None
+    if isinstance(sid, str) and sid and (uid is None or (isinstance(uid, str) and uid)):
+        return sid, uid
+    return None
+
+
+def _bound(slot: Slot | None) -> Entry | None:
+    return (slot[0], slot[1]) if slot is not None and slot[1] is not None else None
+
+
+def _new_sid() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _successor(sid: str, uid: str) -> str:
+    """The id following ``sid`` when ``uid`` takes the app session over: derived, not random,
+    so that the new user's concurrent first requests (all carrying ``sid``) agree."""
+    digest = hmac.new(sid.encode(), uid.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class ChatBinding:
+    """The chat session of one request (see the module docstring for the rules).
+
+    Args:
+        service: the app's :class:`~chatauth.service.ChatAuth`.
+        session: the framework's session mapping, or ``None`` when the request has no app
+            session (one chat session per user then).
+        key: the mapping key of the app-session id (default :data:`SESSION_KEY`).
+        writable: ``False`` where the session cannot be sent back (a WebSocket): a chat use
+            that would have to bind an id raises :class:`~chatauth.NotAuthenticatedError`.
+        watch: read the id now, so that :meth:`finish` notices a session cleared during the
+            request. Adapters whose session is loaded lazily from a server (Django) pass
+            ``False`` and rely on their logout signal; the id is watched from its first use.
+    """
+
+    def __init__(
+        self,
+        service: ChatAuth,
+        session: SessionMapping | None,
+        *,
+        key: str = SESSION_KEY,
+        writable: bool = True,
+        watch: bool = True,
+    ) -> None:
+        self.service = service
+        self.session = session
+        self.key = key
+        self.writable = writable
+        #: The bound id this request started with or bound; :meth:`finish` ends it if the
+        #: session lost it.
+        self.watched: Entry | None = _bound(read_slot(session, key)) if watch else None
+        #: True after :meth:`end` in this request: no new id is made for the response.
+        self.ended = False
+        self._outcome: ChatSession | ChatAuthError | None = None
+        self._alock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        state = "loaded" if isinstance(self._outcome, ChatSession) else "not loaded"
+        return f"<ChatBinding {state}>"
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once the chat session was fetched in this request."""
+        return isinstance(self._outcome, ChatSession)
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, load_user: Callable[[], Any]) -> ChatSession:
+        """The chat session of the request's user, decided once per request.
+
+        Args:
+            load_user: returns the app user (``None`` or an unauthenticated user when nobody
+                is logged in); called at most once per request.
+
+        Raises:
+            NotAuthenticatedError: nobody is logged in (or see ``writable``).
+            InvalidUIDError, ProviderError, ProviderUnavailableError, StoreUnavailableError,
+            ConfigurationError: from the core or ``load_user``. The same error again on every
+            later call in this request.
+        """
+        if self._outcome is None:
+            try:
+                identity = self.service.identity_for(load_user())
+                sid, previous = self._decide(identity)
+                if previous is not None:
+                    self.service.end_session(ChatIdentity(previous[1]), previous[0])
+                self._bind(sid, identity.uid)
+                self._outcome = self.service.get_session(identity, sid)
+            except ChatAuthError as exc:
+                self._outcome = exc
+        return self._result()
+
+    async def aget(self, load_user: Callable[[], Awaitable[Any]]) -> ChatSession:
+        """Async twin of :meth:`get`; concurrent awaits in one request share one decision."""
+        if self._outcome is None:
+            if self._alock is None:
+                self._alock = asyncio.Lock()
+            async with self._alock:
+                if self._outcome is None:
+                    try:
+                        identity = self.service.identity_for(await load_user())
+                        sid, previous = self._decide(identity)
+                        if previous is not None:
+                            await self.service.aend_session(ChatIdentity(previous[1]), previous[0])
+                        self._bind(sid, identity.uid)
+                        self._outcome = await self.service.aget_session(identity, sid)
+                    except ChatAuthError as exc:
+                        self._outcome = exc
+        return self._result()
+
+    def _result(self) -> ChatSession:
+        outcome = self._outcome
+        if isinstance(outcome, ChatAuthError):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+    def _decide(self, identity: ChatIdentity) -> tuple[str | None, Entry | None]:
+        """``(sid, previous)``: the id to use for ``identity`` and the other user's bound id
+        to end first, if any. Writes nothing."""
+        if self.session is None:
+            return None, None
+        current = read_slot(self.session, self.key)
+        if current is not None and current[1] == identity.uid:
+            return current[0], None
+        if not self.writable:
+            # Binding is a session write, which this connection cannot send back; an id left
+            # unbound would name a token that logout cannot find.
+            raise NotAuthenticatedError(
+                "This app session has no chat session yet; fetch the token endpoint over HTTP "
+                "before opening the WebSocket."
+            )
+        if current is None:
+            return _new_sid(), None
+        if current[1] is None:
+            return current[0], None
+        return _successor(current[0], identity.uid), (current[0], current[1])
+
+    def _bind(self, sid: str | None, uid: str) -> None:
+        if self.session is None or sid is None:
+            return
+        if read_slot(self.session, self.key) != (sid, uid):
+            self.session[self.key] = {"sid": sid, "uid": uid}
+            self.session.pop(_LEGACY_UID_KEY, None)
+        self.watched = (sid, uid)
+        self.ended = False
+
+    # -- ending --------------------------------------------------------------------------------
+    def _to_end(self) -> Iterator[Entry]:
+        entries = [_bound(read_slot(self.session, self.key)), self.watched]
+        yield from dict.fromkeys(e for e in entries if e is not None)
+
+    def _forget(self) -> None:
+        if self.session is not None:
+            self.session.pop(self.key, None)
+            self.session.pop(_LEGACY_UID_KEY, None)
+        self.ended = True
+        self.watched = None
+        self._outcome = None
+
+    def end(self, load_user: Callable[[], Any] | None = None) -> list[ChatToken]:
+        """End this app session's chat session: drop its token and revoke it at the provider.
+
+        Works before or after the app clears its session (the id watched since the request
+        started is ended too). A revocation the provider cannot take now is queued by the core
+        for ``revoke-pending``. The id leaves the session; the next chat use starts a new one.
+
+        Args:
+            load_user: the request's user, needed only without a session mapping (one chat
+                session per user); nobody logged in then means nothing to end.
+
+        Returns:
+            The tokens dropped (empty when this app session had no chat session).
+
+        Raises:
+            StoreUnavailableError: the store is down; the id stays, so a later logout or the
+                sweep can end it.
+        """
+        popped: list[ChatToken] = []
+        if self.session is None:
+            if load_user is not None:
+                try:
+                    identity = self.service.identity_for(load_user())
+                except NotAuthenticatedError:
+                    identity = None
+                if identity is not None:
+                    popped = self.service.end_session(identity, None)
+        else:
+            for sid, uid in self._to_end():
+                popped += self.service.end_session(ChatIdentity(uid), sid)
+        self._forget()
+        return popped
+
+    async def aend(self, load_user: Callable[[], Awaitable[Any]] | None = None) -> list[ChatToken]:
+        """Async twin of :meth:`end`."""
+        popped: list[ChatToken] = []
+        if self.session is None:
+            if load_user is not None:
+                try:
+                    identity = self.service.identity_for(await load_user())
+                except NotAuthenticatedError:
+                    identity = None
+                if identity is not None:
+                    popped = await self.service.aend_session(identity, None)
+        else:
+            for sid, uid in self._to_end():
+                popped += await self.service.aend_session(ChatIdentity(uid), sid)
+        self._forget()
+        return popped
+
+    def login(self) -> list[ChatToken]:
+        """The framework's login signal: whatever chat session this app session had is over.
+
+        The next response gets a fresh unbound id (:meth:`finish`), bound by the new user's
+        first chat use. Returns the tokens ended.
+
+        Raises:
+            StoreUnavailableError: as :meth:`end`.
+        """
+        popped = self.end()
+        self.ended = False  # a login is a new start: the response gets its id
+        return popped
+
+    # -- the response starts ---------------------------------------------------------------
+    def _watched_lost(self) -> Entry | None:
+        watched = self.watched
+        if watched is None or self.ended or self.session is None:
+            return None
+        if _bound(read_slot(self.session, self.key)) == watched:
+            return None
+        self.watched = None
+        return watched
+
+    def _prepare_id(self) -> None:
+        session = self.session
+        if session is None or not self.writable:
+            return
+        slot = read_slot(session, self.key)
+        # keys(), not iteration: Django's SessionBase is not iterable.
+        others = any(k != self.key for k in session.keys())  # noqa: SIM118
+        if slot is None:
+            if not self.ended and others:
+                session[self.key] = {"sid": _new_sid(), "uid": None}
+        elif slot[1] is None and not others:
+            session.pop(self.key, None)
+
+    def _log_lost(self, watched: Entry, exc: ChatAuthError) -> None:
+        # Nothing to queue into when the store itself is down; say so loudly.
+        logger.error(
+            "chatauth could not end the chat session of uid %s after its app session was "
+            "cleared (%s); end it with ChatAuth.end_all_sessions",
+            watched[1],
+            exc.code,
+        )
+
+    def finish(self) -> None:
+        """Call when the response starts, before the session is saved: end the chat session
+        of a session cleared during the request, then make the id for the next requests (see
+        the module docstring). Never raises: a failure is logged."""
+        watched = self._watched_lost()
+        if watched is not None:
+            try:
+                self.service.end_session(ChatIdentity(watched[1]), watched[0])
+            except ChatAuthError as exc:
+                self._log_lost(watched, exc)
+        self._prepare_id()
+
+    async def afinish(self) -> None:
+        """Async twin of :meth:`finish`."""
+        watched = self._watched_lost()
+        if watched is not None:
+            try:
+                await self.service.aend_session(ChatIdentity(watched[1]), watched[0])
+            except ChatAuthError as exc:
+                self._log_lost(watched, exc)
+        self._prepare_id()

@@ -1,0 +1,138 @@
+"""The request's chat session for Starlette and FastAPI: the lazy accessor and the helpers.
+
+What a chat session does on a request is decided by the core's
+:class:`~chatauth.binding.ChatBinding`; this module only says where Starlette keeps the
+session mapping (``scope["session"]``) and the user (``scope["user"]`` or ``user_getter``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Generator
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from chatauth.binding import SESSION_KEY, ChatBinding
+from chatauth.errors import ConfigurationError
+from chatauth.service import ChatAuth
+from chatauth.session import ChatSession
+from chatauth.tokens import ChatToken
+
+__all__ = [
+    "LazyChatSession",
+    "UserGetter",
+    "end_chat_session",
+    "get_chat",
+    "get_service",
+]
+
+#: ``(connection) -> user`` or ``async (connection) -> user``; the user may be ``None``.
+UserGetter = Callable[[HTTPConnection], Any]
+
+
+class LazyChatSession:
+    """The request's chat session, computed on first await and then kept for the request.
+
+    ``ChatAuthMiddleware`` puts one in ``scope["chat"]`` and ``request.state.chat`` for every
+    HTTP and WebSocket connection; nothing happens until it is awaited::
+
+        chat = await request.state.chat          # or: await get_chat(request)
+
+    Raises (when awaited): :class:`~chatauth.NotAuthenticatedError` without a logged-in user
+    (and on a WebSocket whose app session has no chat session yet: fetch the token endpoint
+    over HTTP first), and the core's errors; see :meth:`chatauth.binding.ChatBinding.get`.
+    The outcome, error included, is kept for the rest of the request.
+    """
+
+    def __init__(
+        self,
+        chatauth: ChatAuth,
+        scope: Scope,
+        user_getter: UserGetter | None = None,
+        session_key: str = SESSION_KEY,
+    ) -> None:
+        self.chatauth = chatauth
+        self._scope = scope
+        self._user_getter = user_getter
+        #: The core's per-request state for this connection.
+        self.binding = ChatBinding(
+            chatauth,
+            scope.get("session"),
+            key=session_key,
+            writable=scope["type"] == "http",
+        )
+
+    def __repr__(self) -> str:
+        return f"<LazyChatSession {'loaded' if self.is_loaded else 'not loaded'}>"
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once the chat session was fetched in this request."""
+        return self.binding.is_loaded
+
+    def __await__(self) -> Generator[Any, None, ChatSession]:
+        return self.get().__await__()
+
+    async def get(self) -> ChatSession:
+        """The chat session of the logged-in user for this app session."""
+        return await self.binding.aget(self._user)
+
+    async def end(self) -> list[ChatToken]:
+        """End this app session's chat session; see :func:`end_chat_session`."""
+        return await self.binding.aend(self._user)
+
+    async def _user(self) -> Any:
+        if self._user_getter is not None:
+            user = self._user_getter(HTTPConnection(self._scope))
+            return await user if inspect.isawaitable(user) else user
+        if "user" not in self._scope:
+            raise ConfigurationError(
+                "ChatAuthMiddleware needs a user: install AuthenticationMiddleware before it, "
+                "or pass user_getter=.",
+                setting="user_getter",
+            )
+        return self._scope["user"]
+
+
+def _chat(conn: HTTPConnection) -> LazyChatSession:
+    chat = conn.scope.get("chat")
+    assert isinstance(chat, LazyChatSession), (
+        "ChatAuthMiddleware must be installed to access the chat session"
+    )
+    return chat
+
+
+def get_service(conn: HTTPConnection) -> ChatAuth:
+    """The core :class:`~chatauth.ChatAuth` service of this request's ``ChatAuthMiddleware``
+    (e.g. ``get_service(request).aend_all_sessions(user)`` after a password change)."""
+    return _chat(conn).chatauth
+
+
+async def get_chat(conn: HTTPConnection) -> ChatSession:
+    """The chat session of the logged-in user, for a ``Request`` or a ``WebSocket``.
+
+    The same as ``await request.state.chat``; see :class:`LazyChatSession` for what it raises.
+    """
+    return await _chat(conn).get()
+
+
+async def end_chat_session(conn: HTTPConnection) -> list[ChatToken]:
+    """End the chat session of this app session; call it from your logout view.
+
+    Works before or after ``request.session.clear()``::
+
+        async def logout(request):
+            await end_chat_session(request)
+            request.session.clear()
+            return RedirectResponse("/", status_code=303)
+
+    Returns:
+        The tokens dropped (empty when the app session never used chat).
+
+    Raises:
+        StoreUnavailableError: the token store is down (provider outages are queued, not
+            raised).
+    """
+    return await _chat(conn).end()
