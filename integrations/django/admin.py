@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .conf import get_chatauth
+from .conf import get_service
 from .ending import end_stored
 from .models import ChatToken, PendingRevocation
 from .store import DjangoStore
@@ -46,7 +46,7 @@ class ChatTokenAdmin(_ReadOnly):
         description=_("End selected chat sessions (revoke at the provider)"), permissions=["end"]
     )
     def end_sessions(self, request: HttpRequest, queryset: QuerySet[ChatToken]) -> None:
-        chatauth = get_chatauth()
+        chatauth = get_service()
         store = chatauth.store
         if not isinstance(store, DjangoStore):
             self.message_user(

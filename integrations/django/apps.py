@@ -37,7 +37,7 @@ class ChatAuthConfig(AppConfig):
     def ready(self) -> None:
         from . import checks as chatauth_checks
         from . import signals
-        from .conf import ChatAuthImproperlyConfigured, get_chatauth
+        from .conf import ChatAuthImproperlyConfigured, get_service
 
         checks.register(chatauth_checks.check_settings, "chatauth")
         checks.register(chatauth_checks.check_middleware, "chatauth")
@@ -45,4 +45,4 @@ class ChatAuthConfig(AppConfig):
         setting_changed.connect(_settings_changed, dispatch_uid="chatauth.settings")
         # A broken CHATAUTH is reported by the system checks; the middleware raises it.
         with contextlib.suppress(ChatAuthImproperlyConfigured):
-            get_chatauth()
+            get_service()

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import ChatAuthImproperlyConfigured, get_chatauth
+from .conf import ChatAuthImproperlyConfigured, get_service
 
 __all__ = ["HINTS", "check_middleware", "check_settings"]
 
@@ -51,7 +51,7 @@ def check_settings(
 ) -> list[checks.CheckMessage]:
     """``CHATAUTH`` builds a :class:`ChatAuth`, exactly as the middleware will need it."""
     try:
-        get_chatauth()
+        get_service()
     except ChatAuthImproperlyConfigured as exc:
         return [checks.Error(str(exc), hint=HINTS[exc.check_id], obj="CHATAUTH", id=exc.check_id)]
     return []

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from chatauth.config import from_settings
+from chatauth.deprecation import deprecated_aliases
 from chatauth.errors import ConfigurationError
 from chatauth.identity import import_string
 from chatauth.service import ChatAuth
@@ -32,7 +33,7 @@ __all__ = [
     "DJANGO_KEYS",
     "ChatAuthImproperlyConfigured",
     "build_chatauth",
-    "get_chatauth",
+    "get_service",
     "reset",
     "user_settings",
 ]
@@ -150,8 +151,9 @@ _lock = threading.Lock()
 _instance: ChatAuth | None = None
 
 
-def get_chatauth() -> ChatAuth:
-    """The process's :class:`ChatAuth`, built from ``settings.CHATAUTH`` on first use.
+def get_service() -> ChatAuth:
+    """The process's :class:`ChatAuth`, built from ``settings.CHATAUTH`` on first use (also
+    ``chatauth.integrations.django.get_service``).
 
     Raises:
         ChatAuthImproperlyConfigured: the settings are wrong (``manage.py check`` says how).
@@ -176,7 +178,7 @@ def _connect_signals(chatauth: ChatAuth) -> ChatAuth:
 
 def reset() -> None:
     """Forget the cached :class:`ChatAuth` (closing its HTTP client); the next
-    :func:`get_chatauth` reads the settings again."""
+    :func:`get_service` reads the settings again."""
     global _instance
     with _lock:
         instance, _instance = _instance, None
@@ -190,3 +192,8 @@ def setting(key: str, default: Any) -> Any:
         return user_settings().get(key, default)
     except ChatAuthImproperlyConfigured:
         return default
+
+
+__getattr__ = deprecated_aliases(
+    __name__, {"get_chatauth": ("chatauth.integrations.django.conf", "get_service")}
+)

@@ -1,15 +1,14 @@
 """``ChatAuthMiddleware``: ``request.chat`` and ``await request.achat()``.
 
 The same shape as Django's ``AuthenticationMiddleware`` (``request.user`` /
-``request.auser``): ``request.chat`` is a ``SimpleLazyObject`` that calls
-:meth:`ChatAuth.get_session` the first time a view reads it, and ``request.achat`` is its
-async twin for async views (forcing the lazy object there raises Django's
-``SynchronousOnlyOperation``, as ``request.user`` would). A request that never reads either
-costs nothing.
+``request.auser``): ``request.chat`` is a ``SimpleLazyObject`` read on first use, and
+``request.achat`` is its async twin for async views (forcing the lazy object there raises
+Django's ``SynchronousOnlyOperation``, as ``request.user`` would). A request that never reads
+either costs nothing.
 
-The app session is Django's session: its key is the ``app_session`` of the chat session, so
-two browsers of one user hold two tokens, logging out of one ends only its token, and a
-flushed or expired session (a new key) never gets the old token back.
+What the chat session does on the request is the core's :class:`~chatauth.binding.ChatBinding`
+over ``request.session`` (the app-session id lives there, so a flushed or expired session
+never gets the old token back); this module only tells it where the session and the user are.
 """
 
 from __future__ import annotations
@@ -24,41 +23,60 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import SimpleLazyObject
 
-from chatauth.errors import ChatAuthError, NotAuthenticatedError
-from chatauth.responses import error_answer
+from chatauth.binding import ChatBinding
+from chatauth.errors import ChatAuthError
+from chatauth.responses import Answer, error_answer
 from chatauth.session import ChatSession
+from chatauth.tokens import ChatToken
 
-from .conf import get_chatauth
+from .conf import get_service
 
-__all__ = ["ChatAuthMiddleware", "aget_chat", "error_response", "get_chat"]
+__all__ = [
+    "ChatAuthMiddleware",
+    "aend_chat_session",
+    "aget_chat",
+    "binding",
+    "end_chat_session",
+    "error_response",
+    "get_chat",
+    "json_response",
+]
 
 
-def _app_session(request: HttpRequest) -> str:
-    session = getattr(request, "session", None)
-    if session is None:
-        raise ImproperlyConfigured(
-            "chatauth needs django.contrib.sessions' SessionMiddleware in MIDDLEWARE."
-        )
-    if session.session_key is None:
-        session.save()  # a logged-in session always has a key; this covers custom backends
-    key: str = session.session_key
-    return key
+def binding(request: HttpRequest) -> ChatBinding:
+    """The request's :class:`~chatauth.binding.ChatBinding` (made on first need).
+
+    Raises:
+        ImproperlyConfigured: ``SessionMiddleware`` is missing.
+    """
+    found: ChatBinding | None = getattr(request, "_chatauth", None)
+    if found is None:
+        session = getattr(request, "session", None)
+        if session is None:
+            raise ImproperlyConfigured(
+                "chatauth needs django.contrib.sessions' SessionMiddleware in MIDDLEWARE."
+            )
+        # Django loads the session from its backend lazily: do not read it just to watch.
+        found = ChatBinding(get_service(), session, watch=False)
+        request._chatauth = found  # type: ignore[attr-defined]
+    return found
 
 
 def get_chat(request: HttpRequest) -> ChatSession:
-    """The chat session of the request's user for its app session (cached on the request).
+    """The chat session of the request's user for its app session (decided once per request).
 
     Raises:
         NotAuthenticatedError: nobody is logged in. Other :class:`ChatAuthError` subclasses
-            when the provider or the store fails.
+            when the provider or the store fails (the same error for the rest of the request).
     """
-    if not hasattr(request, "_cached_chat"):
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
-            raise NotAuthenticatedError()
-        request._cached_chat = get_chatauth().get_session(user, _app_session(request))  # type: ignore[attr-defined]
-    session: ChatSession = request._cached_chat  # type: ignore[attr-defined]
-    return session
+    return binding(request).get(lambda: getattr(request, "user", None))
+
+
+async def _auser(request: HttpRequest) -> Any:
+    auser = getattr(request, "auser", None)
+    if auser is not None:  # Django >= 5.0
+        return await auser()
+    return await sync_to_async(_loaded_user)(request)  # Django 4.2
 
 
 def _loaded_user(request: HttpRequest) -> Any:
@@ -67,29 +85,42 @@ def _loaded_user(request: HttpRequest) -> Any:
     return user
 
 
+async def _loaded_binding(request: HttpRequest) -> ChatBinding:
+    found = binding(request)
+    # Load the session from its backend in a worker thread; later reads are in memory.
+    await sync_to_async(request.session.keys)()
+    return found
+
+
 async def aget_chat(request: HttpRequest) -> ChatSession:
     """Async twin of :func:`get_chat`: the user and the session are loaded without blocking
     the event loop, the provider is called with an async HTTP client."""
-    if not hasattr(request, "_acached_chat"):
-        auser = getattr(request, "auser", None)
-        if auser is not None:  # Django >= 5.0
-            user = await auser()
-        else:
-            user = await sync_to_async(_loaded_user)(request)  # Django 4.2
-        if user is None or not user.is_authenticated:
-            raise NotAuthenticatedError()
-        session = request.session
-        if session.session_key is None:
-            await sync_to_async(session.save)()
-        request._acached_chat = await get_chatauth().aget_session(user, session.session_key)  # type: ignore[attr-defined]
-    chat: ChatSession = request._acached_chat  # type: ignore[attr-defined]
-    return chat
+    return await (await _loaded_binding(request)).aget(partial(_auser, request))
+
+
+def end_chat_session(request: HttpRequest) -> list[ChatToken]:
+    """End this app session's chat session (Django's ``logout()`` does it by itself).
+
+    Returns:
+        The tokens dropped. Raises ``StoreUnavailableError`` when the store is down.
+    """
+    return binding(request).end()
+
+
+async def aend_chat_session(request: HttpRequest) -> list[ChatToken]:
+    """Async twin of :func:`end_chat_session`."""
+    return await (await _loaded_binding(request)).aend()
+
+
+def json_response(answer: Answer) -> JsonResponse:
+    """A ``JsonResponse`` for a :mod:`chatauth.responses` answer."""
+    status, body, headers = answer
+    return JsonResponse(body, status=status, headers=headers)
 
 
 def error_response(exc: ChatAuthError) -> JsonResponse:
     """The JSON answer for a chatauth error (:func:`chatauth.responses.error_answer`)."""
-    status, body, headers = error_answer(exc)
-    return JsonResponse(body, status=status, headers=headers)
+    return json_response(error_answer(exc))
 
 
 class ChatAuthMiddleware(MiddlewareMixin):
@@ -98,7 +129,9 @@ class ChatAuthMiddleware(MiddlewareMixin):
     Install it after ``django.contrib.auth.middleware.AuthenticationMiddleware``. A
     :class:`~chatauth.errors.ChatAuthError` escaping a view (an anonymous user reading
     ``request.chat``, a provider outage) becomes the JSON error answer of DESIGN §5: 401, 503
-    with ``Retry-After``, ...
+    with ``Retry-After``, ... Before the session is saved, the response gets the binding's
+    end-of-request step (:meth:`chatauth.binding.ChatBinding.finish`) when the view touched
+    the session.
 
     Raises:
         ImproperlyConfigured: at start-up, when ``CHATAUTH`` is wrong (the message names the
@@ -107,7 +140,7 @@ class ChatAuthMiddleware(MiddlewareMixin):
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         super().__init__(get_response)
-        get_chatauth()  # fail at start-up, not on the first request that reads request.chat
+        get_service()  # fail at start-up, not on the first request that reads request.chat
 
     def process_request(self, request: HttpRequest) -> None:
         if not hasattr(request, "user"):
@@ -122,3 +155,10 @@ class ChatAuthMiddleware(MiddlewareMixin):
         if isinstance(exception, ChatAuthError):
             return error_response(exception)
         return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        session = getattr(request, "session", None)
+        # An untouched session cannot have changed: skip loading it.
+        if session is not None and session.accessed:
+            binding(request).finish()
+        return response

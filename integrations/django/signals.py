@@ -14,7 +14,8 @@ Receivers run where the call happened: inside ``await request.achat()`` that is 
 loop, so a receiver that touches the ORM must be an async function or use ``sync_to_async``.
 
 Received by chatauth: ``user_logged_out`` ends the chat session of that app session (Django's
-``logout()`` sends it before flushing the session, so the session key is still the old one),
+``logout()`` sends it before flushing the session, so its chat session id is still there),
+``user_logged_in`` ends whatever chat session a kept app session had,
 and a saved password change ends all of the user's chat sessions when
 ``END_SESSIONS_ON_PASSWORD_CHANGE`` is on (the default).
 """
@@ -47,15 +48,15 @@ class _Hooks:
     """The core hooks, re-emitted as the signals above."""
 
     def token_issued(self, session: ChatSession) -> None:
-        from .conf import get_chatauth
+        from .conf import get_service
 
-        chat_session_started.send(sender=ChatAuth, chatauth=get_chatauth(), session=session)
+        chat_session_started.send(sender=ChatAuth, chatauth=get_service(), session=session)
 
     def session_ended(self, identity: ChatIdentity, tokens: list[ChatToken]) -> None:
-        from .conf import get_chatauth
+        from .conf import get_service
 
         chat_session_ended.send(
-            sender=ChatAuth, chatauth=get_chatauth(), identity=identity, tokens=tokens
+            sender=ChatAuth, chatauth=get_service(), identity=identity, tokens=tokens
         )
 
 
@@ -63,22 +64,33 @@ chatauth_hooks = _Hooks()
 
 
 def end_chat_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    """``user_logged_out`` receiver: end the chat session of the app session logging out.
+    """``user_logged_out`` receiver: end the chat session of the app session logging out
+    (Django's ``logout()`` sends it before flushing the session, so the id is still there).
 
     Never raises: a failed revocation is queued by the core, and a store outage must not
-    make logging out of the app fail (it is logged).
+    make logging out of the app fail (it is logged; the sweep finishes the job).
     """
-    if user is None or request is None or not hasattr(request, "session"):
+    if request is None or not hasattr(request, "session"):
         return
-    session_key = request.session.session_key
-    if session_key is None:
-        return
-    from .conf import get_chatauth
+    from .middleware import binding
 
     try:
-        get_chatauth().end_session(user, session_key)
+        binding(request).end()
     except ChatAuthError as exc:
         logger.warning("chatauth could not end the chat session at logout (%s)", exc.code)
+
+
+def end_chat_on_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """``user_logged_in`` receiver: whatever chat session the app session had is over (a
+    session Django kept, e.g. the same user logging in again); never raises."""
+    if request is None or not hasattr(request, "session"):
+        return
+    from .middleware import binding
+
+    try:
+        binding(request).login()
+    except ChatAuthError as exc:
+        logger.warning("chatauth could not end the chat session at login (%s)", exc.code)
 
 
 def _remember_password_change(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
@@ -115,10 +127,10 @@ def end_chat_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> No
     del instance._chatauth_password_changed
 
     def end_all() -> None:
-        from .conf import get_chatauth
+        from .conf import get_service
 
         try:
-            get_chatauth().end_all_sessions(instance)
+            get_service().end_all_sessions(instance)
         except ChatAuthError as exc:
             logger.warning(
                 "chatauth could not end the chat sessions after a password change (%s)", exc.code
@@ -130,10 +142,11 @@ def end_chat_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> No
 def connect() -> None:
     """Connect the receivers (called by the app's ``ready()``)."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.signals import user_logged_out
+    from django.contrib.auth.signals import user_logged_in, user_logged_out
     from django.db.models.signals import post_save, pre_save
 
     user_logged_out.connect(end_chat_on_logout, dispatch_uid="chatauth.logout")
+    user_logged_in.connect(end_chat_on_login, dispatch_uid="chatauth.login")
     user_model = get_user_model()
     pre_save.connect(
         _remember_password_change, sender=user_model, dispatch_uid="chatauth.password.pre"

@@ -1,5 +1,5 @@
 """``path("chat/", include("chatauth.integrations.django.urls"))`` -> ``GET chat/token`` and
-``POST chat/chatkitty/verify`` (ChatKitty's session check; 404 for other providers)."""
+``chat/<path>`` for the configured provider's own endpoints (404 where it declares none)."""
 
 from __future__ import annotations
 
@@ -10,5 +10,5 @@ from . import views
 app_name = "chatauth"
 urlpatterns = [
     path("token", views.token, name="token"),
-    path("chatkitty/verify", views.chatkitty_verify, name="chatkitty-verify"),
+    path("<path:path>", views.provider_endpoint, name="endpoint"),
 ]

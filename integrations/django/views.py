@@ -2,31 +2,29 @@
 
 ``path("chat/", include("chatauth.integrations.django.urls"))`` serves ``GET chat/token``:
 login required (an anonymous request gets a 401 JSON error, not a login redirect: it is an
-API for the front end's chat SDK), ``never_cache`` plus ``Cache-Control: no-store``, and the
-JSON of :func:`chatauth.responses.session_answer` / :func:`~chatauth.responses.error_answer`.
+API for the front end's chat SDK), and the answers of :mod:`chatauth.responses` (the same
+status, body and headers as the Flask and Starlette adapters give).
 """
 
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from chatauth.errors import ChatAuthError, NotAuthenticatedError
-from chatauth.responses import session_answer
+from chatauth.responses import endpoint_answer, token_answer
 
-from .conf import get_chatauth
-from .middleware import aget_chat, error_response, get_chat
+from .conf import get_service
+from .middleware import aget_chat, error_response, get_chat, json_response
 
-__all__ = ["ChatRequiredMixin", "chat_required", "chatkitty_verify", "token"]
+__all__ = ["ChatRequiredMixin", "chat_required", "provider_endpoint", "token"]
 
 
 def _login_not_required(view_func: Any) -> Any:
@@ -38,49 +36,27 @@ def _login_not_required(view_func: Any) -> Any:
 
 
 @_login_not_required
-@never_cache
 @require_GET
 def token(request: HttpRequest) -> JsonResponse:
     """``GET <prefix>/token``: the logged-in user's chat session as JSON.
 
     200 ``{"provider", "uid", "token", "expires_at", "client"}``; 401 without a login; 503
     with ``Retry-After`` when the provider or the store is down; 502 when the provider
-    refuses. The token is the one of this request's user and app session only.
+    refuses; always ``Cache-Control: no-store`` and ``Vary: Cookie``
+    (:func:`chatauth.responses.token_answer`). The token is the one of this request's user
+    and app session only.
     """
-    try:
-        session = get_chat(request)
-    except ChatAuthError as exc:
-        return error_response(exc)
-    status, body, headers = session_answer(session)
-    return JsonResponse(body, status=status, headers=headers)
+    return json_response(token_answer(lambda: get_chat(request)))
 
 
 @_login_not_required
 @csrf_exempt
-@never_cache
-@require_POST
-def chatkitty_verify(request: HttpRequest) -> JsonResponse:
-    """``POST <prefix>/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat
-    function asks whether ``{"username", "authParams"}`` may start a session.
-
-    Answered by :func:`chatauth.providers.chatkitty.verify_auth_params` (200 allow, 403 deny);
-    404 unless the provider is ChatKitty. The caller is ChatKitty's server, not a browser (so no
-    CSRF token and no app login): the signed params are the credential.
-    """
-    service = get_chatauth()
-    if service.provider.name != "chatkitty":
-        return JsonResponse({"error": {"code": "ERROR_NOT_FOUND"}}, status=404)
-    from chatauth.providers.chatkitty import verify_auth_params
-
-    try:
-        payload = json.loads(request.body)
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        message = {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}
-        return JsonResponse({"error": message}, status=400)
-    status, body, headers = verify_auth_params(service, payload)
-    return JsonResponse(body, status=status, headers=headers)
+def provider_endpoint(request: HttpRequest, path: str) -> JsonResponse:
+    """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
+    (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none. The caller is
+    the provider's server, not a browser (so no CSRF token and no app login): the handler
+    checks its own credential."""
+    return json_response(endpoint_answer(get_service(), path, request.method or "", request.body))
 
 
 ViewFunc = Callable[..., Any]

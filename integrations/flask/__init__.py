@@ -28,8 +28,10 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
         "chatauth.integrations.flask needs Flask: pip install 'chatauth-middleware[flask]'"
     ) from exc
 
+from chatauth.deprecation import deprecated_aliases
+
 from .extension import ChatAuth, ChatAuthState, get_service
-from .sessions import current_chat, end_session
+from .sessions import current_chat, end_chat_session
 from .signals import chat_session_ended, chat_session_started
 from .views import chat_required
 
@@ -40,6 +42,10 @@ __all__ = [
     "chat_session_ended",
     "chat_session_started",
     "current_chat",
-    "end_session",
+    "end_chat_session",
     "get_service",
 ]
+
+__getattr__ = deprecated_aliases(
+    __name__, {"end_session": ("chatauth.integrations.flask", "end_chat_session")}
+)

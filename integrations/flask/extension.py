@@ -18,6 +18,7 @@ relative SQLite paths.
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -30,7 +31,7 @@ from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.tokens import ChatToken
 
 from .cli import cli
-from .sessions import connect_flask_login, end_session
+from .sessions import connect_flask_login, end_chat_session, finish, watch_session
 from .signals import connect_hooks
 from .state import (
     EXTENSION_KEY,
@@ -166,6 +167,8 @@ class ChatAuth:
         if url_prefix is not None:
             app.register_blueprint(make_blueprint(), url_prefix=url_prefix or None)
         app.cli.add_command(cli)
+        app.before_request(watch_session)
+        app.after_request(finish)
         connect_flask_login()
 
     def user_loader(self, callback: U) -> U:
@@ -187,10 +190,19 @@ class ChatAuth:
         """The :class:`ChatAuthState` of ``app`` (default: ``current_app``)."""
         return get_state(app)
 
-    def end_session(self, user: Any = None) -> list[ChatToken]:
+    def end_chat_session(self) -> list[ChatToken]:
         """End this browser session's chat session; see
-        :func:`chatauth.integrations.flask.end_session`."""
-        return end_session(user)
+        :func:`chatauth.integrations.flask.end_chat_session`."""
+        return end_chat_session()
+
+    def end_session(self, user: Any = None) -> list[ChatToken]:
+        """Deprecated name of :meth:`end_chat_session` (``user`` is no longer needed)."""
+        warnings.warn(
+            "ChatAuth.end_session() is deprecated; use end_chat_session().",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return end_chat_session()
 
     def close(self, app: Flask | None = None) -> None:
         """Close ``app``'s httpx client and store (default: ``current_app``); see

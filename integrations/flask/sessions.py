@@ -1,10 +1,10 @@
-"""The request side: who the user is, the browser session's id, ``current_chat``, logout.
+"""The request side: who the user is, where the session is, ``current_chat``, logout.
 
-Flask's default session is a signed cookie with no server-side id, so chatauth keeps its own
-random app-session id in ``flask.session`` (``_chatauth_sid``), next to the chat UID it was
-created for (``_chatauth_uid``). The id is made at Flask-Login's login (a fresh one each
-time, so a chat session never survives a change of user) or on first chat use, and dropped at
-logout. Both values are signed by the app's ``SECRET_KEY``; neither is a secret.
+What a chat session does on a request is the core's :class:`~chatauth.binding.ChatBinding`;
+this module only tells it where Flask keeps the session mapping (``flask.session``), who the
+user is (the extension's ``user_loader``, else Flask-Login), and which Flask-Login signals
+mean login and logout. The binding lives on ``g`` for the request; Flask's ``after_request``
+(before the session cookie is written) calls its ``finish``.
 
 Users authenticated per request with no session cookie (Flask-Login's ``request_loader``,
 token APIs) get one chat token per user instead of one per browser session (DESIGN §4).
@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import importlib
 import logging
-import secrets
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, current_app, g, has_request_context, session
+from flask import Flask, Response, current_app, g, has_request_context, session
 from flask.sessions import NullSession
 from werkzeug.local import LocalProxy
 
+from chatauth.binding import SESSION_KEY, ChatBinding
 from chatauth.errors import ChatAuthError, ConfigurationError, NotAuthenticatedError
-from chatauth.identity import ChatIdentity
-from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
 
@@ -32,23 +30,19 @@ from .state import EXTENSION_KEY, ChatAuthState, get_state
 
 __all__ = [
     "SESSION_ID_KEY",
-    "SESSION_UID_KEY",
     "connect_flask_login",
     "current_chat",
     "current_user",
-    "end_session",
+    "end_chat_session",
     "load_chat",
 ]
 
 logger = logging.getLogger("chatauth.integrations.flask")
 
-#: ``flask.session`` key of chatauth's app-session id.
-SESSION_ID_KEY = "_chatauth_sid"
-#: ``flask.session`` key of the chat UID that id belongs to.
-SESSION_UID_KEY = "_chatauth_uid"
-# Request-scoped cache on ``g``, named with the extension's prefix (Flask's extension guide).
-_G_KEY = "_chatauth_chat"
-_ANONYMOUS = object()
+#: ``flask.session`` key of chatauth's app-session id (:data:`chatauth.binding.SESSION_KEY`).
+SESSION_ID_KEY = SESSION_KEY
+# Request-scoped binding on ``g``, named with the extension's prefix (Flask's extension guide).
+_G_KEY = "_chatauth_binding"
 
 
 def _flask_login() -> ModuleType | None:
@@ -107,43 +101,34 @@ def _per_user() -> bool:
     )
 
 
-def _start(identity: ChatIdentity) -> str:
-    sid = secrets.token_urlsafe(18)
-    store = _cookie_session()
-    store[SESSION_ID_KEY] = sid
-    store[SESSION_UID_KEY] = identity.uid
-    return sid
+def _binding(*, cookie: bool = False) -> ChatBinding:
+    """This request's binding (made on first need); ``cookie`` forces one over the cookie
+    session, as at a Flask-Login login or logout."""
+    binding: ChatBinding | None = g.get(_G_KEY)
+    if binding is None or (cookie and binding.session is None):
+        mapping = _cookie_session() if cookie or not _per_user() else None
+        binding = ChatBinding(get_state().service, mapping)
+        setattr(g, _G_KEY, binding)
+    return binding
 
 
-def _end(service: ChatAuthService, user: Any = None) -> list[ChatToken]:
-    store = _cookie_session()
-    sid = store.pop(SESSION_ID_KEY, None)
-    uid = store.pop(SESSION_UID_KEY, None)
-    g.pop(_G_KEY, None)
-    if sid is None:
-        return []
-    if uid:
-        identity = ChatIdentity(uid=str(uid))
-    else:
-        identity = service.identity_for(user if user is not None else current_user())
-    return service.end_session(identity, str(sid))
+def watch_session() -> None:
+    """``before_request``: note the chat session this request starts with (the binding's
+    cleared-session check needs it); free for a request that never uses chat."""
+    if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
+        _binding()
 
 
-def _app_session(service: ChatAuthService, identity: ChatIdentity) -> str | None:
-    if _per_user():
-        return None
-    store = _cookie_session()
-    sid = store.get(SESSION_ID_KEY)
-    if sid is not None and store.get(SESSION_UID_KEY) != identity.uid:
-        # Another user's chat session was never ended in this browser session (an app
-        # without Flask-Login that forgot end_session()): end it rather than let it linger.
-        _end(service)
-        sid = None
-    return str(sid) if sid is not None else _start(identity)
+def finish(response: Response) -> Response:
+    """``after_request``: the binding's end-of-request step, before the cookie is written."""
+    binding: ChatBinding | None = g.get(_G_KEY)
+    if binding is not None:
+        binding.finish()
+    return response
 
 
 def load_chat(*, required: bool) -> ChatSession | None:
-    """The chat session of this request's user, computed once per request (cached on ``g``).
+    """The chat session of this request's user, decided once per request (kept on ``g``).
 
     Args:
         required: raise :class:`~chatauth.NotAuthenticatedError` instead of returning
@@ -152,24 +137,15 @@ def load_chat(*, required: bool) -> ChatSession | None:
     Raises:
         NotAuthenticatedError: no user and ``required``.
         ConfigurationError, InvalidUIDError, ProviderError, ProviderUnavailableError,
-        StoreUnavailableError: from the core; not cached, so a later access retries.
+        StoreUnavailableError: from the core; the same error again for the rest of the
+        request (:mod:`chatauth.binding`).
     """
-    cached = g.get(_G_KEY)
-    if cached is None:
-        service = get_state().service
-        user = current_user()
-        if user is None or getattr(user, "is_authenticated", True) is False:
-            cached = _ANONYMOUS
-        else:
-            identity = service.identity_for(user)
-            cached = service.get_session(identity, _app_session(service, identity))
-        setattr(g, _G_KEY, cached)
-    if cached is _ANONYMOUS:
+    try:
+        return _binding().get(current_user)
+    except NotAuthenticatedError:
         if required:
-            raise NotAuthenticatedError()
+            raise
         return None
-    assert isinstance(cached, ChatSession)
-    return cached
 
 
 def _get_current_chat() -> ChatSession | None:
@@ -179,24 +155,19 @@ def _get_current_chat() -> ChatSession | None:
 
 
 #: The chat session of the logged-in user: a :class:`~chatauth.ChatSession` (``.uid``,
-#: ``.token``, ``.client``, ``.to_json()``), resolved on first access in a request and cached
+#: ``.token``, ``.client``, ``.to_json()``), resolved on first access in a request and kept
 #: on ``g``. It is falsy when nobody is logged in (a proxy is never ``None`` itself: test it
 #: with ``if current_chat:``). Provider errors raise from the access, e.g.
 #: :class:`~chatauth.ProviderUnavailableError`; requests that never touch it cost nothing.
 current_chat: ChatSession = LocalProxy(_get_current_chat)  # type: ignore[assignment]
 
 
-def end_session(user: Any = None) -> list[ChatToken]:
+def end_chat_session() -> list[ChatToken]:
     """End this browser session's chat session: drop and revoke its token.
 
     Flask-Login's ``logout_user()`` does this by itself. Without Flask-Login, call it in
-    your logout view *before* clearing ``flask.session``. The next chat use starts a new
-    chat session.
-
-    Args:
-        user: the user logging out, when the session does not record the chat UID (only
-            needed for sessions started before chatauth was installed); default: the
-            current user.
+    your logout view (before or after clearing ``flask.session``). The next chat use starts
+    a new chat session.
 
     Returns:
         the tokens ended (empty when this browser session had no chat session).
@@ -206,7 +177,7 @@ def end_session(user: Any = None) -> list[ChatToken]:
         StoreUnavailableError: the store could not be reached. A provider outage is not
             raised: the revocation is queued for ``flask chatauth revoke-pending``.
     """
-    return _end(get_state().service, user)
+    return _binding().end(current_user)
 
 
 # -- Flask-Login signal receivers ---------------------------------------------------------------
@@ -217,35 +188,21 @@ def _state_of(sender: Any) -> ChatAuthState | None:
 
 
 def _on_logged_in(sender: Any, user: Any = None, **extra: Any) -> None:
-    state = _state_of(sender)
-    if state is None:
+    if _state_of(sender) is None:
         return
     try:
-        # A fresh id per login: whatever chat session this browser had is over.
-        _end(state.service, user)
-        _start(state.service.identity_for(user))
+        _binding(cookie=True).login()
     except ChatAuthError:
-        logger.exception("chatauth could not start the chat session at login")
-
-
-def _on_loaded_from_cookie(sender: Any, user: Any = None, **extra: Any) -> None:
-    state = _state_of(sender)
-    if state is None or SESSION_ID_KEY in session:
-        return
-    try:
-        _start(state.service.identity_for(user))
-    except ChatAuthError:
-        logger.exception("chatauth could not start the chat session for a remembered user")
+        logger.exception("chatauth could not end the previous chat session at login")
 
 
 def _on_logged_out(sender: Any, user: Any = None, **extra: Any) -> None:
-    state = _state_of(sender)
-    if state is None:
+    if _state_of(sender) is None:
         return
     try:
-        _end(state.service, user)
+        _binding(cookie=True).end()
     except ChatAuthError:
-        # Logging out must work even with the store down; the token dies at its expiry.
+        # Logging out must work even with the store down; the sweep finishes the job.
         logger.exception("chatauth could not end the chat session at logout")
 
 
@@ -259,5 +216,4 @@ def connect_flask_login() -> None:
     if flask_login is None:
         return
     flask_login.user_logged_in.connect(_on_logged_in)
-    flask_login.user_loaded_from_cookie.connect(_on_loaded_from_cookie)
     flask_login.user_logged_out.connect(_on_logged_out)

@@ -33,7 +33,7 @@ _signals = Namespace()
 #: :class:`~chatauth.ChatSession` (its token's ``repr`` is redacted).
 chat_session_started = _signals.signal("chat-session-started")
 
-#: Sent when chat tokens were dropped and revoked: Flask-Login logout, ``end_session()``,
+#: Sent when chat tokens were dropped and revoked: Flask-Login logout, ``end_chat_session()``,
 #: ``flask chatauth end-sessions``. The app is the sender; it is passed ``identity``, the
 #: :class:`~chatauth.ChatIdentity`, and ``tokens``, the list of :class:`~chatauth.ChatToken`
 #: that were ended.

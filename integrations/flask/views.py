@@ -1,28 +1,29 @@
-"""The token endpoint (DESIGN §5) as a blueprint, and the ``@chat_required`` decorator."""
+"""The chat blueprint: the token endpoint (DESIGN §5), the configured provider's own
+endpoints, and the ``@chat_required`` decorator."""
 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from chatauth.errors import ChatAuthError
-from chatauth.responses import Answer, error_answer, session_answer
+from chatauth.responses import Answer, endpoint_answer, error_answer, token_answer
+from chatauth.session import ChatSession
 
 from .sessions import load_chat
 from .state import get_service
 
 __all__ = ["BLUEPRINT_NAME", "chat_required", "json_answer", "make_blueprint"]
 
-logger = logging.getLogger("chatauth.integrations.flask")
-
 #: The blueprint's name: ``url_for("chatauth.token")`` is the token endpoint.
 BLUEPRINT_NAME = "chatauth"
 # As Flask-Login's login_required: CORS preflights carry no credentials and must pass.
 EXEMPT_METHODS = frozenset({"OPTIONS"})
+# The provider endpoint answers every method itself (405 for the wrong one).
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,13 +35,6 @@ def json_answer(answer: Answer) -> Response:
     response.status_code = status
     response.headers.update(headers)
     return response
-
-
-def _error(exc: ChatAuthError) -> Response:
-    answer = error_answer(exc)
-    if answer[0] >= 500:
-        logger.warning("chatauth token endpoint answered %d: %s", answer[0], exc)
-    return json_answer(answer)
 
 
 def chat_required(view: F) -> F:
@@ -58,10 +52,16 @@ def chat_required(view: F) -> F:
             try:
                 load_chat(required=True)
             except ChatAuthError as exc:
-                return _error(exc)
+                return json_answer(error_answer(exc))
         return current_app.ensure_sync(view)(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def _required_chat() -> ChatSession:
+    chat = load_chat(required=True)
+    assert chat is not None
+    return chat
 
 
 def token() -> Response:
@@ -70,41 +70,19 @@ def token() -> Response:
     ``{"provider", "uid", "token", "expires_at", "client"}`` with ``Cache-Control:
     no-store``; 401 without a login, 503 + ``Retry-After`` when the provider is down.
     """
-    try:
-        chat = load_chat(required=True)
-    except ChatAuthError as exc:
-        return _error(exc)
-    assert chat is not None
-    response = json_answer(session_answer(chat))
-    # The answer depends on the session cookie: no shared cache may key it on the URL alone.
-    response.vary.add("Cookie")
-    return response
+    return json_answer(token_answer(_required_chat))
 
 
-def chatkitty_verify() -> Response:
-    """``POST <prefix>/chatkitty/verify``: ChatKitty's "User Attempted Start Session" chat
-    function asks whether ``{"username", "authParams"}`` may start a session.
-
-    Answered by :func:`chatauth.providers.chatkitty.verify_auth_params` (200 allow, 403 deny);
-    404 unless the provider is ChatKitty. The caller is ChatKitty's server, not a browser: the
-    signed params are the credential, no app login is involved.
-    """
-    service = get_service()
-    if service.provider.name != "chatkitty":
-        return json_answer((404, {"error": {"code": "ERROR_NOT_FOUND"}}, {}))
-    from chatauth.providers.chatkitty import verify_auth_params
-
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        message = {"code": "ERROR_BAD_REQUEST", "message": "Expected a JSON object."}
-        return json_answer((400, {"error": message}, {}))
-    return json_answer(verify_auth_params(service, payload))
+def provider_endpoint(path: str) -> Response:
+    """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
+    (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none."""
+    return json_answer(endpoint_answer(get_service(), path, request.method, request.get_data()))
 
 
 def make_blueprint() -> Blueprint:
-    """A new ``chatauth`` blueprint with the token endpoint (one per app, so each app's
+    """A new ``chatauth`` blueprint with the chat endpoints (one per app, so each app's
     registration is independent)."""
     blueprint = Blueprint(BLUEPRINT_NAME, __name__)
     blueprint.add_url_rule("/token", view_func=token, methods=["GET"])
-    blueprint.add_url_rule("/chatkitty/verify", view_func=chatkitty_verify, methods=["POST"])
+    blueprint.add_url_rule("/<path:path>", view_func=provider_endpoint, methods=METHODS)
     return blueprint

@@ -39,10 +39,10 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def chatauth(settings: object):
     """The adapter's ChatAuth, rebuilt from the current (possibly overridden) settings."""
-    from chatauth.integrations.django.conf import get_chatauth, reset
+    from chatauth.integrations.django.conf import get_service, reset
 
     reset()
-    yield get_chatauth()
+    yield get_service()
     reset()
 
 

@@ -207,7 +207,7 @@ async def test_async_twins(store: DjangoStore) -> None:
 
 
 def test_encrypted_payloads(transactional_db: None) -> None:
-    from chatauth.integrations.django.conf import get_chatauth, reset
+    from chatauth.integrations.django.conf import get_service, reset
     from cryptography.fernet import Fernet
 
     with override_settings(
@@ -217,7 +217,7 @@ def test_encrypted_payloads(transactional_db: None) -> None:
             "STORE_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         }
     ):
-        chatauth = get_chatauth()
+        chatauth = get_service()
         session = chatauth.get_session(_User(7), "s")
         payload = TokenRow.objects.get().payload
         assert session.token.value not in payload

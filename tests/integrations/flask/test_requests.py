@@ -13,10 +13,10 @@ from chatauth.integrations.flask import (
     chat_session_ended,
     chat_session_started,
     current_chat,
-    end_session,
+    end_chat_session,
     get_service,
 )
-from chatauth.integrations.flask.sessions import SESSION_ID_KEY, SESSION_UID_KEY
+from chatauth.integrations.flask.sessions import SESSION_ID_KEY
 from flask import Flask, session
 from flask.testing import FlaskClient
 
@@ -37,10 +37,15 @@ def _login(client: FlaskClient, user: str) -> None:
     assert client.post("/login", data={"user": user}).status_code == 200
 
 
-def _sid(client: FlaskClient) -> str | None:
+def _slot(client: FlaskClient) -> dict[str, Any] | None:
     with client.session_transaction() as sess:
-        value = sess.get(SESSION_ID_KEY)
-    return str(value) if value is not None else None
+        value: dict[str, Any] | None = sess.get(SESSION_ID_KEY)
+    return value
+
+
+def _sid(client: FlaskClient) -> str | None:
+    slot = _slot(client)
+    return str(slot["sid"]) if slot is not None else None
 
 
 @pytest.fixture
@@ -266,7 +271,7 @@ def _plain_app(make_app: AppFactory, config: dict[str, Any] | None = None) -> Fl
 
     @app.post("/signout")
     def signout() -> str:
-        ended = end_session()
+        ended = end_chat_session()
         session.clear()
         return str(len(ended))
 
@@ -280,8 +285,7 @@ def test_user_loader_and_end_session_without_flask_login(make_app: AppFactory) -
     client.post("/signin/bob")
     token = client.get("/chat/token").get_json()["token"]
     assert client.get("/chat/token").get_json()["token"] == token
-    with client.session_transaction() as sess:
-        assert sess[SESSION_UID_KEY] == "user-bob"
+    assert _slot(client) == {"sid": _sid(client), "uid": "user-bob"}
     assert client.post("/signout").get_data(as_text=True) == "1"
     assert [t.value for t in _provider(app).revoked] == [token]
     assert client.post("/signout").get_data(as_text=True) == "0"
@@ -294,7 +298,7 @@ def test_a_user_switch_without_end_session_ends_the_old_chat_session(
     client = app.test_client()
     client.post("/signin/alice")
     alice_token = client.get("/chat/token").get_json()["token"]
-    client.post("/signin/bob")  # the app forgot end_session()
+    client.post("/signin/bob")  # the app forgot end_chat_session()
     assert client.get("/chat/token").get_json()["uid"] == "user-bob"
     assert [t.value for t in _provider(app).revoked] == [alice_token]
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from chatauth.errors import ChatAuthError
 
-from ...conf import ChatAuthImproperlyConfigured, get_chatauth
+from ...conf import ChatAuthImproperlyConfigured, get_service
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            chatauth = get_chatauth()
+            chatauth = get_service()
         except ChatAuthImproperlyConfigured as exc:
             raise CommandError(f"{exc} ({exc.check_id}; run manage.py check for a hint)") from None
         self.stdout.write(f"provider: {chatauth.provider.name}")

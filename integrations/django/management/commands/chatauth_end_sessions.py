@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatauth.errors import ChatAuthError
 
-from ...conf import ChatAuthImproperlyConfigured, get_chatauth
+from ...conf import ChatAuthImproperlyConfigured, get_service
 
 
 class Command(BaseCommand):
@@ -25,10 +25,10 @@ class Command(BaseCommand):
         except user_model.DoesNotExist:
             raise CommandError(f"No user {options['user']!r}.") from None
         try:
-            ended = get_chatauth().end_all_sessions(user)
+            ended = get_service().end_all_sessions(user)
         except (ChatAuthImproperlyConfigured, ChatAuthError) as exc:
             raise CommandError(str(exc)) from None
-        pending = get_chatauth().store.count_pending()
+        pending = get_service().store.count_pending()
         self.stdout.write(
             f"Ended {len(ended)} chat session(s) of {options['user']}; "
             f"{pending} revocation(s) pending overall."

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chatauth.errors import ChatAuthError
 
-from ...conf import ChatAuthImproperlyConfigured, get_chatauth
+from ...conf import ChatAuthImproperlyConfigured, get_service
 from ...ending import sweep_stale
 from ...store import DjangoStore
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            chatauth = get_chatauth()
+            chatauth = get_service()
         except ChatAuthImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
         try:
