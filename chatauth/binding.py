@@ -161,6 +161,14 @@ class ChatBinding:
         """True once the chat session was fetched in this request."""
         return isinstance(self._outcome, ChatSession)
 
+    def watch(self) -> None:
+        """Note the bound id the session holds now, so that :meth:`finish` ends its chat
+        session if the session loses it. For adapters that pass ``watch=False``: call it just
+        before the framework clears the session (Django's ``flush()``)."""
+        bound = _bound(read_slot(self.session, self.key))
+        if bound is not None:
+            self.watched = bound
+
     # -- reading -------------------------------------------------------------------------------
     def get(self, load_user: Callable[[], Any]) -> ChatSession:
         """The chat session of the request's user, decided once per request.

@@ -123,6 +123,11 @@ def error_response(exc: ChatAuthError) -> JsonResponse:
     return json_response(error_answer(exc))
 
 
+def _watch_then_flush(request: HttpRequest, flush: Callable[[], None]) -> None:
+    binding(request).watch()
+    flush()
+
+
 class ChatAuthMiddleware(MiddlewareMixin):
     """Sets ``request.chat`` (lazy) and ``request.achat`` (async); sync- and async-capable.
 
@@ -150,6 +155,12 @@ class ChatAuthMiddleware(MiddlewareMixin):
             )
         request.chat = SimpleLazyObject(lambda: get_chat(request))  # type: ignore[attr-defined]
         request.achat = partial(aget_chat, request)  # type: ignore[attr-defined]
+        session = getattr(request, "session", None)
+        if session is not None:
+            # Django sends no signal before login() of another user flushes the session:
+            # note the chat session it held (loading the session only then), so that
+            # process_response ends it, as a logout would.
+            session.flush = partial(_watch_then_flush, request, session.flush)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, ChatAuthError):

@@ -93,6 +93,12 @@ class ChatAuthMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 await chat.binding.afinish()
+                if getattr(scope["session"], "accessed", False):
+                    # Starlette >= 1.0's SessionMiddleware (outside us) adds "Vary: Cookie"
+                    # to such a response without merging: leave it the only one.
+                    message["headers"] = [
+                        h for h in message.get("headers", []) if h != (b"vary", b"Cookie")
+                    ]
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

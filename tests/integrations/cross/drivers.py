@@ -1,0 +1,303 @@
+"""One small app per framework, driven through its own test client: the cross-framework
+suite runs every scenario through each and expects the same answers.
+
+Each app is what a user of the adapter writes: the framework's session and login, the
+adapter installed as its README says, the chat routes under ``/chat``, a login route and the
+framework's own logout. Users are ``alice`` and ``bob`` (chat UIDs ``user-alice``,
+``user-bob`` through ``UID_MAPPER = "username"`` on every framework).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chatauth.stores.sqlite import SQLiteStore
+from chatauth.testing.chatkitty import (
+    DEFAULT_API_KEY,
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    ChatKittyEmulator,
+)
+from tests.integrations.starlette.helpers import serve_app
+
+USERS = ("alice", "bob")
+PASSWORD = "cross-password"
+#: The headers the suite compares (lower case); others are each framework's own business.
+COMPARED = ("content-type", "cache-control", "pragma", "vary", "retry-after", "allow")
+
+
+class BreakableStore(SQLiteStore):
+    """A real SQLite store whose file can be turned into garbage: every later call fails as
+    with a broken disk (``StoreUnavailableError``)."""
+
+    def corrupt(self) -> None:
+        self.close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.path.write_bytes(b"this is not a database" * 100)
+
+
+def chat_settings(emulator: ChatKittyEmulator) -> dict[str, Any]:
+    """The chatauth settings every app gets (its framework's own way)."""
+    assert emulator.url is not None
+    return {
+        "PROVIDER": "chatkitty",
+        "CHATKITTY_API_KEY": DEFAULT_API_KEY,
+        "CHATKITTY_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "CHATKITTY_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "CHATKITTY_BASE_URL": emulator.base_url,
+        "CHATKITTY_AUTH_URL": emulator.url + "/oauth/token",
+        "UID_MAPPER": "username",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What the suite compares of an answer: status, JSON body, the :data:`COMPARED` headers."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+def reply(status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
+    lower = {k.lower(): v for k, v in headers.items()}
+    return Reply(status, json.loads(body), {k: lower[k] for k in COMPARED if k in lower})
+
+
+class Browser:
+    """One browser (one cookie jar) on a driver's app."""
+
+    def login(self, user: str) -> None:
+        raise NotImplementedError
+
+    def logout(self) -> None:
+        raise NotImplementedError
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+        raise NotImplementedError
+
+
+class Driver:
+    """A framework's app, built from the settings over ``store``."""
+
+    name: str
+
+    def browser(self) -> Browser:
+        raise NotImplementedError
+
+
+# -- Starlette --------------------------------------------------------------------------------
+class StarletteDriver(Driver):
+    name = "starlette"
+
+    def __init__(self, settings: dict[str, Any], store: SQLiteStore) -> None:
+        from chatauth.integrations.starlette import (
+            ChatAuthMiddleware,
+            chat_routes,
+            end_chat_session,
+        )
+        from starlette.applications import Starlette
+        from starlette.authentication import (
+            AuthCredentials,
+            AuthenticationBackend,
+            SimpleUser,
+        )
+        from starlette.middleware import Middleware
+        from starlette.middleware.authentication import AuthenticationMiddleware
+        from starlette.middleware.sessions import SessionMiddleware
+        from starlette.requests import HTTPConnection, Request
+        from starlette.responses import PlainTextResponse
+        from starlette.routing import Route
+
+        import chatauth
+
+        class SessionUser(AuthenticationBackend):
+            async def authenticate(self, conn: HTTPConnection) -> Any:
+                name = conn.session.get("user")
+                return (AuthCredentials(["authenticated"]), SimpleUser(name)) if name else None
+
+        async def login(request: Request) -> PlainTextResponse:
+            request.session["user"] = request.path_params["name"]
+            return PlainTextResponse("ok")
+
+        async def logout(request: Request) -> PlainTextResponse:
+            await end_chat_session(request)
+            request.session.clear()
+            return PlainTextResponse("ok")
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> AsyncIterator[None]:
+            yield
+            # On the server's own loop: httpx's async connections belong to it.
+            await self.service.aclose()
+
+        self.service = chatauth.from_settings(settings, store=store)
+        self.app = Starlette(
+            routes=[
+                Route("/login/{name}", login, methods=["POST"]),
+                Route("/logout", logout, methods=["POST"]),
+                *chat_routes(),
+            ],
+            middleware=[
+                Middleware(SessionMiddleware, secret_key="cross-framework-session-secret"),
+                Middleware(AuthenticationMiddleware, backend=SessionUser()),
+                Middleware(ChatAuthMiddleware, chatauth=self.service),
+            ],
+            lifespan=lifespan,
+        )
+        # A real uvicorn on loopback: Starlette's TestClient is on its way out.
+        self._stack = contextlib.ExitStack()
+        self.url = self._stack.enter_context(serve_app(self.app))
+
+    def browser(self) -> Browser:
+        client = self._stack.enter_context(httpx.Client(base_url=self.url, timeout=30.0))
+
+        class StarletteBrowser(Browser):
+            def login(self, user: str) -> None:
+                assert client.post(f"/login/{user}").status_code == 200
+
+            def logout(self) -> None:
+                assert client.post("/logout").status_code == 200
+
+            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+                answer = client.request(method, path, content=body)
+                return reply(answer.status_code, answer.content, answer.headers)
+
+        return StarletteBrowser()
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+# -- Flask --------------------------------------------------------------------------------------
+class FlaskDriver(Driver):
+    name = "flask"
+
+    def __init__(self, settings: dict[str, Any], store: SQLiteStore) -> None:
+        from chatauth.integrations.flask import ChatAuth
+        from flask import Flask
+        from flask_login import LoginManager, UserMixin, login_user, logout_user
+
+        class User(UserMixin):
+            def __init__(self, username: str) -> None:
+                self.id = self.username = username
+
+        app = Flask(__name__)
+        app.config.update(
+            SECRET_KEY="cross-framework-session-secret",
+            **{f"CHATAUTH_{key}": value for key, value in settings.items()},
+        )
+        manager = LoginManager(app)
+        manager.user_loader(lambda name: User(name) if name in USERS else None)
+
+        @app.post("/login/<name>")
+        def login(name: str) -> str:
+            login_user(User(name))
+            return "ok"
+
+        @app.post("/logout")
+        def logout() -> str:
+            logout_user()
+            return "ok"
+
+        ChatAuth(store=store).init_app(app)
+        self.app = app
+
+    def browser(self) -> Browser:
+        client = self.app.test_client()
+
+        class FlaskBrowser(Browser):
+            def login(self, user: str) -> None:
+                assert client.post(f"/login/{user}").status_code == 200
+
+            def logout(self) -> None:
+                assert client.post("/logout").status_code == 200
+
+            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+                answer = client.open(path, method=method, data=body)
+                return reply(answer.status_code, answer.get_data(), answer.headers)
+
+        return FlaskBrowser()
+
+    def close(self) -> None:
+        self.app.extensions["chatauth"].close()
+
+
+# -- Django -------------------------------------------------------------------------------------
+class DjangoDriver(Driver):
+    name = "django"
+
+    def __init__(self, settings: dict[str, Any], store: SQLiteStore, *, django: Any) -> None:
+        from django.contrib.auth import get_user_model
+
+        # The test project (tests/integrations/django): its login and logout views are
+        # Django's own LoginView and LogoutView.
+        django.CHATAUTH = {**settings, "STORE": store}
+        for name in USERS:
+            get_user_model().objects.create_user(name, password=PASSWORD)
+
+    def browser(self) -> Browser:
+        from django.test import Client
+
+        client = Client()
+
+        class DjangoBrowser(Browser):
+            def login(self, user: str) -> None:
+                answer = client.post("/accounts/login/", {"username": user, "password": PASSWORD})
+                assert answer.status_code == 302, answer.status_code
+
+            def logout(self) -> None:
+                assert client.post("/accounts/logout/").status_code == 302
+
+            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+                answer = client.generic(method, path, body or b"")
+                return reply(answer.status_code, answer.content, dict(answer.items()))
+
+        return DjangoBrowser()
+
+    def close(self) -> None:
+        from chatauth.integrations.django.conf import reset
+
+        reset()
+
+
+def _starlette(settings: dict[str, Any], store: SQLiteStore) -> Iterator[Driver]:
+    driver = StarletteDriver(settings, store)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def _flask(settings: dict[str, Any], store: SQLiteStore) -> Iterator[Driver]:
+    driver = FlaskDriver(settings, store)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def _django(
+    settings: dict[str, Any], store: SQLiteStore, *, settings_fixture: Any
+) -> Iterator[Driver]:
+    driver = DjangoDriver(settings, store, django=settings_fixture)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+DriverFactory = Callable[..., contextlib.AbstractContextManager[Driver]]
+DRIVERS: dict[str, DriverFactory] = {
+    "django": contextlib.contextmanager(_django),
+    "flask": contextlib.contextmanager(_flask),
+    "starlette": contextlib.contextmanager(_starlette),
+}
