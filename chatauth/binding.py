@@ -244,8 +244,9 @@ class ChatBinding:
     def _bind(self, sid: str | None, uid: str) -> None:
         if self.session is None or sid is None:
             return
-        if read_slot(self.session, self.key) != (sid, uid):
-            self.session[self.key] = {"sid": sid, "uid": uid}
+        slot = {"sid": sid, "uid": uid}
+        if self.session.get(self.key) != slot:  # write only a change: no needless cookie
+            self.session[self.key] = slot
             self.session.pop(_LEGACY_UID_KEY, None)
         self.watched = (sid, uid)
         self.ended = False

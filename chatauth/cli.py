@@ -41,22 +41,14 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, TextIO
 
+from chatauth import maintenance
 from chatauth.config import from_settings, normalize_settings
-from chatauth.errors import (
-    ChatAuthError,
-    ConfigurationError,
-    ProviderError,
-    ProviderUnavailableError,
-)
+from chatauth.errors import ChatAuthError, ConfigurationError, ProviderUnavailableError
 from chatauth.identity import ChatIdentity, import_string
-from chatauth.service import ChatAuth, RevocationReport
+from chatauth.maintenance import EXIT_CONFIG, EXIT_OK, EXIT_PENDING, EXIT_UNAVAILABLE, Outcome
+from chatauth.service import ChatAuth
 
 __all__ = ["EXIT_CONFIG", "EXIT_OK", "EXIT_PENDING", "EXIT_UNAVAILABLE", "main"]
-
-EXIT_OK = 0
-EXIT_PENDING = 1
-EXIT_CONFIG = 2
-EXIT_UNAVAILABLE = 3
 
 ENV_PREFIX = "CHATAUTH_"
 
@@ -97,20 +89,17 @@ def load_chatauth(settings: str | None, environ: dict[str, str] | None = None) -
     return from_settings(values)
 
 
-def _print_report(report: RevocationReport, out: TextIO) -> None:
-    print(
-        f"revoke-pending: revoked={report.revoked} failed={report.failed} "
-        f"remaining={report.remaining}",
-        file=out,
-        flush=True,
-    )
+def _print(outcome: Outcome, out: TextIO) -> int:
+    for line in outcome.lines:
+        print(line, file=out, flush=True)
+    if outcome.failure:
+        print(f"chatauth: {outcome.failure}", file=sys.stderr, flush=True)
+    return outcome.exit_code
 
 
 def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
     if args.loop is None:
-        report = chat.revoke_pending(args.limit)
-        _print_report(report, out)
-        return EXIT_OK if report.remaining == 0 else EXIT_PENDING
+        return _print(maintenance.revoke_pending(chat, args.limit), out)
 
     stop = threading.Event()
 
@@ -121,7 +110,7 @@ def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> in
     try:
         while not stop.is_set():
             try:
-                _print_report(chat.revoke_pending(args.limit), out)
+                _print(maintenance.revoke_pending(chat, args.limit), out)
             except ProviderUnavailableError as exc:
                 # A worker must outlive a store or provider outage: report and try again.
                 print(f"revoke-pending: {exc}", file=sys.stderr, flush=True)
@@ -133,20 +122,11 @@ def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> in
 
 
 def _check(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
-    facts = chat.check()
-    details = " ".join(f"{k}={v}" for k, v in sorted(facts.items()))
-    print(f"provider: ok {details}".rstrip(), file=out)
-    pending = chat.store.count_pending()
-    print(f"store: ok {chat.store!r} pending_revocations={pending}", file=out)
-    return EXIT_OK
+    return _print(maintenance.check(chat), out)
 
 
 def _end_sessions(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
-    before = chat.store.count_pending()
-    ended = chat.end_all_sessions(ChatIdentity(args.uid))
-    queued = max(0, chat.store.count_pending() - before)
-    print(f"end-sessions: uid={args.uid} ended={len(ended)} queued_revocations={queued}", file=out)
-    return EXIT_OK
+    return _print(maintenance.end_sessions(chat, ChatIdentity(args.uid)), out)
 
 
 def _generate_key(args: argparse.Namespace, out: TextIO) -> int:
@@ -251,15 +231,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return COMMANDS[args.command](chat, args, out)
         finally:
             chat.close()
-    except ConfigurationError as exc:
+    except ChatAuthError as exc:  # one rule: chatauth.maintenance.exit_code_for
         print(f"chatauth {args.command}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except (ProviderUnavailableError, ProviderError) as exc:
-        print(f"chatauth {args.command}: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    except ChatAuthError as exc:  # e.g. an invalid UID for end-sessions
-        print(f"chatauth {args.command}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return maintenance.exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from chatauth.providers import PROVIDERS
+
 from .conf import ChatAuthImproperlyConfigured, get_service
 
 __all__ = ["HINTS", "check_middleware", "check_settings"]
@@ -30,8 +32,7 @@ AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 HINTS = {
     "chatauth.E001": "Add CHATAUTH = {'PROVIDER': 'jwt', 'JWT_SECRET': ...} to your settings; "
-    "PROVIDER is one of jwt, matrix, cometchat, stream, sendbird, twilio, chatkitty, chatcamp "
-    "or a dotted path to a provider class.",
+    f"PROVIDER is one of {', '.join(PROVIDERS)} or a dotted path to a provider class.",
     "chatauth.E002": "Set the provider's secret in CHATAUTH, read from the environment "
     "(e.g. 'JWT_SECRET': os.environ['CHATAUTH_JWT_SECRET']), never committed.",
     "chatauth.E003": f"Add '{MIDDLEWARE}' to MIDDLEWARE, after '{AUTH_MIDDLEWARE}'.",

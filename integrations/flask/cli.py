@@ -1,11 +1,19 @@
-"""``flask chatauth ...``: check the setup, retry queued revocations, end a user's sessions."""
+"""``flask chatauth ...``: check the setup, retry queued revocations, end a user's sessions.
+
+The work, the output lines and the exit codes are the core's (:mod:`chatauth.maintenance`),
+the same as the ``chatauth`` command's and Django's ``manage.py chatauth_...``; this module
+adds only where the service and the app user come from.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from chatauth import maintenance
 from chatauth.errors import ChatAuthError
 from chatauth.identity import ChatIdentity
 
@@ -17,9 +25,21 @@ __all__ = ["cli"]
 cli = AppGroup("chatauth", help="Chat sessions of this app's users (chatauth).")
 
 
-def _fail(exc: ChatAuthError) -> click.ClickException:
-    # str(exc) is "[CODE] message" and never holds a secret.
-    return click.ClickException(str(exc))
+def _run(work: Callable[[], maintenance.Outcome]) -> None:
+    """Print the outcome's lines and exit with its code (or the error's, see
+    :func:`chatauth.maintenance.exit_code_for`)."""
+    try:
+        outcome = work()
+    except ChatAuthError as exc:
+        # str(exc) is "[CODE] message" and never holds a secret.
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(maintenance.exit_code_for(exc)) from None
+    for line in outcome.lines:
+        click.echo(line)
+    if outcome.failure:
+        click.echo(outcome.failure, err=True)
+    if outcome.exit_code:
+        raise click.exceptions.Exit(outcome.exit_code)
 
 
 @cli.command("check")
@@ -27,8 +47,6 @@ def check() -> None:
     """Reach the chat provider with the configured credentials and report what works."""
     state = get_state()
     service = state.service
-    click.echo(f"provider: {service.provider.name}")
-    click.echo(f"store: {service.store.name}")
     click.echo(
         f"token endpoint: {state.url_prefix}/token"
         if state.url_prefix
@@ -39,19 +57,13 @@ def check() -> None:
     elif _uses_flask_login(current_app):
         click.echo("app user from: Flask-Login current_user; logout ends chat sessions")
     else:
-        raise click.ClickException(
-            "[ERROR_CONFIG] No app user source: initialise Flask-Login's LoginManager or "
-            "register @chatauth.user_loader."
+        click.echo(
+            "Error: [ERROR_CONFIG] No app user source: initialise Flask-Login's LoginManager "
+            "or register @chatauth.user_loader.",
+            err=True,
         )
-    try:
-        facts = service.check()
-    except ChatAuthError as exc:
-        raise _fail(exc) from None
-    for key, value in facts.items():
-        if key != "provider":  # printed above
-            click.echo(f"{key}: {value}")
-    click.echo(f"pending revocations: {service.store.count_pending()}")
-    click.echo("OK")
+        raise click.exceptions.Exit(maintenance.EXIT_CONFIG)
+    _run(lambda: maintenance.check(service))
 
 
 @cli.command("revoke-pending")
@@ -59,15 +71,9 @@ def check() -> None:
 def revoke_pending(limit: int) -> None:
     """Retry revocations queued while the provider was down (run it from cron).
 
-    Exits with status 1 when some failed again (they stay queued).
+    Exits with status 1 while revocations stay queued.
     """
-    try:
-        report = get_state().service.revoke_pending(limit)
-    except ChatAuthError as exc:
-        raise _fail(exc) from None
-    click.echo(f"revoked: {report.revoked}, failed: {report.failed}, remaining: {report.remaining}")
-    if report.failed:
-        raise click.exceptions.Exit(1)
+    _run(lambda: maintenance.revoke_pending(get_state().service, limit))
 
 
 @cli.command("end-sessions")
@@ -80,20 +86,13 @@ def revoke_pending(limit: int) -> None:
 def end_sessions(user: str, app_user: bool) -> None:
     """End every chat session of USER (a chat UID such as user-42): all devices, all browser
     sessions. Use it after a password change or to lock a user out of the chat."""
-    service = get_state().service
-    try:
-        if app_user:
-            manager = getattr(current_app, "login_manager", None)
-            loader = getattr(manager, "user_callback", None)
-            if loader is None:
-                raise click.ClickException("--app-user needs Flask-Login's user_loader.")
-            target = loader(user)
-            if target is None:
-                raise click.ClickException(f"No app user with id {user!r}.")
-            identity = service.identity_for(target)
-        else:
-            identity = service.identity_for(ChatIdentity(uid=user))
-        ended = service.end_all_sessions(identity)
-    except ChatAuthError as exc:
-        raise _fail(exc) from None
-    click.echo(f"ended {len(ended)} chat session(s) of {identity.uid}")
+    target: object = ChatIdentity(uid=user)
+    if app_user:
+        manager = getattr(current_app, "login_manager", None)
+        loader = getattr(manager, "user_callback", None)
+        if loader is None:
+            raise click.UsageError("--app-user needs Flask-Login's user_loader.")
+        target = loader(user)
+        if target is None:
+            raise click.UsageError(f"No app user with id {user!r}.")
+    _run(lambda: maintenance.end_sessions(get_state().service, target))

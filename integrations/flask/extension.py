@@ -31,8 +31,8 @@ from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.tokens import ChatToken
 
 from .cli import cli
-from .sessions import connect_flask_login, end_chat_session, finish, watch_session
-from .signals import connect_hooks
+from .sessions import end_chat_session, finish, watch_session
+from .signals import connect_flask_login, connect_hooks
 from .state import (
     EXTENSION_KEY,
     ChatAuthState,

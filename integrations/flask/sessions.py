@@ -1,10 +1,10 @@
 """The request side: who the user is, where the session is, ``current_chat``, logout.
 
 What a chat session does on a request is the core's :class:`~chatauth.binding.ChatBinding`;
-this module only tells it where Flask keeps the session mapping (``flask.session``), who the
-user is (the extension's ``user_loader``, else Flask-Login), and which Flask-Login signals
-mean login and logout. The binding lives on ``g`` for the request; Flask's ``after_request``
-(before the session cookie is written) calls its ``finish``.
+this module only tells it where Flask keeps the session mapping (``flask.session``) and who
+the user is (the extension's ``user_loader``, else Flask-Login); :mod:`.signals` says which
+Flask-Login signals mean login and logout. The binding lives on ``g`` for the request;
+Flask's ``after_request`` (before the session cookie is written) calls its ``finish``.
 
 Users authenticated per request with no session cookie (Flask-Login's ``request_loader``,
 token APIs) get one chat token per user instead of one per browser session (DESIGN §4).
@@ -22,15 +22,14 @@ from flask.sessions import NullSession
 from werkzeug.local import LocalProxy
 
 from chatauth.binding import SESSION_KEY, ChatBinding
-from chatauth.errors import ChatAuthError, ConfigurationError, NotAuthenticatedError
+from chatauth.errors import ConfigurationError, NotAuthenticatedError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
 
-from .state import EXTENSION_KEY, ChatAuthState, get_state
+from .state import get_state
 
 __all__ = [
     "SESSION_ID_KEY",
-    "connect_flask_login",
     "current_chat",
     "current_user",
     "end_chat_session",
@@ -178,42 +177,3 @@ def end_chat_session() -> list[ChatToken]:
             raised: the revocation is queued for ``flask chatauth revoke-pending``.
     """
     return _binding().end(current_user)
-
-
-# -- Flask-Login signal receivers ---------------------------------------------------------------
-def _state_of(sender: Any) -> ChatAuthState | None:
-    extensions = getattr(sender, "extensions", None)
-    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
-    return state if isinstance(state, ChatAuthState) else None
-
-
-def _on_logged_in(sender: Any, user: Any = None, **extra: Any) -> None:
-    if _state_of(sender) is None:
-        return
-    try:
-        _binding(cookie=True).login()
-    except ChatAuthError:
-        logger.exception("chatauth could not end the previous chat session at login")
-
-
-def _on_logged_out(sender: Any, user: Any = None, **extra: Any) -> None:
-    if _state_of(sender) is None:
-        return
-    try:
-        _binding(cookie=True).end()
-    except ChatAuthError:
-        # Logging out must work even with the store down; the sweep finishes the job.
-        logger.exception("chatauth could not end the chat session at logout")
-
-
-def connect_flask_login() -> None:
-    """Connect the Flask-Login receivers once per process (no-op without Flask-Login).
-
-    The receivers serve every app: each looks up the sender's ``app.extensions`` and does
-    nothing for an app without chatauth.
-    """
-    flask_login = _flask_login()
-    if flask_login is None:
-        return
-    flask_login.user_logged_in.connect(_on_logged_in)
-    flask_login.user_logged_out.connect(_on_logged_out)

@@ -10,21 +10,28 @@ Subscribe as with Flask's own signals::
 
 from __future__ import annotations
 
+import logging
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
 
+from chatauth.errors import ChatAuthError
 from chatauth.identity import ChatIdentity
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
+
+from .sessions import _binding, _flask_login
+from .state import EXTENSION_KEY, ChatAuthState
 
 if TYPE_CHECKING:
     from flask import Flask
 
     from chatauth.service import ChatAuth as ChatAuthService
 
-__all__ = ["chat_session_ended", "chat_session_started"]
+__all__ = ["chat_session_ended", "chat_session_started", "connect_flask_login"]
+
+logger = logging.getLogger("chatauth.integrations.flask")
 
 _signals = Namespace()
 
@@ -60,3 +67,42 @@ def connect_hooks(app: Flask, service: ChatAuthService) -> None:
 
     service.on_token_issued.append(started)
     service.on_session_ended.append(ended)
+
+
+# -- Flask-Login signal receivers ---------------------------------------------------------------
+def _state_of(sender: Any) -> ChatAuthState | None:
+    extensions = getattr(sender, "extensions", None)
+    state = extensions.get(EXTENSION_KEY) if isinstance(extensions, dict) else None
+    return state if isinstance(state, ChatAuthState) else None
+
+
+def _on_logged_in(sender: Any, user: Any = None, **extra: Any) -> None:
+    if _state_of(sender) is None:
+        return
+    try:
+        _binding(cookie=True).login()
+    except ChatAuthError:
+        logger.exception("chatauth could not end the previous chat session at login")
+
+
+def _on_logged_out(sender: Any, user: Any = None, **extra: Any) -> None:
+    if _state_of(sender) is None:
+        return
+    try:
+        _binding(cookie=True).end()
+    except ChatAuthError:
+        # Logging out must work even with the store down; the sweep finishes the job.
+        logger.exception("chatauth could not end the chat session at logout")
+
+
+def connect_flask_login() -> None:
+    """Connect the Flask-Login receivers once per process (no-op without Flask-Login).
+
+    The receivers serve every app: each looks up the sender's ``app.extensions`` and does
+    nothing for an app without chatauth.
+    """
+    flask_login = _flask_login()
+    if flask_login is None:
+        return
+    flask_login.user_logged_in.connect(_on_logged_in)
+    flask_login.user_logged_out.connect(_on_logged_out)

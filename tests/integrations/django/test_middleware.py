@@ -154,3 +154,14 @@ async def test_async_view_forcing_the_lazy_object_is_refused(
     await alogin(async_client, user)
     with pytest.raises(SynchronousOnlyOperation):
         await async_client.get("/async-lazy/")
+
+
+def test_the_old_service_accessor_still_works_and_warns() -> None:
+    import chatauth.integrations.django as adapter
+    from chatauth.integrations.django import conf
+
+    with pytest.warns(DeprecationWarning, match="get_service"):
+        old = conf.get_chatauth
+    assert old is conf.get_service
+    with pytest.warns(DeprecationWarning, match="get_service"):
+        assert adapter.get_chatauth() is adapter.get_service()

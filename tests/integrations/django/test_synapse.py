@@ -161,7 +161,8 @@ def test_sweep_revokes_tokens_no_longer_served(matrix: Any, user: Any) -> None:
 def test_check_command_reaches_the_homeserver(matrix: Any, capsys: Any) -> None:
     call_command("chatauth_check")
     out = capsys.readouterr().out
-    assert "provider: matrix" in out
+    assert "provider: ok" in out
+    assert "provider=matrix" in out
     assert "org.matrix.login.jwt" in out
     assert matrix.jwt_secret not in out
 

@@ -21,10 +21,10 @@ def _token_for(client: FlaskClient, user: str) -> str:
 def test_check_reports_the_setup(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["chatauth", "check"])
     assert result.exit_code == 0, result.output
-    assert "provider: jwt" in result.output
+    assert "provider: ok provider=jwt" in result.output
     assert "token endpoint: /chat/token" in result.output
     assert "Flask-Login" in result.output
-    assert result.output.rstrip().endswith("OK")
+    assert "pending_revocations=0" in result.output
     assert JWT_SECRET not in result.output
 
 
@@ -40,7 +40,7 @@ def test_check_fails_when_the_provider_is_unreachable(make_app: AppFactory) -> N
         }
     )
     result = app.test_cli_runner().invoke(args=["chatauth", "check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # chatauth.maintenance: provider unreachable
     assert "ERROR_PROVIDER_UNAVAILABLE" in result.output
     assert secret not in result.output
 
@@ -48,7 +48,7 @@ def test_check_fails_when_the_provider_is_unreachable(make_app: AppFactory) -> N
 def test_check_fails_without_a_user_source(make_app: AppFactory) -> None:
     app = make_app(flask_login=False)
     result = app.test_cli_runner().invoke(args=["chatauth", "check"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # chatauth.maintenance: configuration error
     assert "user_loader" in result.output
 
 
@@ -63,12 +63,12 @@ def test_revoke_pending_retries_queued_revocations(app: Flask) -> None:
 
     failed = runner.invoke(args=["chatauth", "revoke-pending"])
     assert failed.exit_code == 1
-    assert "revoked: 0, failed: 1, remaining: 1" in failed.output
+    assert "revoke-pending: revoked=0 failed=1 remaining=1" in failed.output
 
     provider.fail_revoke = False
     done = runner.invoke(args=["chatauth", "revoke-pending", "--limit", "5"])
     assert done.exit_code == 0, done.output
-    assert "revoked: 1, failed: 0, remaining: 0" in done.output
+    assert "revoke-pending: revoked=1 failed=0 remaining=0" in done.output
     assert [t.value for t in provider.revoked] == [token]
 
 
@@ -78,7 +78,7 @@ def test_end_sessions_ends_every_browser_session_of_a_user(app: Flask) -> None:
     bob = _token_for(other, "bob")
     result = app.test_cli_runner().invoke(args=["chatauth", "end-sessions", "user-alice"])
     assert result.exit_code == 0, result.output
-    assert "ended 2 chat session(s) of user-alice" in result.output
+    assert "end-sessions: uid=user-alice ended=2 queued_revocations=0" in result.output
     provider = get_service(app).provider
     assert isinstance(provider, CountingJWTProvider)
     assert {t.value for t in provider.revoked} == tokens
@@ -93,16 +93,16 @@ def test_end_sessions_by_app_user_id(app: Flask) -> None:
     runner = app.test_cli_runner()
     result = runner.invoke(args=["chatauth", "end-sessions", "--app-user", "carol"])
     assert result.exit_code == 0, result.output
-    assert "ended 1 chat session(s) of user-carol" in result.output
+    assert "end-sessions: uid=user-carol ended=1 queued_revocations=0" in result.output
     provider = get_service(app).provider
     assert isinstance(provider, CountingJWTProvider)
     assert [t.value for t in provider.revoked] == [token]
     missing = runner.invoke(args=["chatauth", "end-sessions", "--app-user", "nobody"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "No app user" in missing.output
 
 
 def test_end_sessions_refuses_an_invalid_uid(app: Flask) -> None:
     result = app.test_cli_runner().invoke(args=["chatauth", "end-sessions", "user alice"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "ERROR_UID_WITH_SPACE" in result.output

@@ -326,3 +326,21 @@ def test_no_secret_key_is_a_configuration_error(make_app: AppFactory) -> None:
     response = app.test_client().get("/as-bob")
     assert response.status_code == 500
     assert "SECRET_KEY" in response.get_json()["error"]["message"]
+
+
+def test_the_old_logout_helper_names_still_work_and_warn(make_app: AppFactory) -> None:
+    import chatauth.integrations.flask as adapter
+
+    with pytest.warns(DeprecationWarning, match="end_chat_session"):
+        old = adapter.end_session
+    assert old is end_chat_session
+    app = _plain_app(make_app)
+    client = app.test_client()
+    client.post("/signin/bob")
+    token = client.get("/chat/token").get_json()["token"]
+    with app.test_request_context():
+        session["who"] = "bob"
+        session[SESSION_ID_KEY] = {"sid": _sid(client), "uid": "user-bob"}
+        with pytest.warns(DeprecationWarning, match="end_chat_session"):
+            ended = app.extensions["chatauth"].extension.end_session()
+    assert [t.value for t in ended] == [token]

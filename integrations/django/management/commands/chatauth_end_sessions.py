@@ -7,9 +7,10 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from chatauth.errors import ChatAuthError
+from chatauth import maintenance
 
-from ...conf import ChatAuthImproperlyConfigured, get_service
+from ...conf import get_service
+from ._run import run
 
 
 class Command(BaseCommand):
@@ -23,13 +24,7 @@ class Command(BaseCommand):
         try:
             user = user_model._default_manager.get_by_natural_key(options["user"])
         except user_model.DoesNotExist:
-            raise CommandError(f"No user {options['user']!r}.") from None
-        try:
-            ended = get_service().end_all_sessions(user)
-        except (ChatAuthImproperlyConfigured, ChatAuthError) as exc:
-            raise CommandError(str(exc)) from None
-        pending = get_service().store.count_pending()
-        self.stdout.write(
-            f"Ended {len(ended)} chat session(s) of {options['user']}; "
-            f"{pending} revocation(s) pending overall."
-        )
+            raise CommandError(
+                f"No user {options['user']!r}.", returncode=maintenance.EXIT_CONFIG
+            ) from None
+        run(self, lambda: maintenance.end_sessions(get_service(), user))

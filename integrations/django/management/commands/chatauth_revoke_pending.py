@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from chatauth.errors import ChatAuthError
+from chatauth import maintenance
 
-from ...conf import ChatAuthImproperlyConfigured, get_service
+from ...conf import get_service
 from ...ending import sweep_stale
 from ...store import DjangoStore
+from ._run import run
 
 
 class Command(BaseCommand):
@@ -25,19 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--no-sweep", action="store_true", help="only retry queued revocations")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        def work() -> maintenance.Outcome:
             chatauth = get_service()
-        except ChatAuthImproperlyConfigured as exc:
-            raise CommandError(str(exc)) from None
-        try:
             if not options["no_sweep"] and isinstance(chatauth.store, DjangoStore):
+                # The ORM store's own job: it knows which app sessions are gone.
                 ended, queued = sweep_stale(chatauth, chatauth.store)
                 self.stdout.write(f"stale sessions ended: {ended} ({queued} queued)")
-            report = chatauth.revoke_pending(limit=options["limit"])
-        except ChatAuthError as exc:
-            raise CommandError(str(exc)) from None
-        self.stdout.write(
-            f"revoked: {report.revoked}, failed: {report.failed}, remaining: {report.remaining}"
-        )
-        if report.failed:
-            raise CommandError(f"{report.failed} revocation(s) failed again; still queued.")
+            return maintenance.revoke_pending(chatauth, options["limit"])
+
+        run(self, work)

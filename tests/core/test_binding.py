@@ -1,0 +1,200 @@
+"""The request path of the core (chatauth.binding) over a plain dict session, and the answers
+of chatauth.responses: what every adapter does, tested once without a framework."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from chatauth import ChatAuth, ChatIdentity
+from chatauth.binding import SESSION_KEY, ChatBinding, read_slot
+from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
+from chatauth.responses import NO_STORE, aendpoint_answer, endpoint_answer, token_answer
+from chatauth.stores.memory import MemoryStore
+from tests.core.providers import TokenRevokingProvider
+
+
+class User:
+    def __init__(self, name: str) -> None:
+        self.pk = name
+
+
+class DownStore(MemoryStore):
+    """A memory store whose reads fail as an unreachable store's do."""
+
+    def get(self, key: Any) -> Any:
+        raise StoreUnavailableError("The store is down.", provider="memory", retry_after=1)
+
+
+@pytest.fixture
+def chat() -> ChatAuth:
+    return ChatAuth(TokenRevokingProvider(), MemoryStore())
+
+
+def revoked(chat: ChatAuth) -> list[str]:
+    provider = chat.provider
+    assert isinstance(provider, TokenRevokingProvider)
+    return [t.uid for t in provider.revoked]
+
+
+def test_the_login_response_gets_an_unbound_id_and_the_first_use_binds_it(chat: ChatAuth) -> None:
+    session: dict[str, Any] = {"user": "alice"}  # what a login view leaves
+    ChatBinding(chat, session).finish()
+    sid, uid = read_slot(session) or ("", "")
+    assert sid and uid is None
+    # Two concurrent first requests carry the same unbound id: one chat session.
+    first, second = ChatBinding(chat, dict(session)), ChatBinding(chat, dict(session))
+    assert first.get(lambda: User("alice")).token == second.get(lambda: User("alice")).token
+    assert read_slot(first.session) == (sid, "user-alice")
+
+
+def test_an_unbound_id_alone_is_removed_and_an_empty_session_gets_none(chat: ChatAuth) -> None:
+    empty: dict[str, Any] = {}
+    ChatBinding(chat, empty).finish()
+    assert empty == {}
+    alone: dict[str, Any] = {SESSION_KEY: {"sid": "abc", "uid": None}}
+    ChatBinding(chat, alone).finish()
+    assert alone == {}
+
+
+def test_another_users_login_hands_the_session_over(chat: ChatAuth) -> None:
+    session: dict[str, Any] = {"user": "alice"}
+    alice = ChatBinding(chat, session).get(lambda: User("alice"))
+    sid = read_slot(session)
+    bobs = [ChatBinding(chat, dict(session)).get(lambda: User("bob")) for _ in range(2)]
+    assert bobs[0].token == bobs[1].token  # derived id: concurrent requests agree
+    assert bobs[0].token != alice.token
+    assert revoked(chat) == ["user-alice"]  # ended once; the second request found it ended
+    assert read_slot(session) == sid  # the copies were bound, not this dict
+
+
+def test_end_works_after_the_app_cleared_its_session(chat: ChatAuth) -> None:
+    session: dict[str, Any] = {"user": "alice"}
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    binding = ChatBinding(chat, session)
+    session.clear()
+    assert [t.uid for t in binding.end()] == ["user-alice"]
+    assert binding.end() == []
+
+
+def test_a_cleared_session_ends_its_chat_session_when_the_response_starts(
+    chat: ChatAuth,
+) -> None:
+    session: dict[str, Any] = {"user": "alice"}
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    binding = ChatBinding(chat, session)
+    session.clear()
+    binding.finish()
+    assert revoked(chat) == ["user-alice"]
+    assert session == {}  # and no new id for a cleared session
+
+
+def test_the_first_outcome_is_the_requests_answer_errors_included() -> None:
+    chat = ChatAuth(TokenRevokingProvider(), DownStore())
+    binding = ChatBinding(chat, {"user": "alice"})
+    calls: list[str] = []
+
+    def user() -> User:
+        calls.append("user")
+        return User("alice")
+
+    for _ in range(2):
+        with pytest.raises(StoreUnavailableError):
+            binding.get(user)
+    assert calls == ["user"]  # decided once: no second round of store calls
+
+
+def test_anonymous_and_invalid_uids_are_named_errors(chat: ChatAuth) -> None:
+    with pytest.raises(NotAuthenticatedError):
+        ChatBinding(chat, {}).get(lambda: None)
+    with pytest.raises(InvalidUIDError):
+        ChatBinding(chat, {}).get(lambda: User("no spaces allowed"))
+
+
+def test_a_connection_that_cannot_write_the_session_does_not_bind(chat: ChatAuth) -> None:
+    with pytest.raises(NotAuthenticatedError):
+        ChatBinding(chat, {"user": "alice"}, writable=False).get(lambda: User("alice"))
+
+
+def test_without_a_session_there_is_one_chat_session_per_user(chat: ChatAuth) -> None:
+    one = ChatBinding(chat, None).get(lambda: User("carol"))
+    two = ChatBinding(chat, None).get(lambda: User("carol"))
+    assert one.token == two.token
+    assert [t.uid for t in ChatBinding(chat, None).end(lambda: User("carol"))] == ["user-carol"]
+
+
+def test_the_flask_adapters_former_two_key_shape_is_still_read(chat: ChatAuth) -> None:
+    session = {SESSION_KEY: "old-sid", "_chatauth_uid": "user-alice"}
+    assert read_slot(session) == ("old-sid", "user-alice")
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    assert session == {SESSION_KEY: {"sid": "old-sid", "uid": "user-alice"}}
+
+
+async def test_concurrent_awaits_in_one_request_share_one_decision(chat: ChatAuth) -> None:
+    binding = ChatBinding(chat, {"user": "alice"})
+    calls: list[str] = []
+
+    async def user() -> User:
+        calls.append("user")
+        await asyncio.sleep(0)  # let the other await arrive while this one decides
+        return User("alice")
+
+    one, two = await asyncio.gather(binding.aget(user), binding.aget(user))
+    assert one is two
+    assert calls == ["user"]
+
+
+async def test_the_memory_store_reads_on_the_event_loop(chat: ChatAuth) -> None:
+    await chat.aget_session(ChatIdentity("user-alice"), "s")
+    seen: list[threading.Thread] = []
+    store = chat.store
+    original = store.get
+
+    def get(key: Any) -> Any:
+        seen.append(threading.current_thread())
+        return original(key)
+
+    store.get = get  # type: ignore[method-assign]
+    await chat.aget_session(ChatIdentity("user-alice"), "s")
+    assert seen == [threading.current_thread()]
+
+
+# -- chatauth.responses ---------------------------------------------------------------------
+def test_token_answers_carry_one_header_set_and_5xx_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    chat = ChatAuth(TokenRevokingProvider(), DownStore())
+    ok = token_answer(
+        lambda: ChatBinding(ChatAuth(TokenRevokingProvider()), None).get(lambda: User("alice"))
+    )
+    assert ok[0] == 200 and ok[2] == NO_STORE
+    with caplog.at_level(logging.WARNING, logger="chatauth"):
+        down = token_answer(lambda: ChatBinding(chat, None).get(lambda: User("alice")))
+    assert down == (
+        503,
+        {"error": {"code": "ERROR_STORE_UNAVAILABLE", "message": "The store is down."}},
+        {**NO_STORE, "Retry-After": "1"},
+    )
+    assert "chatauth answered 503 ERROR_STORE_UNAVAILABLE: The store is down." in caplog.text
+    unauthenticated = token_answer(lambda: ChatBinding(chat, None).get(lambda: None))
+    assert unauthenticated[0] == 401
+    assert set(unauthenticated[1]["error"]) == {"code", "message"}
+
+
+async def test_providers_without_endpoints_answer_404_and_bad_bodies_never_reach_one(
+    chat: ChatAuth,
+) -> None:
+    for answer in (
+        endpoint_answer(chat, "chatkitty/verify", "POST", b"{}"),
+        await aendpoint_answer(chat, "anything", "GET", b""),
+    ):
+        assert answer[0] == 404
+        assert answer[1]["error"]["code"] == "ERROR_NOT_FOUND"
+        assert answer[1]["error"]["message"]
+        assert answer[2] == NO_STORE
+    json.dumps(answer[1])  # a JSON body
