@@ -68,6 +68,8 @@ SESSION_KEY = "_chatauth_sid"
 # Flask's adapter kept the UID under its own key before the two shapes were merged.
 _LEGACY_UID_KEY = "_chatauth_uid"
 
+_UNREAD = object()
+
 #: ``(sid, uid)``; ``uid`` is ``None`` while the id is unbound.
 Slot = tuple[str, str | None]
 #: A bound ``(sid, uid)``: one that may have a chat token under it.
@@ -144,13 +146,25 @@ class ChatBinding:
         self.session = session
         self.key = key
         self.writable = writable
+        self._parsed: tuple[object, Slot | None] = (_UNREAD, None)
         #: The bound id this request started with or bound; :meth:`finish` ends it if the
         #: session lost it.
-        self.watched: Entry | None = _bound(read_slot(session, key)) if watch else None
+        self.watched: Entry | None = _bound(self._slot()) if watch else None
         #: True after :meth:`end` in this request: no new id is made for the response.
         self.ended = False
         self._outcome: ChatSession | ChatAuthError | None = None
         self._alock: asyncio.Lock | None = None
+
+    def _slot(self) -> Slot | None:
+        """The session's slot, parsed once per value: the mapping is read each time (the app
+        may clear it), but the same stored value is not parsed again. Values are replaced,
+        never changed in place, by this module."""
+        if self.session is None:
+            return None
+        raw = self.session.get(self.key)
+        if raw is not self._parsed[0] or isinstance(raw, str):  # str: the legacy two keys
+            self._parsed = (raw, read_slot(self.session, self.key))
+        return self._parsed[1]
 
     def __repr__(self) -> str:
         state = "loaded" if isinstance(self._outcome, ChatSession) else "not loaded"
@@ -165,7 +179,7 @@ class ChatBinding:
         """Note the bound id the session holds now, so that :meth:`finish` ends its chat
         session if the session loses it. For adapters that pass ``watch=False``: call it just
         before the framework clears the session (Django's ``flush()``)."""
-        bound = _bound(read_slot(self.session, self.key))
+        bound = _bound(self._slot())
         if bound is not None:
             self.watched = bound
 
@@ -225,7 +239,7 @@ class ChatBinding:
         to end first, if any. Writes nothing."""
         if self.session is None:
             return None, None
-        current = read_slot(self.session, self.key)
+        current = self._slot()
         if current is not None and current[1] == identity.uid:
             return current[0], None
         if not self.writable:
@@ -253,7 +267,7 @@ class ChatBinding:
 
     # -- ending --------------------------------------------------------------------------------
     def _to_end(self) -> Iterator[Entry]:
-        entries = [_bound(read_slot(self.session, self.key)), self.watched]
+        entries = [_bound(self._slot()), self.watched]
         yield from dict.fromkeys(e for e in entries if e is not None)
 
     def _forget(self) -> None:
@@ -332,7 +346,7 @@ class ChatBinding:
         watched = self.watched
         if watched is None or self.ended or self.session is None:
             return None
-        if _bound(read_slot(self.session, self.key)) == watched:
+        if _bound(self._slot()) == watched:
             return None
         self.watched = None
         return watched
@@ -341,7 +355,7 @@ class ChatBinding:
         session = self.session
         if session is None or not self.writable:
             return
-        slot = read_slot(session, self.key)
+        slot = self._slot()
         # keys(), not iteration: Django's SessionBase is not iterable.
         others = any(k != self.key for k in session.keys())  # noqa: SIM118
         if slot is None:
