@@ -31,7 +31,7 @@ from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.tokens import ChatToken
 
 from .cli import cli
-from .sessions import end_chat_session, finish, watch_session
+from .sessions import end_chat_session, finish
 from .signals import connect_flask_login, connect_hooks
 from .state import (
     EXTENSION_KEY,
@@ -167,7 +167,6 @@ class ChatAuth:
         if url_prefix is not None:
             app.register_blueprint(make_blueprint(), url_prefix=url_prefix or None)
         app.cli.add_command(cli)
-        app.before_request(watch_session)
         app.after_request(finish)
         connect_flask_login()
 

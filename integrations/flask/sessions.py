@@ -3,8 +3,9 @@
 What a chat session does on a request is the core's :class:`~chatauth.binding.ChatBinding`;
 this module only tells it where Flask keeps the session mapping (``flask.session``) and who
 the user is (the extension's ``user_loader``, else Flask-Login); :mod:`.signals` says which
-Flask-Login signals mean login and logout. The binding lives on ``g`` for the request;
-Flask's ``after_request`` (before the session cookie is written) calls its ``finish``.
+Flask-Login signals mean login and logout. The binding lives on ``g`` for the request, made
+on first need; Flask's ``after_request`` (before the session cookie is written) calls its
+``finish``.
 
 Users authenticated per request with no session cookie (Flask-Login's ``request_loader``,
 token APIs) get one chat token per user instead of one per browser session (DESIGN §4).
@@ -111,15 +112,13 @@ def _binding(*, cookie: bool = False) -> ChatBinding:
     return binding
 
 
-def watch_session() -> None:
-    """``before_request``: note the chat session this request starts with (the binding's
-    cleared-session check needs it); free for a request that never uses chat."""
-    if not isinstance(session._get_current_object(), NullSession):  # type: ignore[attr-defined]
-        _binding()
-
-
 def finish(response: Response) -> Response:
-    """``after_request``: the binding's end-of-request step, before the cookie is written."""
+    """``after_request``: the binding's end-of-request step, before the cookie is written.
+
+    Only for a request that used chat, logged in or out: the binding is made then, not for
+    every request, because reading ``flask.session`` marks it accessed and Flask then adds
+    ``Vary: Cookie`` to the response.
+    """
     binding: ChatBinding | None = g.get(_G_KEY)
     if binding is not None:
         binding.finish()

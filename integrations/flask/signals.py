@@ -10,13 +10,14 @@ Subscribe as with Flask's own signals::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
 
-from chatauth.errors import ChatAuthError
+from chatauth.errors import ChatAuthError, ConfigurationError
 from chatauth.identity import ChatIdentity
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -85,6 +86,15 @@ def _on_logged_in(sender: Any, user: Any = None, **extra: Any) -> None:
         logger.exception("chatauth could not end the previous chat session at login")
 
 
+def _on_loaded_from_cookie(sender: Any, user: Any = None, **extra: Any) -> None:
+    if _state_of(sender) is None:
+        return
+    # A remembered user: this response gets the app-session id (the binding's finish), so
+    # that their concurrent first chat requests agree on one chat session.
+    with contextlib.suppress(ConfigurationError):  # no SECRET_KEY: no session to keep it in
+        _binding(cookie=True)
+
+
 def _on_logged_out(sender: Any, user: Any = None, **extra: Any) -> None:
     if _state_of(sender) is None:
         return
@@ -105,4 +115,5 @@ def connect_flask_login() -> None:
     if flask_login is None:
         return
     flask_login.user_logged_in.connect(_on_logged_in)
+    flask_login.user_loaded_from_cookie.connect(_on_loaded_from_cookie)
     flask_login.user_logged_out.connect(_on_logged_out)

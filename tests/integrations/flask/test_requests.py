@@ -344,3 +344,17 @@ def test_the_old_logout_helper_names_still_work_and_warn(make_app: AppFactory) -
         with pytest.warns(DeprecationWarning, match="end_chat_session"):
             ended = app.extensions["chatauth"].extension.end_session()
     assert [t.value for t in ended] == [token]
+
+
+def test_a_page_that_never_uses_chat_leaves_the_session_unread(make_app: AppFactory) -> None:
+    app = _plain_app(make_app)
+
+    @app.get("/public")
+    def public() -> str:
+        return "the same for everyone"
+
+    client = app.test_client()
+    client.post("/signin/bob")
+    assert client.get("/chat/token").status_code == 200
+    # chatauth read no session here, so Flask adds no "Vary: Cookie": shared caches may keep it.
+    assert "Vary" not in client.get("/public").headers
