@@ -130,7 +130,8 @@ class ChatBinding:
             that would have to bind an id raises :class:`~chatauth.NotAuthenticatedError`.
         watch: read the id now, so that :meth:`finish` notices a session cleared during the
             request. Adapters whose session is loaded lazily from a server (Django) pass
-            ``False`` and rely on their logout signal; the id is watched from its first use.
+            ``False``, rely on their logout signal and call :meth:`watch` just before the
+            framework clears the session; the id is watched from its first use anyway.
     """
 
     def __init__(
