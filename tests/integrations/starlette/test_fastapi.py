@@ -129,3 +129,14 @@ async def test_provider_down_gives_503_with_retry_after(
 def test_the_token_route_is_in_the_openapi_schema(chat: ChatAuth) -> None:
     schema = fastapi_app(chat).openapi()
     assert "get" in schema["paths"]["/chat/token"]
+
+
+async def test_chat_router_mounts_the_providers_endpoints(
+    site_for: Callable[[Any], Browser], chat: ChatAuth
+) -> None:
+    client = site_for(fastapi_app(chat))()
+    # The JWT provider declares none: any path under the prefix is the core's 404 answer.
+    answer = await client.post("/chat/chatkitty/verify", json={"username": "x"})
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "ERROR_NOT_FOUND"
+    assert answer.headers["cache-control"] == "no-store"
