@@ -13,7 +13,7 @@ never gets the old token back); this module only tells it where the session and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -128,6 +128,11 @@ def _watch_then_flush(request: HttpRequest, flush: Callable[[], None]) -> None:
     flush()
 
 
+async def _awatch_then_aflush(request: HttpRequest, aflush: Callable[[], Awaitable[None]]) -> None:
+    (await _loaded_binding(request)).watch()
+    await aflush()
+
+
 class ChatAuthMiddleware(MiddlewareMixin):
     """Sets ``request.chat`` (lazy) and ``request.achat`` (async); sync- and async-capable.
 
@@ -161,6 +166,8 @@ class ChatAuthMiddleware(MiddlewareMixin):
             # note the chat session it held (loading the session only then), so that
             # process_response ends it, as a logout would.
             session.flush = partial(_watch_then_flush, request, session.flush)
+            if hasattr(session, "aflush"):  # Django >= 5.0: alogin()
+                session.aflush = partial(_awatch_then_aflush, request, session.aflush)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, ChatAuthError):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import django
 import jwt
 import pytest
 from asgiref.sync import sync_to_async
@@ -165,3 +166,17 @@ def test_the_old_service_accessor_still_works_and_warns() -> None:
     assert old is conf.get_service
     with pytest.warns(DeprecationWarning, match="get_service"):
         assert adapter.get_chatauth() is adapter.get_service()
+
+
+@pytest.mark.skipif(django.VERSION < (5, 0), reason="alogin() is Django 5.0+")
+def test_an_async_login_of_another_user_ends_the_previous_chat_session(
+    client: Client, user, other_user
+) -> None:
+    client.force_login(user)
+    alice = client.get("/chat/token").json()
+    assert ChatToken.objects.count() == 1
+    assert client.get(f"/async-login/{other_user.username}/").status_code == 200
+    bob = client.get("/chat/token").json()
+    assert bob["uid"] == f"user-{other_user.pk}" != alice["uid"]
+    # alogin() flushed alice's session: her chat session ended with it.
+    assert ChatToken.objects.count() == 1

@@ -24,6 +24,14 @@ async def async_forces_lazy(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"uid": request.chat.uid})  # must raise SynchronousOnlyOperation
 
 
+async def async_login_as(request: HttpRequest, username: str) -> JsonResponse:
+    from django.contrib.auth import alogin, get_user_model
+
+    user = await get_user_model()._default_manager.aget(username=username)
+    await alogin(request, user)
+    return JsonResponse({"ok": True})
+
+
 def untouched(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
@@ -52,6 +60,7 @@ urlpatterns = [
     path("async/", async_chat),
     path("async-lazy/", async_forces_lazy),
     path("untouched/", untouched),
+    path("async-login/<str:username>/", async_login_as),
     path("decorated/", decorated),
     path("decorated-async/", decorated_async),
     path("mixin/", MixinView.as_view()),
