@@ -190,7 +190,7 @@ class FlaskDriver(Driver):
             def __init__(self, username: str) -> None:
                 self.id = self.username = username
 
-        app = Flask(__name__)
+        app = Flask(__name__, instance_path=str(store.path.parent / "instance"))
         app.config.update(
             SECRET_KEY="cross-framework-session-secret",
             **{f"CHATAUTH_{key}": value for key, value in settings.items()},
