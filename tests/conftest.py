@@ -19,3 +19,15 @@ def _instant_retries() -> Iterator[None]:
     stamina.set_testing(True, attempts=3)
     yield
     stamina.set_testing(False)
+
+
+@pytest.fixture
+def real_retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
+    """stamina as in production (the suite's instant-retry mode off), every retry recorded."""
+    seen: list[stamina.instrumentation.RetryDetails] = []
+    stamina.set_testing(False)
+    stamina.instrumentation.set_on_retry_hooks([seen.append])
+    try:
+        yield seen
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)

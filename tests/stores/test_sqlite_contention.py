@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -27,18 +26,6 @@ def make_token() -> ChatToken:
     return ChatToken(
         value="t", uid="u1", provider="p", issued_at=NOW, expires_at=NOW + timedelta(hours=1)
     )
-
-
-@pytest.fixture
-def real_retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
-    """stamina as in production (the suite's instant-retry mode off), every retry recorded."""
-    seen: list[stamina.instrumentation.RetryDetails] = []
-    stamina.set_testing(False)
-    stamina.instrumentation.set_on_retry_hooks([seen.append])
-    try:
-        yield seen
-    finally:
-        stamina.instrumentation.set_on_retry_hooks(None)
 
 
 def test_four_processes_hammering_one_file_never_see_the_store_unavailable(

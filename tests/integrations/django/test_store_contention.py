@@ -74,18 +74,6 @@ def holder(file_db: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
-@pytest.fixture
-def real_retries() -> Iterator[list[stamina.instrumentation.RetryDetails]]:
-    """stamina as in production (the suite's instant-retry mode off), every retry recorded."""
-    seen: list[stamina.instrumentation.RetryDetails] = []
-    stamina.set_testing(False)
-    stamina.instrumentation.set_on_retry_hooks([seen.append])
-    try:
-        yield seen
-    finally:
-        stamina.instrumentation.set_on_retry_hooks(None)
-
-
 def test_a_statement_refused_while_locked_is_retried_once_the_lock_is_gone(
     holder: sqlite3.Connection, real_retries: list[Any]
 ) -> None:
