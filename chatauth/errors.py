@@ -11,6 +11,8 @@ Messages are built from non-secret context only: an API key or a token value nev
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ChatAuthError",
     "ConfigurationError",
@@ -29,6 +31,9 @@ class ChatAuthError(Exception):
     Attributes:
         code: a stable machine-readable string, e.g. ``"ERROR_INVALID_UID"``.
         message: a human-readable explanation with no secret in it.
+        unrevoked: tokens (:class:`~chatauth.tokens.ChatToken`) a failed provider flow had
+            already minted and could not revoke on its way out (the provider was down too).
+            The service queues them for ``revoke-pending``; empty almost always.
     """
 
     code: str = "ERROR_CHATAUTH"
@@ -36,6 +41,7 @@ class ChatAuthError(Exception):
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.unrevoked: list[Any] = []
         if code is not None:
             self.code = code
 

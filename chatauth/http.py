@@ -5,7 +5,18 @@ receives an :class:`httpx.Response` for each and finally returns its result -- t
 httpx's own ``Auth.auth_flow``. :func:`run_flow` drives one with an :class:`httpx.Client`,
 :func:`arun_flow` with an :class:`httpx.AsyncClient`. Both own the same policy:
 
-* timeouts come from the client (:func:`default_timeout`);
+* one deadline per provider operation (:attr:`RetryPolicy.timeout` seconds): every request of
+  the flow, every retry and backoff wait, and every body read fit in it, however slowly the
+  provider trickles its answer. The sync driver caps each request's per-phase timeouts (from
+  the client, :func:`default_timeout`) at what is left of the deadline and reads the body in
+  chunks against it; the async driver also cancels the operation when the deadline passes
+  (``anyio.fail_after``). Past the deadline,
+  :class:`~chatauth.errors.ProviderUnavailableError` is raised;
+* a flow that fails is told so, as httpx does with ``auth_flow``: the driver throws the error
+  into the flow (``flow.throw``) at the request that failed, so a flow that already minted a
+  credential can yield the requests that undo it (revoke that token) before the error goes up.
+  Those undo requests get one attempt each within their own budget,
+  :attr:`RetryPolicy.cleanup_timeout` seconds. The driver closes the flow in any case;
 * transport errors (connect errors, timeouts, resets), 429 and 5xx are retried with
   exponential backoff and jitter by `stamina <https://stamina.hynek.me>`_, waiting at least
   the provider's ``Retry-After`` when it sent one;
@@ -22,11 +33,13 @@ import dataclasses
 import email.utils
 import logging
 import threading
+import time
 import urllib.parse
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import datetime, timezone
 from typing import TypeVar
 
+import anyio
 import httpx
 import stamina
 
@@ -34,6 +47,7 @@ from chatauth.errors import ProviderUnavailableError
 
 __all__ = [
     "REDACT",
+    "Deadline",
     "Flow",
     "RetryPolicy",
     "arun_flow",
@@ -112,7 +126,11 @@ class RetryPolicy:
 
     Attributes:
         attempts: total tries per request (1 = no retry).
-        timeout: total seconds spent on one request including waits.
+        timeout: the deadline of one provider operation, in seconds: the whole flow (get user,
+            create user, create token...) with every retry, backoff wait and body read. The
+            service's issue lock is sized to outlive it (``ChatAuth.lock_ttl``).
+        cleanup_timeout: seconds granted, after an operation failed, to the requests its flow
+            makes to undo what it created (revoking a token it had minted); one attempt each.
         wait_initial, wait_max, wait_jitter: backoff shape in seconds (stamina's meaning).
         max_retry_after: the longest provider ``Retry-After`` (seconds) worth waiting inside a
             request; longer ones fail fast so the app's own client can come back later.
@@ -121,11 +139,89 @@ class RetryPolicy:
 
     attempts: int = 3
     timeout: float = 15.0
+    cleanup_timeout: float = 5.0
     wait_initial: float = 0.2
     wait_max: float = 2.0
     wait_jitter: float = 0.5
     max_retry_after: float = 3.0
     default_retry_after: int = 5
+
+
+class Deadline:
+    """The point in time (monotonic seconds) by which one provider operation must be over.
+
+    Args:
+        seconds: the budget from now.
+        monotonic: the clock read (default :func:`time.monotonic`). The drivers wait on real
+            sockets, so this is real time; tests inject a short budget, not a fake clock.
+    """
+
+    __slots__ = ("_monotonic", "at", "seconds")
+
+    def __init__(self, seconds: float, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self.seconds = seconds
+        self.at = monotonic() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (0 once passed)."""
+        return max(0.0, self.at - self._monotonic())
+
+    def expired(self) -> bool:
+        return self._monotonic() >= self.at
+
+    def __repr__(self) -> str:
+        return f"<Deadline {self.seconds:g}s, {self.remaining():.3f}s left>"
+
+
+class _OutOfTime(Exception):
+    """The operation's deadline passed; never retried."""
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body read chunk by chunk against the deadline: a provider that trickles
+    its body (each read well within the read timeout) cannot keep the operation going."""
+
+    def __init__(self, inner: httpx.SyncByteStream, deadline: Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            if self._deadline.expired():
+                raise _OutOfTime()
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AsyncDeadlineStream(httpx.AsyncByteStream):
+    """Async twin of :class:`_DeadlineStream` (the driver also cancels at the deadline)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, deadline: Deadline) -> None:
+        self._inner = inner
+        self._deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            if self._deadline.expired():
+                raise _OutOfTime()
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _bounded(request: httpx.Request, default: httpx.Timeout, deadline: Deadline) -> None:
+    """Cap every phase timeout of ``request`` at what is left of the deadline."""
+    left = deadline.remaining()
+    if left <= 0:
+        raise _OutOfTime()
+    phases: dict[str, float | None] = dict(request.extensions.get("timeout") or default.as_dict())
+    request.extensions["timeout"] = {
+        phase: left if value is None else min(value, left) for phase, value in phases.items()
+    }
 
 
 class _Retryable(Exception):
@@ -182,6 +278,12 @@ def _backoff_hook(policy: RetryPolicy) -> Callable[[Exception], bool | float]:
 
 
 def _unavailable(provider: str, policy: RetryPolicy, exc: Exception) -> ProviderUnavailableError:
+    if isinstance(exc, _OutOfTime | TimeoutError):
+        return ProviderUnavailableError(
+            f"The {provider} service did not answer in time; try again later.",
+            provider=provider,
+            retry_after=policy.default_retry_after,
+        )
     if isinstance(exc, _Retryable):
         status = exc.response.status_code
         wait = retry_after_seconds(exc.response)
@@ -199,86 +301,169 @@ def _unavailable(provider: str, policy: RetryPolicy, exc: Exception) -> Provider
     )
 
 
+def _once(client: httpx.Client, request: httpx.Request, deadline: Deadline) -> httpx.Response:
+    """One try: send, read the body against the deadline, refuse a retryable status."""
+    with _redactor.hiding(request):
+        _bounded(request, client.timeout, deadline)
+        response = client.send(request, stream=True)
+        try:
+            response.stream = _DeadlineStream(response.stream, deadline)  # type: ignore[arg-type]
+            response.read()
+        finally:
+            response.close()
+    if _is_retryable_status(response.status_code):
+        raise _Retryable(response)
+    return response
+
+
+async def _aonce(
+    client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline
+) -> httpx.Response:
+    """Async twin of :func:`_once`."""
+    with _redactor.hiding(request):
+        _bounded(request, client.timeout, deadline)
+        response = await client.send(request, stream=True)
+        try:
+            response.stream = _AsyncDeadlineStream(response.stream, deadline)  # type: ignore[arg-type]
+            await response.aread()
+        finally:
+            await response.aclose()
+    if _is_retryable_status(response.status_code):
+        raise _Retryable(response)
+    return response
+
+
 def _send(
-    client: httpx.Client, request: httpx.Request, provider: str, policy: RetryPolicy
+    client: httpx.Client,
+    request: httpx.Request,
+    provider: str,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    attempts: int,
 ) -> httpx.Response:
     try:
+        if attempts == 1:
+            # Outside stamina: its testing mode would retry even this.
+            return _once(client, request, deadline)
         for attempt in stamina.retry_context(
             on=_backoff_hook(policy),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
+            attempts=attempts,
+            timeout=max(deadline.remaining(), 0.001),
             wait_initial=policy.wait_initial,
             wait_max=policy.wait_max,
             wait_jitter=policy.wait_jitter,
         ):
-            with attempt, _redactor.hiding(request):
-                response = client.send(request)
-                if _is_retryable_status(response.status_code):
-                    response.read()
-                    raise _Retryable(response)
-                return response
-    except (httpx.TransportError, _Retryable) as exc:
+            with attempt:
+                return _once(client, request, deadline)
+    except (httpx.TransportError, _Retryable, _OutOfTime) as exc:
+        if deadline.expired() and not isinstance(exc, _Retryable):
+            exc = _OutOfTime()  # a read cut short by the capped timeout is the deadline too
         raise _unavailable(provider, policy, exc) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _asend(
-    client: httpx.AsyncClient, request: httpx.Request, provider: str, policy: RetryPolicy
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    provider: str,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    attempts: int,
 ) -> httpx.Response:
     try:
-        async for attempt in stamina.retry_context(
-            on=_backoff_hook(policy),
-            attempts=policy.attempts,
-            timeout=policy.timeout,
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-        ):
-            with attempt, _redactor.hiding(request):
-                response = await client.send(request)
-                if _is_retryable_status(response.status_code):
-                    await response.aread()
-                    raise _Retryable(response)
-                return response
-    except (httpx.TransportError, _Retryable) as exc:
+        # The hard bound: whatever the provider does, the operation is cancelled at the
+        # deadline (retries, backoff waits and a trickling body included).
+        with anyio.fail_after(deadline.remaining()):
+            if attempts == 1:
+                return await _aonce(client, request, deadline)  # see _send
+            async for attempt in stamina.retry_context(
+                on=_backoff_hook(policy),
+                attempts=attempts,
+                timeout=max(deadline.remaining(), 0.001),
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    return await _aonce(client, request, deadline)
+    except (httpx.TransportError, _Retryable, _OutOfTime, TimeoutError) as exc:
+        if deadline.expired() and not isinstance(exc, _Retryable):
+            exc = _OutOfTime()
         raise _unavailable(provider, policy, exc) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def run_flow(
-    flow: Flow[T], client: httpx.Client, *, provider: str, policy: RetryPolicy | None = None
+    flow: Flow[T],
+    client: httpx.Client,
+    *,
+    provider: str,
+    policy: RetryPolicy | None = None,
+    deadline: Deadline | None = None,
 ) -> T:
     """Drive ``flow`` to completion with a sync client and return its result.
 
+    The whole flow runs within one deadline (``deadline``, default
+    :attr:`RetryPolicy.timeout` seconds from now). When a request fails for good, the error
+    is thrown into the flow at that request (``flow.throw``): a flow that minted a credential
+    may yield requests to revoke it, then re-raise. The flow is closed in any case.
+
     Raises:
-        ProviderUnavailableError: a request kept failing (transport error, 429, 5xx).
+        ProviderUnavailableError: a request kept failing (transport error, 429, 5xx), or the
+            deadline passed.
         Whatever the flow raises on a final response (``ProviderError`` and friends).
     """
     policy = policy or RetryPolicy()
+    deadline = deadline or Deadline(policy.timeout)
+    attempts = policy.attempts
     try:
         request = next(flow)
         while True:
             # The path is not logged: some APIs put the token in it (CometChat DELETE).
             logger.debug("%s %s %s", provider, request.method, request.url.host)
-            response = _send(client, request, provider, policy)
+            try:
+                response = _send(client, request, provider, policy, deadline, attempts)
+            except Exception as exc:
+                # From here on the flow may only undo what it did: a fresh, short budget
+                # (the operation's own may be spent) and no retries.
+                deadline, attempts = Deadline(policy.cleanup_timeout), 1
+                request = flow.throw(exc)
+                continue
             request = flow.send(response)
     except StopIteration as stop:
         result: T = stop.value
         return result
+    finally:
+        flow.close()
 
 
 async def arun_flow(
-    flow: Flow[T], client: httpx.AsyncClient, *, provider: str, policy: RetryPolicy | None = None
+    flow: Flow[T],
+    client: httpx.AsyncClient,
+    *,
+    provider: str,
+    policy: RetryPolicy | None = None,
+    deadline: Deadline | None = None,
 ) -> T:
-    """The async twin of :func:`run_flow`; never blocks the event loop."""
+    """The async twin of :func:`run_flow`; never blocks the event loop, and cancels the
+    request in flight when the deadline passes."""
     policy = policy or RetryPolicy()
+    deadline = deadline or Deadline(policy.timeout)
+    attempts = policy.attempts
     try:
         request = next(flow)
         while True:
             # The path is not logged: some APIs put the token in it (CometChat DELETE).
             logger.debug("%s %s %s", provider, request.method, request.url.host)
-            response = await _asend(client, request, provider, policy)
+            try:
+                response = await _asend(client, request, provider, policy, deadline, attempts)
+            except Exception as exc:
+                deadline, attempts = Deadline(policy.cleanup_timeout), 1  # see run_flow
+                request = flow.throw(exc)
+                continue
             request = flow.send(response)
     except StopIteration as stop:
         result: T = stop.value
         return result
+    finally:
+        flow.close()

@@ -139,8 +139,11 @@ class ChatAuth:
         )
         self.on_token_issued: list[TokenIssuedHook] = []
         self.on_session_ended: list[SessionEndedHook] = []
-        # The issue lock must outlive the provider call, which the retry policy bounds.
-        self.lock_ttl = max(10.0, self.retry.timeout * 2)
+        # The issue lock must outlive everything done while holding it, or a second worker
+        # would issue a duplicate: the issue operation and the revocation of the token it
+        # replaces, each bounded by the drivers' deadline (retry.timeout) plus the budget of
+        # a failed flow's undo requests (retry.cleanup_timeout); 10 s more for the store.
+        self.lock_ttl = 2 * (self.retry.timeout + self.retry.cleanup_timeout) + 10.0
 
     def __repr__(self) -> str:
         return f"<ChatAuth provider={self.provider.name!r} store={self.store!r}>"
@@ -290,7 +293,14 @@ class ChatAuth:
         return self._session(identity, token)
 
     def _issue(self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None) -> ChatToken:
-        token = self._finish(self._run(self.provider.issue(identity, self.token_ttl)))
+        try:
+            token = self._finish(self._run(self.provider.issue(identity, self.token_ttl)))
+        except ChatAuthError as exc:
+            # Tokens the failed flow minted and could not revoke itself: queue them.
+            for orphan in exc.unrevoked:
+                with contextlib.suppress(StoreUnavailableError):
+                    self._queue(orphan, exc)
+            raise
         try:
             self.store.set(key, token)
         except StoreUnavailableError:
@@ -327,7 +337,14 @@ class ChatAuth:
     async def _aissue(
         self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None
     ) -> ChatToken:
-        token = self._finish(await self._arun(self.provider.issue(identity, self.token_ttl)))
+        try:
+            token = self._finish(await self._arun(self.provider.issue(identity, self.token_ttl)))
+        except ChatAuthError as exc:
+            for orphan in exc.unrevoked:  # see _issue
+                with contextlib.suppress(StoreUnavailableError):
+                    await self.store.aadd_pending(orphan, exc.code)
+                    self._log_queued(orphan, exc)
+            raise
         try:
             await self.store.aset(key, token)
         except StoreUnavailableError:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import httpx
 
-from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.responses import ProviderEndpoint
@@ -99,6 +99,25 @@ class BaseProvider:
 
     def check(self) -> Flow[dict[str, str]]:
         return no_requests({"provider": self.name})
+
+    def revoke(self, token: Any) -> Flow[None]:
+        raise NotImplementedError
+
+    def undo_issue(self, token: Any, error: BaseException) -> Flow[None]:
+        """Revoke ``token``, which an issue flow minted before failing with ``error``.
+
+        Yielded from an ``except`` block of the issue flow, which then re-raises ``error``
+        (DESIGN §8: a flow that fails after minting a credential revokes it before raising).
+        Never raises: if the revocation fails too, ``token`` is appended to
+        ``error.unrevoked`` so that the service queues it for ``revoke-pending``.
+        """
+        try:
+            yield from self.revoke(token)
+        except Exception:
+            if isinstance(error, ChatAuthError):
+                error.unrevoked.append(token)
+            else:  # pragma: no cover - flows raise ChatAuthErrors; kept loud if one does not
+                raise
 
     def __repr__(self) -> str:
         # Never show settings: some of them are secrets.

@@ -260,15 +260,21 @@ class MatrixProvider(BaseProvider):
             public=("user_id", "device_id"),
         )
         if identity.name:
+            # The login created a device and its token: if naming the user fails, log that
+            # token out before raising, or it would stay valid forever, held by nobody.
             quoted = urllib.parse.quote(body["user_id"], safe="@:")
-            response = yield httpx.Request(
-                "PUT",
-                self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
-                json={"displayname": identity.name},
-                headers={"Authorization": f"Bearer {token.value}"},
-            )
-            if response.status_code != 200:
-                raise self._refused(response)
+            try:
+                response = yield httpx.Request(
+                    "PUT",
+                    self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
+                    json={"displayname": identity.name},
+                    headers={"Authorization": f"Bearer {token.value}"},
+                )
+                if response.status_code != 200:
+                    raise self._refused(response)
+            except Exception as exc:
+                yield from self.undo_issue(token, exc)
+                raise
         return token
 
     def revoke(self, token: ChatToken) -> Flow[None]:
