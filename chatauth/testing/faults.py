@@ -8,6 +8,7 @@ next request(s) it matches::
     emulator.faults.status(503, times=2, path="/v3/users")
     emulator.faults.latency(0.5)                        # delayed, then answered normally
     emulator.faults.timeout()                           # no answer until the client gives up
+    emulator.faults.trickle(interval=0.2)               # the answer, one byte every 0.2 s
     emulator.faults.reset()                             # TCP reset, no response at all
     gate = emulator.faults.hold(path="/v3/users")       # parked until gate.release()
     emulator.faults.clear()
@@ -162,6 +163,7 @@ class _Fault:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     gate: Hold | None = None
+    chunk: int = 0  # trickle: bytes per send
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method != method:
@@ -217,6 +219,25 @@ class Faults:
         if seconds < 0:
             raise ValueError("latency must be >= 0 seconds")
         self._push(_Fault("latency", times, path, _upper(method), seconds=seconds))
+
+    def trickle(
+        self,
+        *,
+        interval: float = 0.2,
+        chunk: int = 1,
+        times: int = 1,
+        path: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Answer normally, but send the body ``chunk`` bytes every ``interval`` seconds.
+
+        Each read the client makes gets data well within any read timeout, so only a deadline
+        on the whole operation stops it: a body of ``n`` bytes takes ``n / chunk * interval``
+        seconds. The trickle stops when the client hangs up.
+        """
+        if interval <= 0 or chunk < 1:
+            raise ValueError("trickle needs interval > 0 and chunk >= 1")
+        self._push(_Fault("trickle", times, path, _upper(method), seconds=interval, chunk=chunk))
 
     def timeout(
         self,
@@ -366,12 +387,55 @@ class FaultInjectionMiddleware:
             replay = await self._hang(receive, fault.seconds)
             if replay is not None:
                 await self.app(scope, replay, send)
+        elif fault.kind == "trickle":
+            await self._trickle(scope, receive, send, fault.seconds, fault.chunk)
         elif fault.kind == "status":
             status, body, headers = self.faults.render(fault)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body, "more_body": False})
         else:
             await self._reset(receive, send)
+
+    async def _trickle(
+        self, scope: Scope, receive: Receive, send: Send, interval: float, chunk: int
+    ) -> None:
+        """Run the app, then send its answer's body ``chunk`` bytes per ``interval`` seconds."""
+        messages: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            messages.append(message)
+
+        await self.app(scope, receive, capture)
+        start = next(m for m in messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        await send(start)
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            # The app has read the request: the next message is the client hanging up.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            for offset in range(0, len(body), chunk):
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": body[offset : offset + chunk],
+                        "more_body": True,
+                    }
+                )
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(gone.wait(), interval)
+                if gone.is_set():
+                    return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
     @staticmethod
     async def _hang(receive: Receive, seconds: float) -> Receive | None:

@@ -172,6 +172,19 @@ def test_latency(case: tuple[Case, Emulator], client: httpx.Client) -> None:
     assert emu.faults.pending == 0
 
 
+def test_trickle(case: tuple[Case, Emulator], client: httpx.Client) -> None:
+    spec, emu = case
+    plain = spec.request(emu, client)
+    emu.faults.trickle(interval=0.01, chunk=4)
+    start = time.monotonic()
+    response = spec.request(emu, client)
+    # The same answer, only slower: one send of 4 bytes every 10 ms.
+    assert time.monotonic() - start >= 0.01 * (len(response.content) // 4 - 1)
+    assert response.status_code == plain.status_code == spec.ok_status
+    assert response.headers["content-type"] == plain.headers["content-type"]
+    assert emu.faults.pending == 0
+
+
 def test_timeout(case: tuple[Case, Emulator]) -> None:
     spec, emu = case
     emu.faults.timeout()
