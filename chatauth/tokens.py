@@ -39,6 +39,10 @@ class ChatToken:
         data: provider facts needed later, public or not (Matrix ``device_id`` and
             ``user_id``). Only the keys in ``public`` reach the browser.
         public: names of ``data`` keys the front-end SDK needs (sent in ``client``).
+        served_at: aware UTC datetime the store last recorded this token being served (set
+            when stored, refreshed by ``get_session`` hits at a coarse granularity); ``None``
+            when the store does not know. Store metadata: not part of :meth:`to_dict`, not
+            compared. The sweep ends tokens not served for longer than the app's session age.
     """
 
     value: str
@@ -49,6 +53,7 @@ class ChatToken:
     refresh_at: datetime | None = None
     data: Mapping[str, str] = dataclasses.field(default_factory=dict)
     public: tuple[str, ...] = ()
+    served_at: datetime | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_token_value(self.value)
@@ -57,6 +62,8 @@ class ChatToken:
             object.__setattr__(self, "expires_at", _aware(self.expires_at))
         if self.refresh_at is not None:
             object.__setattr__(self, "refresh_at", _aware(self.refresh_at))
+        if self.served_at is not None:
+            object.__setattr__(self, "served_at", _aware(self.served_at))
         object.__setattr__(self, "data", dict(self.data))
         object.__setattr__(self, "public", tuple(self.public))
 

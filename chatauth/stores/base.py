@@ -74,7 +74,8 @@ class BaseStore:
 
     Subclasses implement :meth:`get`, :meth:`set`, :meth:`pop`, :meth:`pop_user`,
     :meth:`_try_lock`, :meth:`_unlock`, :meth:`add_pending`, :meth:`pending`,
-    :meth:`remove_pending`, :meth:`count_pending` and :meth:`sessions`.
+    :meth:`remove_pending`, :meth:`count_pending` and :meth:`sessions`, and, for the sweep
+    (DESIGN §8: issued -> served -> ended), :meth:`touch` and :meth:`sweep`.
 
     Args:
         cipher: optional :class:`TokenCipher`; without one, payloads are stored as JSON and
@@ -125,6 +126,27 @@ class BaseStore:
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
         """Stored tokens, optionally filtered, for admin screens and CLIs."""
+        raise NotImplementedError
+
+    # -- the session lifecycle: served at, the sweep -------------------------------------
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        """Record that the token under ``key`` was served at ``served_at`` (aware UTC).
+
+        :meth:`set` records the store clock's now as the served time of a new token; the
+        service calls this on cached hits, at most once per granularity per token, so the
+        cached path stays cheap. No error when there is no token under ``key`` any more.
+        """
+        raise NotImplementedError
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        """Remove and return up to ``limit`` tokens of ``provider`` that nobody will be served
+        again: past their :meth:`~chatauth.tokens.ChatToken.usable_until` (``refresh_at`` or
+        ``expires_at``) at ``now``, or last served before ``idle_before`` (an abandoned app
+        session). Each token is removed by exactly one caller, however many sweep at once,
+        and a token stored again meanwhile under the same key (re-issued) is left alone.
+        """
         raise NotImplementedError
 
     # -- the issue lock ----------------------------------------------------------------------
@@ -198,6 +220,16 @@ class BaseStore:
 
     async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
         return await asyncio.to_thread(self.pop_user, provider, uid)
+
+    async def atouch(self, key: SessionKey, served_at: datetime) -> None:
+        await asyncio.to_thread(self.touch, key, served_at)
+
+    async def asweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        return await asyncio.to_thread(
+            lambda: self.sweep(provider, now=now, idle_before=idle_before, limit=limit)
+        )
 
     async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         return await asyncio.to_thread(self._try_lock, key, owner, ttl)

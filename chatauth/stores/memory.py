@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
+from datetime import datetime
 
 from chatauth.clock import Clock
 from chatauth.stores.base import BaseStore, PendingRevocation
@@ -27,6 +29,7 @@ class MemoryStore(BaseStore):
     def __init__(self, *, clock: Clock | None = None) -> None:
         super().__init__(clock=clock)
         self._mutex = threading.Lock()
+        # digest -> (key, token with its served_at)
         self._tokens: dict[str, tuple[SessionKey, ChatToken]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._pending: dict[str, PendingRevocation] = {}
@@ -38,8 +41,31 @@ class MemoryStore(BaseStore):
         return entry[1] if entry else None
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
+        token = dataclasses.replace(token, served_at=self.clock.now())
         with self._mutex:
             self._tokens[key.digest] = (key, token)
+
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        with self._mutex:
+            entry = self._tokens.get(key.digest)
+            if entry is not None:
+                self._tokens[key.digest] = (key, dataclasses.replace(entry[1], served_at=served_at))
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        def done(token: ChatToken) -> bool:
+            until = token.usable_until()
+            served = token.served_at
+            return (until is not None and until <= now) or (
+                served is not None and served < idle_before
+            )
+
+        with self._mutex:
+            digests = [
+                d for d, (k, t) in self._tokens.items() if k.provider == provider and done(t)
+            ][:limit]
+            return [self._tokens.pop(d)[1] for d in digests]
 
     def pop(self, key: SessionKey) -> ChatToken | None:
         with self._mutex:

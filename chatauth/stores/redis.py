@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -141,7 +142,19 @@ end
 return false
 """
 
+# KEYS: token, user set. ARGV: the payload read, digest. Deletes the token only if it still
+# holds that payload (the sweep decided on it; a re-issued token is left alone).
+POP_IF_SAME = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 SCRIPTS = {
+    "pop_if_same": POP_IF_SAME,
     "set_token": SET_TOKEN,
     "pop_token": POP_TOKEN,
     "pop_user": POP_USER,
@@ -286,6 +299,32 @@ class RedisStore(BaseStore):
         """The issue lock of one key: ``<prefix>:{<user digest>}:lock:<digest>``."""
         return f"{self._user(key.user_digest)}:lock:{key.digest}"
 
+    def served_key(self, provider: str) -> str:
+        """The sweep's index of when each token was last served: a sorted set
+        ``<prefix>:served:<provider>``, member a token's key name, score Unix seconds."""
+        return f"{self.prefix}:served:{provider}"
+
+    def usable_key(self, provider: str) -> str:
+        """The sweep's index of when chatauth stops serving each token (its
+        ``usable_until``): a sorted set ``<prefix>:usable:<provider>``, scores Unix seconds."""
+        return f"{self.prefix}:usable:{provider}"
+
+    def _index(self, pipe: Any, key: SessionKey, token: ChatToken, served: float) -> None:
+        # Two single-key commands beside the token's own slot (cluster-safe, not atomic with
+        # it): an entry whose token is gone is dropped by the next sweep.
+        name = self.token_key(key)
+        pipe.zadd(self.served_key(key.provider), {name: served})
+        until = token.usable_until()
+        if until is not None:
+            pipe.zadd(self.usable_key(key.provider), {name: until.timestamp()})
+        else:
+            pipe.zrem(self.usable_key(key.provider), name)
+
+    def _unindex(self, pipe: Any, provider: str, names: list[str]) -> None:
+        if names:
+            pipe.zrem(self.served_key(provider), *names)
+            pipe.zrem(self.usable_key(provider), *names)
+
     @property
     def pending_key(self) -> str:
         """The stream of queued revocations: ``<prefix>:pending``."""
@@ -322,10 +361,23 @@ class RedisStore(BaseStore):
         )
 
     # -- tokens ----------------------------------------------------------------------------
+    def _loaded(self, data: bytes | None, served: float | None) -> ChatToken | None:
+        if data is None:
+            return None
+        token = self.load(data)
+        if served is None:
+            return token
+        return dataclasses.replace(token, served_at=datetime.fromtimestamp(served, timezone.utc))
+
     def get(self, key: SessionKey) -> ChatToken | None:
+        name = self.token_key(key)
         with self._guard():
-            data = self.client.get(self.token_key(key))
-        return self.load(data) if data is not None else None
+            # One round trip for the token and its served time (no transaction: two slots).
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(name)
+            pipe.zscore(self.served_key(key.provider), name)
+            data, served = pipe.execute()
+        return self._loaded(data, served)
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         payload = self.dump(token)
@@ -334,13 +386,92 @@ class RedisStore(BaseStore):
                 keys=[self.token_key(key), self.sessions_key(key.user_digest)],
                 args=[payload, self._ttl_ms(token), key.digest],
             )
+            pipe = self.client.pipeline(transaction=False)
+            self._index(pipe, key, token, self.clock.time())
+            pipe.execute()
 
     def pop(self, key: SessionKey) -> ChatToken | None:
         with self._guard():
             data = self._scripts["pop_token"](
                 keys=[self.token_key(key), self.sessions_key(key.user_digest)], args=[key.digest]
             )
+            pipe = self.client.pipeline(transaction=False)
+            self._unindex(pipe, key.provider, [self.token_key(key)])
+            pipe.execute()
         return self.load(data) if data is not None else None
+
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        with self._guard():
+            # XX: only a token still indexed; one popped meanwhile is not brought back.
+            self.client.zadd(
+                self.served_key(key.provider),
+                {self.token_key(key): served_at.timestamp()},
+                xx=True,
+            )
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        served_key, usable_key = self.served_key(provider), self.usable_key(provider)
+        swept: list[ChatToken] = []
+        with self._guard():
+            names = list(
+                dict.fromkeys(
+                    _text(n)
+                    for n in [
+                        *self.client.zrangebyscore(
+                            usable_key, "-inf", now.timestamp(), start=0, num=limit
+                        ),
+                        *self.client.zrangebyscore(
+                            served_key, "-inf", f"({idle_before.timestamp()}", start=0, num=limit
+                        ),
+                    ]
+                )
+            )
+            for name in names:
+                if len(swept) >= limit:
+                    break
+                data = self.client.get(name)
+                if data is None:  # gone already (popped, or the key expired): drop the entry
+                    self._drop_entry(provider, name)
+                    continue
+                token = self.load(data)
+                until = token.usable_until()
+                served = self.client.zscore(served_key, name)
+                if not (
+                    (until is not None and until <= now)
+                    or (served is not None and served < idle_before.timestamp())
+                ):
+                    continue  # re-issued or served since the index was read
+                user_key, digest = self._parts(name)
+                if self._scripts["pop_if_same"](
+                    keys=[name, self.sessions_key(user_key)], args=[data, digest]
+                ):
+                    swept.append(token)
+                    self._drop_entry(provider, name)
+        return swept
+
+    def _parts(self, name: str) -> tuple[str, str]:
+        """(user digest, session digest) of a token key name ``<prefix>:{<user>}:tok:<d>``."""
+        user = name[name.index("{") + 1 : name.index("}")]
+        return user, name.rsplit(":", 1)[1]
+
+    def _drop_entry(self, provider: str, name: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        self._unindex(pipe, provider, [name])
+        pipe.exists(name)
+        *_, exists = pipe.execute()
+        if exists:
+            # Stored again between our pop and this removal (a re-issue): index it again.
+            data = self.client.get(name)
+            if data is not None:
+                token = self.load(data)
+                pipe = self.client.pipeline(transaction=False)
+                pipe.zadd(self.served_key(provider), {name: self.clock.time()})
+                until = token.usable_until()
+                if until is not None:
+                    pipe.zadd(self.usable_key(provider), {name: until.timestamp()})
+                pipe.execute()
 
     def _pop_user_args(self, user_digest: str, members: Any) -> tuple[list[str], list[str]]:
         digests = sorted(_text(m) for m in members)
@@ -360,6 +491,9 @@ class RedisStore(BaseStore):
                     break
                 keys, digests = self._pop_user_args(user_digest, members)
                 payloads += self._scripts["pop_user"](keys=keys, args=digests)
+                pipe = self.client.pipeline(transaction=False)
+                self._unindex(pipe, provider, keys[1:])
+                pipe.execute()
         return [self.load(p) for p in payloads]
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
@@ -471,30 +605,40 @@ class RedisStore(BaseStore):
         if self._async_client_factory is None:
             return await super().aget(key)
         client, _ = self._aclient()
+        name = self.token_key(key)
         with self._guard():
-            data = await client.get(self.token_key(key))
-        return self.load(data) if data is not None else None
+            pipe = client.pipeline(transaction=False)
+            pipe.get(name)
+            pipe.zscore(self.served_key(key.provider), name)
+            data, served = await pipe.execute()
+        return self._loaded(data, served)
 
     async def aset(self, key: SessionKey, token: ChatToken) -> None:
         if self._async_client_factory is None:
             return await super().aset(key, token)
-        _, scripts = self._aclient()
+        client, scripts = self._aclient()
         payload = self.dump(token)
         with self._guard():
             await scripts["set_token"](
                 keys=[self.token_key(key), self.sessions_key(key.user_digest)],
                 args=[payload, self._ttl_ms(token), key.digest],
             )
+            pipe = client.pipeline(transaction=False)
+            self._index(pipe, key, token, self.clock.time())
+            await pipe.execute()
         return None
 
     async def apop(self, key: SessionKey) -> ChatToken | None:
         if self._async_client_factory is None:
             return await super().apop(key)
-        _, scripts = self._aclient()
+        client, scripts = self._aclient()
         with self._guard():
             data = await scripts["pop_token"](
                 keys=[self.token_key(key), self.sessions_key(key.user_digest)], args=[key.digest]
             )
+            pipe = client.pipeline(transaction=False)
+            self._unindex(pipe, key.provider, [self.token_key(key)])
+            await pipe.execute()
         return self.load(data) if data is not None else None
 
     async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
@@ -510,6 +654,9 @@ class RedisStore(BaseStore):
                     break
                 keys, digests = self._pop_user_args(user_digest, members)
                 payloads += await scripts["pop_user"](keys=keys, args=digests)
+                pipe = client.pipeline(transaction=False)
+                self._unindex(pipe, provider, keys[1:])
+                await pipe.execute()
         return [self.load(p) for p in payloads]
 
     async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:

@@ -27,6 +27,7 @@ Token payloads are JSON, encrypted when a cipher is given; the file is created w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -80,7 +81,9 @@ CREATE TABLE IF NOT EXISTS chatauth_tokens (
     uid TEXT NOT NULL,
     payload BLOB NOT NULL,
     expires_at REAL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    served_at REAL,
+    usable_until REAL
 );
 CREATE INDEX IF NOT EXISTS chatauth_tokens_user ON chatauth_tokens (user_key);
 CREATE TABLE IF NOT EXISTS chatauth_locks (
@@ -98,6 +101,24 @@ CREATE TABLE IF NOT EXISTS chatauth_pending_revocations (
     created_at REAL NOT NULL
 );
 """
+
+#: Columns added after the first release, for files created before them (unix seconds):
+#: when the token was last served, and when chatauth stops serving it (the sweep's keys).
+_ADDED_COLUMNS = {"served_at": "REAL", "usable_until": "REAL"}
+_SWEEP_INDEXES = """
+CREATE INDEX IF NOT EXISTS chatauth_tokens_served ON chatauth_tokens (provider, served_at);
+CREATE INDEX IF NOT EXISTS chatauth_tokens_usable ON chatauth_tokens (provider, usable_until);
+"""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns a file from an older chatauth lacks (in the caller's transaction)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(chatauth_tokens)")}
+    for column, kind in _ADDED_COLUMNS.items():
+        if column not in have:
+            db.execute(f"ALTER TABLE chatauth_tokens ADD COLUMN {column} {kind}")
+    for statement in filter(None, (s.strip() for s in _SWEEP_INDEXES.split(";"))):
+        db.execute(statement)
 
 
 class SQLiteStore(BaseStore):
@@ -147,6 +168,9 @@ class SQLiteStore(BaseStore):
         # CREATE ... IF NOT EXISTS is idempotent, so workers starting together on a new file
         # may all run it (the retries cover the one that finds another creating the tables).
         self._run(lambda db: db.executescript(SCHEMA))
+        # Check-then-ALTER inside one write transaction: workers starting together on an
+        # old file add each column once.
+        self._write(_migrate)
 
     def __repr__(self) -> str:
         return f"<SQLiteStore {str(self.path)!r}>"
@@ -233,17 +257,26 @@ class SQLiteStore(BaseStore):
 
     # -- tokens ----------------------------------------------------------------------------
     def get(self, key: SessionKey) -> ChatToken | None:
-        rows = self._read("SELECT payload FROM chatauth_tokens WHERE key = ?", (key.digest,))
-        return self.load(rows[0][0]) if rows else None
+        rows = self._read(
+            "SELECT payload, COALESCE(served_at, updated_at) FROM chatauth_tokens WHERE key = ?",
+            (key.digest,),
+        )
+        if not rows:
+            return None
+        return dataclasses.replace(
+            self.load(rows[0][0]), served_at=datetime.fromtimestamp(rows[0][1], timezone.utc)
+        )
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         expires = token.expires_at.timestamp() if token.expires_at else None
+        until = token.usable_until()
         payload = self.dump(token)
+        now = self.clock.time()
         self._write(
             lambda db: db.execute(
-                "INSERT OR REPLACE INTO chatauth_tokens"
-                " (key, user_key, provider, uid, payload, expires_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO chatauth_tokens (key, user_key, provider, uid, payload,"
+                " expires_at, updated_at, served_at, usable_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key.digest,
                     key.user_digest,
@@ -251,10 +284,36 @@ class SQLiteStore(BaseStore):
                     key.uid,
                     payload,
                     expires,
-                    self.clock.time(),
+                    now,
+                    now,
+                    until.timestamp() if until else None,
                 ),
             )
         )
+
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE chatauth_tokens SET served_at = ? WHERE key = ?",
+                (served_at.timestamp(), key.digest),
+            )
+        )
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        # One statement: the condition is checked and the rows deleted under SQLite's write
+        # lock, so a key re-issued meanwhile (new usable_until, new served_at) is not taken.
+        # Rows from before the served_at column count as served when last written.
+        rows = self._write(
+            lambda db: db.execute(
+                "DELETE FROM chatauth_tokens WHERE key IN (SELECT key FROM chatauth_tokens"
+                " WHERE provider = ? AND (usable_until <= ?"
+                " OR COALESCE(served_at, updated_at) < ?) LIMIT ?) RETURNING payload",
+                (provider, now.timestamp(), idle_before.timestamp(), limit),
+            ).fetchall()
+        )
+        return [self.load(row[0]) for row in rows]
 
     def pop(self, key: SessionKey) -> ChatToken | None:
         row = self._write(

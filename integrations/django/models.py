@@ -44,6 +44,11 @@ class ChatToken(models.Model):
     updated_at: models.DateTimeField[datetime, datetime] = models.DateTimeField(
         _("updated at"), auto_now=True
     )
+    #: When the token was last served to its app session (set when stored, refreshed by
+    #: cached hits at a coarse granularity): the sweep ends sessions idle for too long.
+    served_at: models.DateTimeField[datetime | None, datetime | None] = models.DateTimeField(
+        _("last served at"), null=True, blank=True, db_index=True
+    )
 
     class Meta:
         verbose_name = _("chat session")

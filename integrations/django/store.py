@@ -44,6 +44,7 @@ to reach the ORM from async code): the event loop never waits for the database.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -58,6 +59,7 @@ from django.db import (
     router,
     transaction,
 )
+from django.db.models import Q
 
 from chatauth.clock import Clock
 from chatauth.errors import StoreUnavailableError
@@ -93,6 +95,7 @@ _TOKEN_FIELDS = [
     "issued_at",
     "expires_at",
     "usable_until",
+    "served_at",
     "updated_at",
 ]
 
@@ -184,16 +187,20 @@ class DjangoStore(BaseStore):
     # -- tokens ----------------------------------------------------------------------------
     def get(self, key: SessionKey) -> ChatToken | None:
         alias = self._db(TokenRow)
-        payload = self._call(
+        row = self._call(
             alias,
             lambda: (
                 TokenRow._default_manager.using(alias)
                 .filter(key=key.digest)
-                .values_list("payload", flat=True)
+                .values_list("payload", "served_at", "updated_at")
                 .first()
             ),
         )
-        return self.load(payload) if payload is not None else None
+        if row is None:
+            return None
+        payload, served_at, updated_at = row
+        # Rows stored before the served_at column count as served when last written.
+        return dataclasses.replace(self.load(payload), served_at=_utc(served_at or updated_at))
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         alias = self._db(TokenRow)
@@ -207,6 +214,7 @@ class DjangoStore(BaseStore):
             issued_at=_utc(token.issued_at),
             expires_at=_utc(token.expires_at),
             usable_until=_utc(token.usable_until()),
+            served_at=self.clock.now(),
         )
         tokens = TokenRow._default_manager.using(alias)
         if not connections[alias].features.supports_update_conflicts_with_target:
@@ -225,12 +233,15 @@ class DjangoStore(BaseStore):
             ),
         )
 
-    def _pop_rows(self, **lookup: Any) -> list[ChatToken]:
+    def _pop_rows(self, *conditions: Q, limit: int | None = None, **lookup: Any) -> list[ChatToken]:
         alias = self._db(TokenRow)
         tokens = TokenRow._default_manager.using(alias)
         popped: list[ChatToken] = []
         found = self._call(
-            alias, lambda: list(tokens.filter(**lookup).values_list("key", "payload"))
+            alias,
+            lambda: list(
+                tokens.filter(*conditions, **lookup).values_list("key", "payload")[:limit]
+            ),
         )
         for key, payload in found:
             # Delete only the row we read (same payload): of two processes popping one key,
@@ -264,6 +275,24 @@ class DjangoStore(BaseStore):
             now: the cut-off, an aware datetime; default the store clock's ``now()``.
         """
         return self._pop_rows(usable_until__lt=now or self.clock.now())
+
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        alias = self._db(TokenRow)
+        rows = TokenRow._default_manager.using(alias).filter(key=key.digest)
+        self._call(alias, lambda: rows.update(served_at=_utc(served_at)))
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        """See :meth:`BaseStore.sweep`; each row is deleted only if it still holds the payload
+        that was read (a re-issued key is left alone)."""
+        return self._pop_rows(
+            Q(usable_until__lte=now)
+            | Q(served_at__lt=idle_before)
+            | Q(served_at__isnull=True, updated_at__lt=idle_before),
+            limit=limit,
+            provider=provider,
+        )
 
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
         alias = self._db(TokenRow)
@@ -418,6 +447,16 @@ class DjangoStore(BaseStore):
 
     async def acount_pending(self) -> int:
         return await sync_to_async(self.count_pending)()
+
+    async def atouch(self, key: SessionKey, served_at: datetime) -> None:
+        await sync_to_async(self.touch)(key, served_at)
+
+    async def asweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        return await sync_to_async(self.sweep)(
+            provider, now=now, idle_before=idle_before, limit=limit
+        )
 
     async def aclose(self) -> None:
         """Nothing to close: Django owns the database connections."""

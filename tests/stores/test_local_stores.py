@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -18,6 +19,7 @@ from chatauth.stores.memory import MemoryStore
 from chatauth.stores.sqlite import SQLiteStore
 from chatauth.testing.clock import ManualClock
 from tests.stores.handshake import assert_race_happened
+from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
 from tests.stores.workers import Workers
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -154,3 +156,41 @@ def test_two_processes_racing_for_one_key_issue_one_token(tmp_path: Path) -> Non
     # One issue, by the process that held the lock while the other found it taken.
     issuer = assert_race_happened(handshake, processes=2)
     assert count_file.read_text().split() == [str(issuer)]
+
+
+def test_sweep_contract(store: BaseStore, clock: ManualClock) -> None:
+    check_sweep_contract(store, clock)
+
+
+async def test_async_sweep_contract(store: BaseStore, clock: ManualClock) -> None:
+    await check_async_sweep_contract(store, clock)
+
+
+def test_sqlite_file_from_before_the_sweep_gets_its_columns(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old_schema = (
+        "CREATE TABLE chatauth_tokens (key TEXT PRIMARY KEY, user_key TEXT NOT NULL,"
+        " provider TEXT NOT NULL, uid TEXT NOT NULL, payload BLOB NOT NULL, expires_at REAL,"
+        " updated_at REAL NOT NULL)"
+    )
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(old_schema)
+        row = json.dumps(token("old").to_dict()).encode()
+        db.execute(
+            "INSERT INTO chatauth_tokens VALUES ('k', 'u', 'p', 'u1', ?, NULL, ?)",
+            (row, clock.time() - 3600),
+        )
+        db.commit()
+    store = SQLiteStore(path, clock=clock)
+    try:
+        # The old row counts as served when it was written, an hour ago.
+        now = clock.now()
+        swept = store.sweep("p", now=now, idle_before=now - timedelta(minutes=30))
+        assert [t.value for t in swept] == ["old"]
+        check_sweep_contract(store, clock)
+    finally:
+        store.close()

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey, utcnow
 from tests.core.providers import GATE_TIMEOUT, Gate, GatedProvider
 from tests.servers.redis import RedisServer
+from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
 
 pytestmark = pytest.mark.redis
 
@@ -131,10 +132,12 @@ def test_a_never_expiring_token_is_kept_retention_past_its_refresh(
 def test_a_token_key_lives_as_long_as_the_token_by_the_store_clock(
     make_store: Callable[..., RedisStore],
 ) -> None:
+    stored = token(ttl=120)  # expires 120 s after the real now
+    # The clock starts after the token was made (not before, then the milliseconds spent
+    # between the two would be added to the 20 s below).
     clock = ManualClock()
     store = make_store(clock=clock)
     key = SessionKey("matrix", "alice", "s")
-    stored = token(ttl=120)  # expires 120 s after the real now
     clock.advance(100)  # by the store's clock only 20 s are left
     store.set(key, stored)
     assert 10_000 < store.client.pttl(store.token_key(key)) <= 20_000
@@ -168,8 +171,14 @@ def test_key_names_hold_no_uid_session_id_or_token(store: RedisStore) -> None:
     store.set(key, token("alice-uid"))
     with store.lock(key):
         names = [k.decode() for k in store.client.scan_iter(match=f"{store.prefix}:*")]
-    assert len(names) == 3  # token, the user's session set, the lock
-    for name in names:
+    # The sweep's two indexes (one sorted set each per provider, members are token key
+    # names) and, per user: the token, the user's session set, the lock.
+    indexes = {store.served_key("matrix"), store.usable_key("matrix")}
+    assert indexes <= set(names)
+    assert len(names) == 5
+    members = [m.decode() for i in indexes for m in store.client.zrange(i, 0, -1)]
+    assert members == [store.token_key(key)] * 2
+    for name in [*(n for n in names if n not in indexes), *members]:
         assert "alice" not in name
         assert "app-session" not in name
         assert SECRET_VALUE not in name
@@ -714,3 +723,25 @@ def test_settings_build_an_encrypted_redis_store(redis_server: RedisServer) -> N
     assert session.token.value.encode() not in raw
     wipe(chat.store)
     chat.close()
+
+
+def test_sweep_contract(make_store: Callable[..., RedisStore]) -> None:
+    clock = ManualClock()
+    check_sweep_contract(make_store(clock=clock), clock)
+
+
+async def test_async_sweep_contract(make_store: Callable[..., RedisStore]) -> None:
+    clock = ManualClock()
+    store = make_store(clock=clock)
+    await check_async_sweep_contract(store, clock)
+    await store.aclose()
+
+
+def test_sweep_drops_index_entries_whose_token_key_expired(store: RedisStore) -> None:
+    key = SessionKey("matrix", "alice", "s")
+    store.set(key, token(ttl=60))
+    expire_now(store, store.token_key(key))
+    now = datetime.now(timezone.utc) + timedelta(days=30)
+    assert store.sweep("matrix", now=now, idle_before=now) == []
+    assert store.client.zcard(store.served_key("matrix")) == 0
+    assert store.client.zcard(store.usable_key("matrix")) == 0

@@ -22,6 +22,7 @@ from chatauth.stores.base import LockTimeoutError
 from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey
 from tests.integrations.django.routers import ChatAuthRouter
+from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
 
 ROUTER = "tests.integrations.django.routers.ChatAuthRouter"
 
@@ -252,3 +253,28 @@ def test_unreachable_database_is_store_unavailable(django_db_blocker: Any) -> No
         assert raised.value.retry_after >= 1
         with pytest.raises(StoreUnavailableError):
             store._try_lock(SessionKey("jwt", "user-1", "s"), "me", 30)
+
+
+def test_sweep_contract(store: DjangoStore) -> None:
+    clock = ManualClock()
+    store.clock = clock  # the contract moves time: served times come from the store clock
+    check_sweep_contract(store, clock)
+
+
+async def test_async_sweep_contract(store: DjangoStore) -> None:
+    clock = ManualClock()
+    store.clock = clock
+    await check_async_sweep_contract(store, clock)
+
+
+def test_rows_from_before_served_at_count_as_served_when_written(store: DjangoStore) -> None:
+    key = SessionKey("jwt", "user-1", "s")
+    store.set(key, make_token())
+    TokenRow.objects.using(store._db(TokenRow)).update(served_at=None)  # as 0001 left them
+    written = TokenRow.objects.using(store._db(TokenRow)).get().updated_at
+    got = store.get(key)
+    assert got is not None and got.served_at == written
+    now = written  # the token is still usable: only idleness can sweep it
+    assert [t.value for t in store.sweep("jwt", now=now, idle_before=written)] == []
+    swept = store.sweep("jwt", now=now, idle_before=written + timedelta(seconds=1))
+    assert len(swept) == 1
