@@ -7,6 +7,9 @@
     chatauth check                      reach the provider and the store, report what works
     chatauth revoke-pending [--limit N] [--loop SECONDS]
                                         retry revocations queued while the provider was down
+    chatauth sweep [--idle SECONDS] [--limit N] [--loop SECONDS]
+                                        end chat sessions nobody is served any more (idle
+                                        app sessions, tokens past refresh), then revoke-pending
     chatauth end-sessions UID           end every chat session of one chat user
     chatauth generate-key               print a new STORE_ENCRYPTION_KEY
 
@@ -19,8 +22,8 @@ callable returning either. The current directory is importable, as with ``flask`
 Exit codes:
 
 == ==================================================================================
-0  done (``revoke-pending``: nothing left queued; in ``--loop`` mode: stopped by a signal)
-1  ``revoke-pending`` left revocations queued (the provider still fails for them)
+0  done (``revoke-pending``, ``sweep``: nothing left queued; ``--loop``: stopped by a signal)
+1  ``revoke-pending`` or ``sweep`` left revocations queued (the provider still fails for them)
 2  usage or configuration error (bad arguments, missing or malformed settings)
 3  the provider or the store is unreachable, or the provider refused the credentials
 == ==================================================================================
@@ -100,7 +103,23 @@ def _print(outcome: Outcome, out: TextIO) -> int:
 def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
     if args.loop is None:
         return _print(maintenance.revoke_pending(chat, args.limit), out)
+    _loop(
+        lambda: _print(maintenance.revoke_pending(chat, args.limit), out),
+        args.loop,
+        "revoke-pending",
+    )
+    return EXIT_OK
 
+
+def _sweep(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
+    if args.loop is None:
+        return _print(maintenance.sweep(chat, args.idle, args.limit), out)
+    _loop(lambda: _print(maintenance.sweep(chat, args.idle, args.limit), out), args.loop, "sweep")
+    return EXIT_OK
+
+
+def _loop(run: Callable[[], object], every: float, name: str) -> None:
+    """``run()`` every ``every`` seconds until SIGTERM or SIGINT."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -110,15 +129,14 @@ def _revoke_pending(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> in
     try:
         while not stop.is_set():
             try:
-                _print(maintenance.revoke_pending(chat, args.limit), out)
+                run()
             except ProviderUnavailableError as exc:
                 # A worker must outlive a store or provider outage: report and try again.
-                print(f"revoke-pending: {exc}", file=sys.stderr, flush=True)
-            stop.wait(args.loop)
+                print(f"{name}: {exc}", file=sys.stderr, flush=True)
+            stop.wait(every)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return EXIT_OK
 
 
 def _check(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
@@ -142,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation tools and tests)."""
     parser = argparse.ArgumentParser(
         prog="chatauth",
-        description="Maintenance jobs for chatauth: revocations, checks, ending sessions.",
+        description="Maintenance jobs for chatauth: revocations, the sweep, checks, ending "
+        "sessions.",
         epilog="Settings: CHATAUTH_* environment variables, or --settings module:attr. "
         "Exit codes: 0 ok, 1 revocations still queued, 2 configuration error, "
         "3 provider or store unavailable.",
@@ -170,6 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, default=100, help="most entries per run (default 100)"
     )
     revoke.add_argument(
+        "--loop",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="keep running, one run every SECONDS, until SIGTERM/SIGINT",
+    )
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="end chat sessions nobody is served any more, then retry queued revocations",
+    )
+    sweep.add_argument(
+        "--idle",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="end sessions not served for this long (default: the SESSION_IDLE setting, "
+        "14 days unless set; give it your app's session age)",
+    )
+    sweep.add_argument(
+        "--limit", type=_positive_int, default=1000, help="most tokens per run (default 1000)"
+    )
+    sweep.add_argument(
         "--loop",
         type=_positive_float,
         metavar="SECONDS",
@@ -214,6 +254,7 @@ Command = Callable[[ChatAuth, argparse.Namespace, TextIO], int]
 COMMANDS: dict[str, Command] = {
     "check": _check,
     "revoke-pending": _revoke_pending,
+    "sweep": _sweep,
     "end-sessions": _end_sessions,
 }
 

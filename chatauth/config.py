@@ -35,7 +35,7 @@ from chatauth.errors import ConfigurationError
 from chatauth.http import RetryPolicy
 from chatauth.identity import IdentityMapper
 from chatauth.providers import BaseProvider, provider_class
-from chatauth.service import ChatAuth
+from chatauth.service import DEFAULT_SESSION_IDLE, ChatAuth
 from chatauth.stores.base import BaseStore
 
 __all__ = ["COMMON_KEYS", "from_settings", "normalize_settings", "store_from_url"]
@@ -47,6 +47,7 @@ COMMON_KEYS = frozenset(
         "store_encryption_key",
         "token_ttl",
         "refresh_margin",
+        "session_idle",
         "uid_mapper",
         "uid_prefix",
         "name_attribute",
@@ -192,6 +193,7 @@ def from_settings(
         mapper=overrides.pop("mapper", mapper),
         token_ttl=_number(cfg, "token_ttl", 3600),
         refresh_margin=_number(cfg, "refresh_margin", 300),
+        session_idle=_number(cfg, "session_idle", DEFAULT_SESSION_IDLE),
         timeout=_number(cfg, "timeout", 5.0),
         retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),
         **overrides,

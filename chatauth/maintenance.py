@@ -5,8 +5,8 @@ Each returns an :class:`Outcome`: the lines to print (counts and names, never a 
 secret) and the exit code. One rule for all of them:
 
 == ==================================================================================
-0  done (``revoke-pending``: nothing left queued)
-1  ``revoke-pending`` left revocations queued (failed again, or past ``--limit``)
+0  done (``revoke-pending``, ``sweep``: nothing left queued)
+1  ``revoke-pending`` or ``sweep`` left revocations queued (failed again, or past ``--limit``)
 2  usage or configuration error (bad arguments, missing or malformed settings)
 3  the provider or the store is unreachable, or the provider refused the credentials
 == ==================================================================================
@@ -39,6 +39,7 @@ __all__ = [
     "end_sessions",
     "exit_code_for",
     "revoke_pending",
+    "sweep",
 ]
 
 EXIT_OK = 0
@@ -91,6 +92,25 @@ def revoke_pending(service: ChatAuth, limit: int = 100) -> Outcome:
         )
         return Outcome((line,), EXIT_PENDING, failure)
     return Outcome((line,))
+
+
+def sweep(service: ChatAuth, idle: float | None = None, limit: int = 1000) -> Outcome:
+    """End the chat sessions nobody is served any more (:meth:`ChatAuth.sweep`: idle for
+    ``idle`` seconds, default the service's ``session_idle``, or past their re-issue time),
+    then retry queued revocations (:func:`revoke_pending`), which now include the sweep's
+    failures.
+
+    Returns:
+        ``sweep: swept=N revoked=N queued=N`` and the ``revoke-pending`` line; exit code 1
+        while revocations stay queued.
+
+    Raises:
+        StoreUnavailableError: the store is down.
+    """
+    report = service.sweep(idle, limit=limit)
+    line = f"sweep: swept={report.swept} revoked={report.revoked} queued={report.queued}"
+    pending = revoke_pending(service, limit)
+    return dataclasses.replace(pending, lines=(line, *pending.lines))
 
 
 def end_sessions(service: ChatAuth, user: Any) -> Outcome:

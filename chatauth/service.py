@@ -9,7 +9,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -32,12 +32,23 @@ from chatauth.stores.base import BaseStore, PendingRevocation
 from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import ChatToken, SessionKey
 
-__all__ = ["ChatAuth", "RevocationReport"]
+__all__ = ["DEFAULT_SESSION_IDLE", "ChatAuth", "RevocationReport", "SweepReport"]
 
 logger = logging.getLogger("chatauth")
 
 TokenIssuedHook = Callable[[ChatSession], None]
 SessionEndedHook = Callable[[ChatIdentity, list[ChatToken]], None]
+
+
+#: Seconds a chat session may go unserved before the sweep ends it: 14 days, the default app
+#: session age of Django (``SESSION_COOKIE_AGE``) and of Starlette's ``SessionMiddleware``
+#: (``max_age``). Adapters pass their framework's own (Flask: ``PERMANENT_SESSION_LIFETIME``,
+#: 31 days by default, for permanent sessions).
+DEFAULT_SESSION_IDLE = 14 * 24 * 3600.0
+
+#: The finest granularity at which a cached hit records "served at": one write per token per
+#: hour at most keeps the cached path a read (finer when ``session_idle`` is short).
+SERVED_GRANULARITY = timedelta(hours=1)
 
 
 def _seconds(value: float | timedelta) -> timedelta:
@@ -59,6 +70,21 @@ class RevocationReport:
     remaining: int
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepReport:
+    """What a :meth:`ChatAuth.sweep` run did.
+
+    Attributes:
+        swept: tokens taken out of the store (past ``refresh_at``/expiry, or idle).
+        revoked: of those, revoked at the provider during the run.
+        queued: revocations that failed and were queued for :meth:`ChatAuth.revoke_pending`.
+    """
+
+    swept: int
+    revoked: int
+    queued: int
+
+
 class ChatAuth:
     """Gets, reuses and ends chat sessions for app users.
 
@@ -76,6 +102,9 @@ class ChatAuth:
             are still re-issued after it.
         refresh_margin: a stored token is reused while it stays valid for longer than this
             (seconds or ``timedelta``, default 5 minutes).
+        session_idle: seconds (or ``timedelta``) after which a chat session that was not
+            served counts as abandoned and :meth:`sweep` ends it; default
+            :data:`DEFAULT_SESSION_IDLE` (14 days). Give it your app's session age.
         timeout: seconds per HTTP phase for chatauth's own httpx clients.
         retry: :class:`~chatauth.http.RetryPolicy` for provider calls.
         transport: an httpx transport for both clients (tests: ``httpx.MockTransport``,
@@ -102,6 +131,7 @@ class ChatAuth:
         mapper: Callable[[Any], ChatIdentity] | None = None,
         token_ttl: float | timedelta = 3600,
         refresh_margin: float | timedelta = 300,
+        session_idle: float | timedelta = DEFAULT_SESSION_IDLE,
         timeout: float = 5.0,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
@@ -123,6 +153,10 @@ class ChatAuth:
             raise ConfigurationError(
                 "refresh_margin must be shorter than token_ttl.", setting="REFRESH_MARGIN"
             )
+        self.session_idle = _seconds(session_idle)
+        if self.session_idle <= timedelta(0):
+            raise ConfigurationError("session_idle must be positive.", setting="SESSION_IDLE")
+        self.served_granularity = min(SERVED_GRANULARITY, self.session_idle / 24)
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._transport = transport
@@ -241,6 +275,30 @@ class ChatAuth:
         # No token lives longer than token_ttl in our hands, whatever the provider allows.
         return dataclasses.replace(token, refresh_at=token.issued_at + self.token_ttl)
 
+    def _serve_due(self, token: ChatToken) -> datetime | None:
+        """Now, if the token's recorded "served at" is older than the granularity."""
+        now = self.clock.now()
+        if token.served_at is not None and now - token.served_at < self.served_granularity:
+            return None
+        return now
+
+    def _served(self, key: SessionKey, token: ChatToken) -> None:
+        now = self._serve_due(token)
+        if now is not None:
+            try:
+                self.store.touch(key, now)
+            except StoreUnavailableError as exc:
+                # The token was read a moment ago: serve it; the next hit records the time.
+                logger.warning("chatauth could not record a served time (%s)", exc.code)
+
+    async def _aserved(self, key: SessionKey, token: ChatToken) -> None:
+        now = self._serve_due(token)
+        if now is not None:
+            try:
+                await self.store.atouch(key, now)
+            except StoreUnavailableError as exc:
+                logger.warning("chatauth could not record a served time (%s)", exc.code)
+
     def _session(self, identity: ChatIdentity, token: ChatToken) -> ChatSession:
         client = {**self.provider.client_config(), **token.client_data()}
         return ChatSession(identity=identity, token=token, client=client)
@@ -278,7 +336,9 @@ class ChatAuth:
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
         token = self._fresh(self.store.get(key))
-        if token is None:
+        if token is not None:
+            self._served(key, token)
+        else:
             with self._locks.hold(key.digest):
                 token = self._fresh(self.store.get(key))
                 if token is None:
@@ -320,7 +380,9 @@ class ChatAuth:
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
         token = self._fresh(await self.store.aget(key))
-        if token is None:
+        if token is not None:
+            await self._aserved(key, token)
+        else:
             async with self._async_locks().hold(key.digest):
                 token = self._fresh(await self.store.aget(key))
                 if token is None:
@@ -539,6 +601,96 @@ class ChatAuth:
             remaining,
         )
         return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
+
+    # -- the sweep -----------------------------------------------------------------------
+    def _sweep_args(
+        self, idle: float | timedelta | None, now: datetime | None
+    ) -> tuple[datetime, datetime]:
+        now = now or self.clock.now()
+        return now, now - (self.session_idle if idle is None else _seconds(idle))
+
+    def _sweep_targets(self, swept: list[ChatToken], now: datetime) -> list[ChatToken]:
+        """Which swept tokens to revoke: none for providers without revocation, nor tokens
+        already expired (dead anyway); for user-wide revocation one per UID, and only when
+        the UID has no other stored session (revoking would end those too: their tokens
+        keep the user's credential in use, and expire or are swept in turn)."""
+        if self.provider.revocation == "none":
+            return []
+        alive = [t for t in swept if not t.is_expired(now=now)]
+        if self.provider.revocation == "token":
+            return alive
+        targets = []
+        for uid in dict.fromkeys(t.uid for t in alive):
+            if not self.store.sessions(self.provider.name, uid):
+                targets += self._to_revoke([t for t in alive if t.uid == uid])
+        return targets
+
+    def sweep(
+        self,
+        idle: float | timedelta | None = None,
+        *,
+        now: datetime | None = None,
+        limit: int = 1000,
+    ) -> SweepReport:
+        """End the chat sessions nobody will be served again, so no token outlives its app
+        session at the provider (DESIGN §8).
+
+        Takes out of the store every token of this provider that is past its ``refresh_at``
+        (or expiry), or was last served more than ``idle`` ago (its app session expired or was
+        abandoned: cookie lost, browser closed), and revokes it, queueing the revocations
+        that fail for :meth:`revoke_pending`. :attr:`on_session_ended` fires once per UID.
+        Run it periodically (``chatauth sweep``, cron or ``--loop``).
+
+        Args:
+            idle: seconds or ``timedelta``; default :attr:`session_idle`.
+            now: aware UTC datetime the decision is made at; default the service clock's.
+            limit: most tokens taken out per run.
+
+        Raises:
+            StoreUnavailableError: the store could not be reached (nothing was taken out, or
+                what was taken out is revoked or queued before the error is raised).
+        """
+        now, idle_before = self._sweep_args(idle, now)
+        swept = self.store.sweep(self.provider.name, now=now, idle_before=idle_before, limit=limit)
+        revoked = queued = 0
+        for token in self._sweep_targets(swept, now):
+            if self._revoke_or_queue(token):
+                revoked += 1
+            else:
+                queued += 1
+        for uid in dict.fromkeys(t.uid for t in swept):
+            self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
+        return self._swept(swept, revoked, queued)
+
+    async def asweep(
+        self,
+        idle: float | timedelta | None = None,
+        *,
+        now: datetime | None = None,
+        limit: int = 1000,
+    ) -> SweepReport:
+        """Async twin of :meth:`sweep`."""
+        now, idle_before = self._sweep_args(idle, now)
+        swept = await self.store.asweep(
+            self.provider.name, now=now, idle_before=idle_before, limit=limit
+        )
+        if self.provider.revocation == "user":
+            targets = await asyncio.to_thread(self._sweep_targets, swept, now)
+        else:
+            targets = self._sweep_targets(swept, now)
+        revoked = queued = 0
+        for token in targets:
+            if await self._arevoke_or_queue(token):
+                revoked += 1
+            else:
+                queued += 1
+        for uid in dict.fromkeys(t.uid for t in swept):
+            self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
+        return self._swept(swept, revoked, queued)
+
+    def _swept(self, swept: list[ChatToken], revoked: int, queued: int) -> SweepReport:
+        logger.info("chatauth sweep: %d swept, %d revoked, %d queued", len(swept), revoked, queued)
+        return SweepReport(swept=len(swept), revoked=revoked, queued=queued)
 
     # -- diagnostics ---------------------------------------------------------------------
     def check(self) -> dict[str, str]:
