@@ -175,9 +175,13 @@ class ChatAuth:
         self.on_session_ended: list[SessionEndedHook] = []
         # The issue lock must outlive everything done while holding it, or a second worker
         # would issue a duplicate: the issue operation and the revocation of the token it
-        # replaces, each bounded by the drivers' deadline (retry.timeout) plus the budget of
-        # a failed flow's undo requests (retry.cleanup_timeout); 10 s more for the store.
-        self.lock_ttl = 2 * (self.retry.timeout + self.retry.cleanup_timeout) + 10.0
+        # replaces. Each is bounded by the drivers' deadline (retry.timeout) plus the budget
+        # of a failed flow's undo requests (retry.cleanup_timeout); the sync driver may
+        # overrun each of those two by one read in flight (at most one phase timeout).
+        # 10 s more for the store. Defaults: 2 * (15 + 5 + 2 * 5) + 10 = 70 s.
+        self.lock_ttl = (
+            2 * (self.retry.timeout + self.retry.cleanup_timeout + 2 * self.timeout) + 10.0
+        )
 
     def __repr__(self) -> str:
         return f"<ChatAuth provider={self.provider.name!r} store={self.store!r}>"
