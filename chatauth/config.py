@@ -34,6 +34,7 @@ from typing import Any
 from chatauth.errors import ConfigurationError
 from chatauth.http import RetryPolicy
 from chatauth.identity import IdentityMapper
+from chatauth.journal import EndJournal
 from chatauth.providers import BaseProvider, provider_class
 from chatauth.service import DEFAULT_SESSION_IDLE, ChatAuth
 from chatauth.stores.base import BaseStore
@@ -48,6 +49,7 @@ COMMON_KEYS = frozenset(
         "token_ttl",
         "refresh_margin",
         "session_idle",
+        "journal",
         "uid_mapper",
         "uid_prefix",
         "name_attribute",
@@ -194,6 +196,9 @@ def from_settings(
         token_ttl=_number(cfg, "token_ttl", 3600),
         refresh_margin=_number(cfg, "refresh_margin", 300),
         session_idle=_number(cfg, "session_idle", DEFAULT_SESSION_IDLE),
+        journal=overrides.pop(
+            "journal", EndJournal(cfg["journal"]) if cfg.get("journal") else None
+        ),
         timeout=_number(cfg, "timeout", 5.0),
         retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),
         **overrides,

@@ -101,14 +101,18 @@ def sweep(service: ChatAuth, idle: float | None = None, limit: int = 1000) -> Ou
     failures.
 
     Returns:
-        ``sweep: swept=N revoked=N queued=N`` and the ``revoke-pending`` line; exit code 1
-        while revocations stay queued.
+        ``sweep: swept=N revoked=N queued=N journaled=N`` (``journaled``: logouts the
+        store missed, finished now) and the ``revoke-pending`` line; exit code 1 while
+        revocations stay queued.
 
     Raises:
         StoreUnavailableError: the store is down.
     """
     report = service.sweep(idle, limit=limit)
-    line = f"sweep: swept={report.swept} revoked={report.revoked} queued={report.queued}"
+    line = (
+        f"sweep: swept={report.swept} revoked={report.revoked} queued={report.queued}"
+        f" journaled={report.journaled}"
+    )
     pending = revoke_pending(service, limit)
     return dataclasses.replace(pending, lines=(line, *pending.lines))
 

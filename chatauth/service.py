@@ -25,6 +25,7 @@ from chatauth.errors import (
 )
 from chatauth.http import Flow, RetryPolicy, arun_flow, default_timeout, run_flow
 from chatauth.identity import ChatIdentity, IdentityMapper
+from chatauth.journal import EndJournal
 from chatauth.providers.base import Provider
 from chatauth.session import ChatSession
 from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
@@ -78,11 +79,13 @@ class SweepReport:
         swept: tokens taken out of the store (past ``refresh_at``/expiry, or idle).
         revoked: of those, revoked at the provider during the run.
         queued: revocations that failed and were queued for :meth:`ChatAuth.revoke_pending`.
+        journaled: journaled ends finished (:meth:`ChatAuth.end_session_durably`).
     """
 
     swept: int
     revoked: int
     queued: int
+    journaled: int = 0
 
 
 class ChatAuth:
@@ -117,6 +120,9 @@ class ChatAuth:
             default :class:`~chatauth.stores.memory.MemoryStore` is built with this clock.
             When you pass both a store and a clock, give the store the same clock: the
             store decides lock expiry by its clock, the service token freshness by this one.
+        journal: an :class:`~chatauth.journal.EndJournal` where
+            :meth:`end_session_durably` keeps the ends it could not write to the store;
+            :meth:`sweep` replays it. Default none (then a store failure is raised).
 
     Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``) and
     :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``). A hook that raises
@@ -138,8 +144,10 @@ class ChatAuth:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
+        journal: EndJournal | None = None,
     ) -> None:
         self.provider = provider
+        self.journal = journal
         self.store = store if store is not None else MemoryStore(clock=clock)
         # A store that predates the clock (a subclass whose __init__ skips BaseStore's) has
         # none of its own: it then reads the system clock, and so does the service.
@@ -448,7 +456,9 @@ class ChatAuth:
             are not raised: the revocation is queued instead.
         """
         identity = self.identity_for(user)
-        key = self._key(identity, app_session)
+        return self._end(identity, self._key(identity, app_session))
+
+    def _end(self, identity: ChatIdentity, key: SessionKey) -> list[ChatToken]:
         with (
             self._locks.hold(key.digest),
             self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
@@ -467,7 +477,9 @@ class ChatAuth:
     async def aend_session(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
         """Async twin of :meth:`end_session`."""
         identity = self.identity_for(user)
-        key = self._key(identity, app_session)
+        return await self._aend(identity, self._key(identity, app_session))
+
+    async def _aend(self, identity: ChatIdentity, key: SessionKey) -> list[ChatToken]:
         async with (
             self._async_locks().hold(key.digest),
             self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
@@ -482,6 +494,78 @@ class ChatAuth:
         if popped:
             self._ended(identity, popped)
         return popped
+
+    def end_session_durably(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
+        """:meth:`end_session` for logout views, which must never fail because of chat.
+
+        If the store cannot be reached, the end is appended to :attr:`journal` (durably, on
+        this machine) and finished by the next :meth:`sweep` once the store answers: the
+        token is then taken out of the store and revoked. Logout then proceeds as usual.
+
+        Returns:
+            the tokens dropped now; empty when there was no chat session or the end was
+            journaled.
+
+        Raises:
+            NotAuthenticatedError, InvalidUIDError: as :meth:`end_session`.
+            StoreUnavailableError: only without a journal (``journal=None``).
+            OSError: the store was down and the journal could not be written either.
+        """
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        try:
+            return self._end(identity, key)
+        except StoreUnavailableError as exc:
+            if self.journal is None:
+                raise
+            self.journal.record(key, now=self.clock.now())
+            self._log_journaled(identity, exc)
+            return []
+
+    async def aend_session_durably(
+        self, user: Any, app_session: str | None = None
+    ) -> list[ChatToken]:
+        """Async twin of :meth:`end_session_durably` (the journal write, a small file append
+        with ``fsync``, runs in a worker thread)."""
+        identity = self.identity_for(user)
+        key = self._key(identity, app_session)
+        try:
+            return await self._aend(identity, key)
+        except StoreUnavailableError as exc:
+            if self.journal is None:
+                raise
+            await asyncio.to_thread(self.journal.record, key, now=self.clock.now())
+            self._log_journaled(identity, exc)
+            return []
+
+    def _log_journaled(self, identity: ChatIdentity, exc: ChatAuthError) -> None:
+        logger.warning(
+            "chatauth could not end a %s session of uid %s (%s); journaled for the sweep",
+            self.provider.name,
+            identity.uid,
+            exc.code,
+        )
+
+    def replay_journal(self) -> tuple[int, int]:
+        """End the sessions :meth:`end_session_durably` journaled while the store was down
+        (:meth:`sweep` runs it first). Stops at the first store failure, keeping the rest.
+
+        Returns:
+            ``(ended, remaining)``; ``(0, 0)`` without a journal.
+
+        Raises:
+            StoreUnavailableError: the store is still down (the entries stay journaled).
+        """
+        if self.journal is None:
+            return 0, 0
+
+        def end(key: SessionKey) -> bool:
+            if key.provider == self.provider.name:
+                self._end(ChatIdentity(key.uid), key)
+            # else another provider's entry (the PROVIDER setting changed): nothing to end
+            return True
+
+        return self.journal.replay(end)
 
     def end_all_sessions(self, user: Any) -> list[ChatToken]:
         """End every chat session of ``user`` (all app sessions): password change, admin
@@ -654,6 +738,7 @@ class ChatAuth:
             StoreUnavailableError: the store could not be reached (nothing was taken out, or
                 what was taken out is revoked or queued before the error is raised).
         """
+        journaled = self.replay_journal()[0]
         now, idle_before = self._sweep_args(idle, now)
         swept = self.store.sweep(self.provider.name, now=now, idle_before=idle_before, limit=limit)
         revoked = queued = 0
@@ -664,7 +749,7 @@ class ChatAuth:
                 queued += 1
         for uid in dict.fromkeys(t.uid for t in swept):
             self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
-        return self._swept(swept, revoked, queued)
+        return self._swept(swept, revoked, queued, journaled)
 
     async def asweep(
         self,
@@ -674,6 +759,7 @@ class ChatAuth:
         limit: int = 1000,
     ) -> SweepReport:
         """Async twin of :meth:`sweep`."""
+        journaled = (await asyncio.to_thread(self.replay_journal))[0]
         now, idle_before = self._sweep_args(idle, now)
         swept = await self.store.asweep(
             self.provider.name, now=now, idle_before=idle_before, limit=limit
@@ -690,11 +776,19 @@ class ChatAuth:
                 queued += 1
         for uid in dict.fromkeys(t.uid for t in swept):
             self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
-        return self._swept(swept, revoked, queued)
+        return self._swept(swept, revoked, queued, journaled)
 
-    def _swept(self, swept: list[ChatToken], revoked: int, queued: int) -> SweepReport:
-        logger.info("chatauth sweep: %d swept, %d revoked, %d queued", len(swept), revoked, queued)
-        return SweepReport(swept=len(swept), revoked=revoked, queued=queued)
+    def _swept(
+        self, swept: list[ChatToken], revoked: int, queued: int, journaled: int
+    ) -> SweepReport:
+        logger.info(
+            "chatauth sweep: %d swept, %d revoked, %d queued, %d journaled ends replayed",
+            len(swept),
+            revoked,
+            queued,
+            journaled,
+        )
+        return SweepReport(swept=len(swept), revoked=revoked, queued=queued, journaled=journaled)
 
     # -- diagnostics ---------------------------------------------------------------------
     def check(self) -> dict[str, str]:

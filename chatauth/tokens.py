@@ -175,3 +175,18 @@ class SessionKey:
 
     def __repr__(self) -> str:
         return f"SessionKey(provider={self.provider!r}, uid={self.uid!r}, app_session=<redacted>)"
+
+    @classmethod
+    def from_digest(cls, provider: str, uid: str, digest: str) -> SessionKey:
+        """The key of a stored token known only by its :attr:`digest` (the app session id
+        itself was not kept, e.g. in the end journal): every store finds the token by it."""
+        return _DigestKey(provider, uid, None, digest)
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class _DigestKey(SessionKey):
+    known_digest: str = ""
+
+    @property
+    def digest(self) -> str:
+        return self.known_digest

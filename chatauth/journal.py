@@ -1,0 +1,166 @@
+"""A durable local journal of chat-session ends that could not reach the store (DESIGN §8).
+
+An app's logout must never fail because of chat. When the store is down at logout, the
+chat session's end cannot be written where the sweep would find it, and the token would
+keep being valid at the provider. :meth:`ChatAuth.end_session_durably
+<chatauth.service.ChatAuth.end_session_durably>` then appends the session's key to this
+journal, a small append-only file on the app's machine (next to the store, for SQLite), and
+answers at once; :meth:`ChatAuth.sweep <chatauth.service.ChatAuth.sweep>` replays it once
+the store answers again: the token is taken out of the store and revoked, or queued.
+
+What is kept: one JSON line per end, ``{"provider", "uid", "digest", "at"}``, where
+``digest`` is :attr:`~chatauth.tokens.SessionKey.digest` (a sha256, as in every store). The app
+session id itself, a secret of the app's (for Django, the session cookie's value), is never
+written. The file is created with mode 0600.
+
+Concurrency: many worker processes of one machine may append at once, and one sweep may
+replay while they do. A writer appends one line under an exclusive ``flock`` and ``fsync``\\s
+it; the replayer takes the same lock only to rename the journal aside (``<path>.replaying``),
+then works on that copy without holding anything, so logouts never wait for provider calls.
+Ends that still fail are appended again. A replay interrupted by a crash leaves its copy,
+which the next replay takes first. POSIX only (``fcntl``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from chatauth.tokens import SessionKey
+
+__all__ = ["EndJournal", "JournalEntry"]
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalEntry:
+    """One journaled end: the session key, known by its digest only (``key.app_session`` is
+    ``None``), and the UTC datetime it was journaled."""
+
+    key: SessionKey
+    at: datetime
+
+
+class EndJournal:
+    """The journal file (see the module docstring).
+
+    Args:
+        path: the journal file; created on the first record, with its parent directory.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.replaying = self.path.with_name(self.path.name + ".replaying")
+
+    def __repr__(self) -> str:
+        return f"<EndJournal {str(self.path)!r}>"
+
+    @contextlib.contextmanager
+    def _locked_journal(self) -> Iterator[IO[str]]:
+        """The current journal file, open for appending, under an exclusive lock."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            handle = os.fdopen(fd, "a", encoding="utf-8")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    current = os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    current = None
+                if current == os.fstat(handle.fileno()).st_ino:
+                    yield handle
+                    return
+                # A replay renamed the file between our open and our lock: open the new one.
+            finally:
+                handle.close()  # also releases the lock
+
+    def record(self, key: SessionKey, *, now: datetime | None = None) -> None:
+        """Append one end, durably (``fsync``) before returning.
+
+        Raises:
+            OSError: the file cannot be written (disk full, read-only).
+        """
+        line = json.dumps(
+            {
+                "provider": key.provider,
+                "uid": key.uid,
+                "digest": key.digest,
+                "at": (now or datetime.now(timezone.utc)).isoformat(),
+            },
+            separators=(",", ":"),
+        )
+        with self._locked_journal() as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def __len__(self) -> int:
+        """How many ends are journaled (the current file and an interrupted replay's copy)."""
+        return sum(len(self._read(p)) for p in (self.replaying, self.path))
+
+    @staticmethod
+    def _read(path: Path) -> list[JournalEntry]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        entries = []
+        for line in text.splitlines():
+            try:
+                raw = json.loads(line)
+                key = SessionKey.from_digest(raw["provider"], raw["uid"], raw["digest"])
+                entries.append(JournalEntry(key, datetime.fromisoformat(raw["at"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by a crash mid-write: the rest is still good
+        return entries
+
+    def replay(self, end: Callable[[SessionKey], bool]) -> tuple[int, int]:
+        """Call ``end(key)`` for every journaled end, oldest first.
+
+        ``end`` returns ``True`` when the end is done (taken out of the store and revoked or
+        queued), ``False`` to keep it for the next replay; an exception stops the replay and
+        keeps what was not done yet.
+
+        Returns:
+            ``(done, remaining)``.
+        """
+        done = 0
+        # An interrupted replay's copy first, then the current journal.
+        for _ in range(2):
+            if not self.replaying.exists():
+                if not self.path.exists():
+                    break
+                with self._locked_journal():
+                    os.replace(self.path, self.replaying)
+            done += self._replay_copy(end)
+        return done, len(self)
+
+    def _replay_copy(self, end: Callable[[SessionKey], bool]) -> int:
+        entries = self._read(self.replaying)
+        done = 0
+        kept: list[JournalEntry] = []
+        try:
+            for index, entry in enumerate(entries):
+                try:
+                    finished = end(entry.key)
+                except BaseException:
+                    kept.extend(entries[index:])
+                    raise
+                if finished:
+                    done += 1
+                else:
+                    kept.append(entry)
+        finally:
+            # Should this raise, the copy stays and is replayed whole next time: ending a key
+            # already ended is a no-op, so that is safe.
+            for entry in kept:
+                self.record(entry.key, now=entry.at)
+            self.replaying.unlink(missing_ok=True)
+        return done
