@@ -24,13 +24,16 @@ from chatauth.tokens import ChatToken, SessionKey
 
 if TYPE_CHECKING:
     from chatauth.config import from_settings
-    from chatauth.service import ChatAuth, RevocationReport
+    from chatauth.journal import EndJournal
+    from chatauth.service import ChatAuth, RevocationReport, SweepReport
 
 # The service pulls in httpx, stamina and pyjwt: load it on first use, so that importing
 # chatauth for its errors or types (as every adapter module does) stays cheap.
 _LAZY = {
     "ChatAuth": "chatauth.service",
     "RevocationReport": "chatauth.service",
+    "SweepReport": "chatauth.service",
+    "EndJournal": "chatauth.journal",
     "from_settings": "chatauth.config",
 }
 
@@ -60,6 +63,7 @@ __all__ = [
     "ChatSession",
     "ChatToken",
     "ConfigurationError",
+    "EndJournal",
     "IdentityMapper",
     "InvalidTokenError",
     "InvalidUIDError",
@@ -69,6 +73,7 @@ __all__ = [
     "RevocationReport",
     "SessionKey",
     "StoreUnavailableError",
+    "SweepReport",
     "UIDRules",
     "__version__",
     "from_settings",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -64,6 +63,8 @@ class EndJournal:
     @contextlib.contextmanager
     def _locked_journal(self) -> Iterator[IO[str]]:
         """The current journal file, open for appending, under an exclusive lock."""
+        import fcntl  # here: POSIX only, and the service imports this module everywhere
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
