@@ -10,6 +10,7 @@ runs as a real subprocess on the same SQLite file.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -22,12 +23,16 @@ import pytest
 from chatauth import ChatAuth, ChatIdentity, from_settings
 from chatauth.cli import EXIT_OK, EXIT_PENDING
 from chatauth.providers.cometchat import CometChatProvider
+from chatauth.providers.jwt import JWTSigner
+from chatauth.providers.matrix import MatrixProvider
 from chatauth.service import DEFAULT_SESSION_IDLE
 from chatauth.stores.memory import MemoryStore
 from chatauth.stores.sqlite import SQLiteStore
 from chatauth.testing.clock import ManualClock
 from chatauth.testing.cometchat import DEFAULT_API_KEY, CometChatEmulator
 from chatauth.tokens import SessionKey
+from tests.servers.deadlines import REQUEST_DEADLINE
+from tests.servers.synapse import SynapseServer
 
 ROOT = Path(__file__).parents[2]
 DAY = 24 * 3600.0
@@ -218,3 +223,22 @@ def test_chatauth_sweep_command(
     for token in (old, stuck, recent):
         assert not emulator.is_token_alive(token.value)
         assert token.value not in first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_matrix_jwt_token_of_an_abandoned_session_is_logged_out(
+    synapse: SynapseServer, clock: ManualClock
+) -> None:
+    # Matrix JWT-login tokens never expire at Synapse either: only the sweep ends them.
+    provider = MatrixProvider(
+        synapse.base_url,
+        server_name=synapse.server_name,
+        mode="jwt",
+        signer=JWTSigner(synapse.jwt_algorithm, secret=synapse.jwt_secret),
+    )
+    chat = ChatAuth(provider, MemoryStore(clock=clock), clock=clock, timeout=REQUEST_DEADLINE)
+    token = chat.get_session(ChatIdentity(f"swept-{secrets.token_hex(3)}"), "s").token
+    assert synapse.whoami(token.value).status_code == 200
+    clock.advance(DEFAULT_SESSION_IDLE + 1)
+    assert chat.sweep().revoked == 1
+    assert synapse.whoami(token.value).status_code == 401
+    chat.close()
