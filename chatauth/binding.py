@@ -51,7 +51,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chatauth.errors import ChatAuthError, NotAuthenticatedError
+from chatauth.errors import ChatAuthError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.identity import ChatIdentity
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -203,7 +203,7 @@ class ChatBinding:
                 identity = self.service.identity_for(load_user())
                 sid, previous = self._decide(identity)
                 if previous is not None:
-                    self.service.end_session(ChatIdentity(previous[1]), previous[0])
+                    self.service.end_session_durably(ChatIdentity(previous[1]), previous[0])
                 self._bind(sid, identity.uid)
                 self._outcome = self.service.get_session(identity, sid)
             except ChatAuthError as exc:
@@ -221,7 +221,9 @@ class ChatBinding:
                         identity = self.service.identity_for(await load_user())
                         sid, previous = self._decide(identity)
                         if previous is not None:
-                            await self.service.aend_session(ChatIdentity(previous[1]), previous[0])
+                            await self.service.aend_session_durably(
+                                ChatIdentity(previous[1]), previous[0]
+                            )
                         self._bind(sid, identity.uid)
                         self._outcome = await self.service.aget_session(identity, sid)
                     except ChatAuthError as exc:
@@ -286,16 +288,24 @@ class ChatBinding:
         started is ended too). A revocation the provider cannot take now is queued by the core
         for ``revoke-pending``. The id leaves the session; the next chat use starts a new one.
 
+        Logout always wins (DESIGN §8): a store that cannot be reached never fails the app's
+        logout. The end is then kept in the service's journal
+        (:meth:`~chatauth.ChatAuth.end_session_durably`) and finished by the next sweep; with
+        no journal it is logged (the UID and the error code, nothing secret) and the token is
+        bounded by the sweep instead (it is not served again, so it is taken out once idle
+        longer than ``SESSION_IDLE`` or past its ``refresh_at``).
+
         Args:
             load_user: the request's user, needed only without a session mapping (one chat
                 session per user); nobody logged in then means nothing to end.
 
         Returns:
-            The tokens dropped (empty when this app session had no chat session).
+            The tokens dropped (empty when this app session had no chat session, or when its
+            end was journaled or left to the sweep).
 
         Raises:
-            StoreUnavailableError: the store is down; the id stays, so a later logout or the
-                sweep can end it.
+            NotAuthenticatedError, InvalidUIDError: from ``load_user`` / the identity mapper
+            (only without a session mapping). Never a store or provider error.
         """
         popped: list[ChatToken] = []
         if self.session is None:
@@ -305,10 +315,10 @@ class ChatBinding:
                 except NotAuthenticatedError:
                     identity = None
                 if identity is not None:
-                    popped = self.service.end_session(identity, None)
+                    popped = self._end_one(identity, None)
         else:
             for sid, uid in self._to_end():
-                popped += self.service.end_session(ChatIdentity(uid), sid)
+                popped += self._end_one(ChatIdentity(uid), sid)
         self._forget()
         return popped
 
@@ -322,12 +332,37 @@ class ChatBinding:
                 except NotAuthenticatedError:
                     identity = None
                 if identity is not None:
-                    popped = await self.service.aend_session(identity, None)
+                    popped = await self._aend_one(identity, None)
         else:
             for sid, uid in self._to_end():
-                popped += await self.service.aend_session(ChatIdentity(uid), sid)
+                popped += await self._aend_one(ChatIdentity(uid), sid)
         self._forget()
         return popped
+
+    def _end_one(self, identity: ChatIdentity, sid: str | None) -> list[ChatToken]:
+        try:
+            return self.service.end_session_durably(identity, sid)
+        except (StoreUnavailableError, OSError) as exc:
+            self._log_unended(identity, exc)
+            return []
+
+    async def _aend_one(self, identity: ChatIdentity, sid: str | None) -> list[ChatToken]:
+        try:
+            return await self.service.aend_session_durably(identity, sid)
+        except (StoreUnavailableError, OSError) as exc:
+            self._log_unended(identity, exc)
+            return []
+
+    def _log_unended(self, identity: ChatIdentity, exc: Exception) -> None:
+        # The logout goes on: the token is no longer served, so the sweep takes it out once
+        # idle. The error code or OSError class only: a message could name a path or a key.
+        code = exc.code if isinstance(exc, ChatAuthError) else type(exc).__name__
+        logger.error(
+            "chatauth could not end the chat session of uid %s (%s) and has no JOURNAL to keep "
+            "its end; the sweep takes its token out once idle longer than SESSION_IDLE",
+            identity.uid,
+            code,
+        )
 
     def login(self) -> list[ChatToken]:
         """The framework's login signal: whatever chat session this app session had is over.
@@ -335,8 +370,7 @@ class ChatBinding:
         The next response gets a fresh unbound id (:meth:`finish`), bound by the new user's
         first chat use. Returns the tokens ended.
 
-        Raises:
-            StoreUnavailableError: as :meth:`end`.
+        Never raises a store or provider error (as :meth:`end`).
         """
         popped = self.end()
         self.ended = False  # a login is a new start: the response gets its id
@@ -366,7 +400,8 @@ class ChatBinding:
             session.pop(self.key, None)
 
     def _log_lost(self, watched: Entry, exc: ChatAuthError) -> None:
-        # Nothing to queue into when the store itself is down; say so loudly.
+        # A store outage is journaled or logged by _end_one; this is anything else (a UID
+        # the provider refuses): say so loudly.
         logger.error(
             "chatauth could not end the chat session of uid %s after its app session was "
             "cleared (%s); end it with ChatAuth.end_all_sessions",
@@ -381,7 +416,7 @@ class ChatBinding:
         watched = self._watched_lost()
         if watched is not None:
             try:
-                self.service.end_session(ChatIdentity(watched[1]), watched[0])
+                self._end_one(ChatIdentity(watched[1]), watched[0])
             except ChatAuthError as exc:
                 self._log_lost(watched, exc)
         self._prepare_id()
@@ -391,7 +426,7 @@ class ChatBinding:
         watched = self._watched_lost()
         if watched is not None:
             try:
-                await self.service.aend_session(ChatIdentity(watched[1]), watched[0])
+                await self._aend_one(ChatIdentity(watched[1]), watched[0])
             except ChatAuthError as exc:
                 self._log_lost(watched, exc)
         self._prepare_id()

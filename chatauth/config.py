@@ -20,6 +20,11 @@ Common settings (provider settings are listed in each provider module):
 ``AVATAR_ATTRIBUTE`` attribute, dotted path or callable for the avatar URL
 ``TIMEOUT``         seconds per HTTP phase (default 5)
 ``RETRY_ATTEMPTS``  tries per provider request (default 3)
+``SESSION_IDLE``    the sweep ends chat sessions not served for this long, seconds or a
+                    ``timedelta`` (default 14 days; the adapters pass the framework's session age)
+``JOURNAL``         file where logouts keep the ends a down store missed (default: next to an
+                    SQLite store's file, ``<store file>.ends``; none for other stores;
+                    ``False`` turns it off)
 =================== ==================================================================
 """
 
@@ -39,7 +44,13 @@ from chatauth.providers import BaseProvider, provider_class
 from chatauth.service import DEFAULT_SESSION_IDLE, ChatAuth
 from chatauth.stores.base import BaseStore
 
-__all__ = ["COMMON_KEYS", "from_settings", "normalize_settings", "store_from_url"]
+__all__ = [
+    "COMMON_KEYS",
+    "default_journal_path",
+    "from_settings",
+    "normalize_settings",
+    "store_from_url",
+]
 
 COMMON_KEYS = frozenset(
     {
@@ -196,10 +207,27 @@ def from_settings(
         token_ttl=_number(cfg, "token_ttl", 3600),
         refresh_margin=_number(cfg, "refresh_margin", 300),
         session_idle=_number(cfg, "session_idle", DEFAULT_SESSION_IDLE),
-        journal=overrides.pop(
-            "journal", EndJournal(cfg["journal"]) if cfg.get("journal") else None
-        ),
+        journal=overrides.pop("journal", _journal(cfg, store)),
         timeout=_number(cfg, "timeout", 5.0),
         retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),
         **overrides,
     )
+
+
+def default_journal_path(store: BaseStore) -> Path | None:
+    """Where the journal of ends a down store missed lives when ``JOURNAL`` is not set: next to
+    an SQLite store's file (``<file>.ends``), on the machine whose workers and sweep share that
+    file. ``None`` for other stores: a Redis or database store serves many machines, and a
+    journal is local to one, so its place is the deployment's choice (``JOURNAL``)."""
+    from chatauth.stores.sqlite import SQLiteStore  # imported where used, as in store_from_url
+
+    if isinstance(store, SQLiteStore):
+        return store.path.with_name(store.path.name + ".ends")
+    return None
+
+
+def _journal(cfg: Mapping[str, Any], store: BaseStore) -> EndJournal | None:
+    if "journal" not in cfg:
+        path = default_journal_path(store)
+        return EndJournal(path) if path is not None else None
+    return EndJournal(cfg["journal"]) if cfg["journal"] else None

@@ -14,6 +14,7 @@ import pytest
 from chatauth import ChatAuth, ChatIdentity
 from chatauth.binding import SESSION_KEY, ChatBinding, read_slot
 from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
+from chatauth.journal import EndJournal
 from chatauth.responses import NO_STORE, aendpoint_answer, endpoint_answer, token_answer
 from chatauth.stores.memory import MemoryStore
 from tests.core.providers import TokenRevokingProvider
@@ -198,3 +199,55 @@ async def test_providers_without_endpoints_answer_404_and_bad_bodies_never_reach
         assert answer[1]["error"]["message"]
         assert answer[2] == NO_STORE
     json.dumps(answer[1])  # a JSON body
+
+
+class PopDownStore(MemoryStore):
+    """A memory store that serves reads but takes no end: its issue lock fails as an
+    unreachable store's does, while ``down`` is set."""
+
+    down = False
+
+    def _try_lock(self, key: Any, owner: str, ttl: float) -> bool:
+        if self.down:
+            raise StoreUnavailableError("The store is down.", provider="memory", retry_after=1)
+        return super()._try_lock(key, owner, ttl)
+
+
+def test_logout_with_the_store_down_and_no_journal_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = PopDownStore()
+    chat = ChatAuth(TokenRevokingProvider(), store, session_idle=600)  # journal=None
+    session: dict[str, Any] = {"user": "alice"}
+    token = ChatBinding(chat, session).get(lambda: User("alice")).token
+    store.down = True
+    with caplog.at_level(logging.ERROR, logger="chatauth"):
+        assert ChatBinding(chat, session).end() == []
+        assert asyncio.run(ChatBinding(chat, {"user": "alice", **session}).aend()) == []
+    assert read_slot(session) is None  # the logout went on: the id left the session
+    assert "has no JOURNAL" in caplog.text
+    assert token.value not in caplog.text
+    assert [t.value for t in store.sessions()] == [token.value]  # left to the sweep
+    store.down = False
+    # Idle for twice SESSION_IDLE, well within the token's hour: swept and revoked.
+    later = chat.clock.now() + chat.session_idle * 2
+    assert chat.sweep(now=later).swept == 1
+    assert revoked(chat) == ["user-alice"]
+    assert store.sessions() == []
+
+
+def test_logout_with_the_store_down_is_journaled_and_the_sweep_finishes_it(
+    tmp_path: Any,
+) -> None:
+    store = PopDownStore()
+    chat = ChatAuth(TokenRevokingProvider(), store, journal=EndJournal(tmp_path / "ends"))
+    session: dict[str, Any] = {"user": "alice"}
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    store.down = True
+    assert asyncio.run(ChatBinding(chat, session).aend()) == []
+    assert read_slot(session) is None
+    assert revoked(chat) == []
+    store.down = False
+    assert chat.sweep().journaled == 1
+    assert revoked(chat) == ["user-alice"]
+    assert store.sessions() == []

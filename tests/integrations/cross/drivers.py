@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.stores.sqlite import SQLiteStore
 from chatauth.testing.chatkitty import (
     DEFAULT_API_KEY,
@@ -25,6 +27,8 @@ from chatauth.testing.chatkitty import (
     DEFAULT_CLIENT_SECRET,
     ChatKittyEmulator,
 )
+from chatauth.testing.cometchat import DEFAULT_API_KEY as COMETCHAT_API_KEY
+from chatauth.testing.cometchat import DEFAULT_APP_ID, CometChatEmulator
 from tests.integrations.starlette.helpers import serve_app
 
 USERS = ("alice", "bob")
@@ -37,11 +41,40 @@ class BreakableStore(SQLiteStore):
     """A real SQLite store whose file can be turned into garbage: every later call fails as
     with a broken disk (``StoreUnavailableError``)."""
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Another process's write transaction, held until the block ends: every write of
+        the store waits out its ``timeout`` and fails (``StoreUnavailableError``); reads go
+        on (WAL). Unlike :meth:`corrupt`, the store answers again afterwards, data intact."""
+        holder = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+
+    def tokens(self, uid: str) -> list[str]:
+        """The token values the store holds for ``uid`` (any app session)."""
+        return [t.value for t in self.sessions(uid=uid)]
+
     def corrupt(self) -> None:
         self.close()
         for suffix in ("-wal", "-shm"):
             Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         self.path.write_bytes(b"this is not a database" * 100)
+
+
+def cometchat_settings(emulator: CometChatEmulator) -> dict[str, Any]:
+    """The same apps on CometChat, whose logout revokes at the provider (ChatKitty's tokens
+    are verified against the store instead: nothing to revoke)."""
+    return {
+        "PROVIDER": "cometchat",
+        "COMETCHAT_APP_ID": DEFAULT_APP_ID,
+        "COMETCHAT_API_KEY": COMETCHAT_API_KEY,
+        "COMETCHAT_BASE_URL": emulator.base_url,
+        "UID_MAPPER": "username",
+    }
 
 
 def chat_settings(emulator: ChatKittyEmulator) -> dict[str, Any]:
@@ -89,6 +122,14 @@ class Driver:
     """A framework's app, built from the settings over ``store``."""
 
     name: str
+    #: Whether the framework's login itself ends the previous user's chat session (a login
+    #: signal), rather than the new user's first chat use.
+    ends_at_login = True
+
+    @property
+    def service(self) -> ChatAuthService:
+        """The app's core service (for the sweep, as its command would run it)."""
+        raise NotImplementedError
 
     def browser(self) -> Browser:
         raise NotImplementedError
@@ -97,6 +138,8 @@ class Driver:
 # -- Starlette --------------------------------------------------------------------------------
 class StarletteDriver(Driver):
     name = "starlette"
+    # Starlette has no login signal: the hand-over happens at the new user's first chat use.
+    ends_at_login = False
 
     def __init__(self, settings: dict[str, Any], store: SQLiteStore) -> None:
         from chatauth.integrations.starlette import (
@@ -137,9 +180,9 @@ class StarletteDriver(Driver):
         async def lifespan(app: Any) -> AsyncIterator[None]:
             yield
             # On the server's own loop: httpx's async connections belong to it.
-            await self.service.aclose()
+            await self._service.aclose()
 
-        self.service = chatauth.from_settings(settings, store=store)
+        self._service = chatauth.from_settings(settings, store=store)
         self.app = Starlette(
             routes=[
                 Route("/login/{name}", login, methods=["POST"]),
@@ -149,13 +192,17 @@ class StarletteDriver(Driver):
             middleware=[
                 Middleware(SessionMiddleware, secret_key="cross-framework-session-secret"),
                 Middleware(AuthenticationMiddleware, backend=SessionUser()),
-                Middleware(ChatAuthMiddleware, chatauth=self.service),
+                Middleware(ChatAuthMiddleware, chatauth=self._service),
             ],
             lifespan=lifespan,
         )
         # A real uvicorn on loopback: Starlette's TestClient is on its way out.
         self._stack = contextlib.ExitStack()
         self.url = self._stack.enter_context(serve_app(self.app))
+
+    @property
+    def service(self) -> ChatAuthService:
+        return self._service
 
     def browser(self) -> Browser:
         client = self._stack.enter_context(httpx.Client(base_url=self.url, timeout=30.0))
@@ -211,6 +258,11 @@ class FlaskDriver(Driver):
         ChatAuth(store=store).init_app(app)
         self.app = app
 
+    @property
+    def service(self) -> ChatAuthService:
+        service: ChatAuthService = self.app.extensions["chatauth"].service
+        return service
+
     def browser(self) -> Browser:
         client = self.app.test_client()
 
@@ -243,6 +295,12 @@ class DjangoDriver(Driver):
         django.CHATAUTH = {**settings, "STORE": store}
         for name in USERS:
             get_user_model().objects.create_user(name, password=PASSWORD)
+
+    @property
+    def service(self) -> ChatAuthService:
+        from chatauth.integrations.django import get_service
+
+        return get_service()
 
     def browser(self) -> Browser:
         from django.test import Client

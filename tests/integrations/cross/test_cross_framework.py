@@ -15,6 +15,7 @@ import re
 from typing import Any
 
 from chatauth.testing.chatkitty import DEFAULT_API_KEY, ChatKittyEmulator
+from chatauth.testing.cometchat import CometChatEmulator
 
 from .drivers import BreakableStore, Browser, Driver, Reply
 
@@ -210,3 +211,64 @@ def test_verify_endpoint_good_and_forged(driver: Driver) -> None:
             (404, error("ERROR_NOT_FOUND"), NO_STORE),
         ],
     )
+
+
+# -- the end of a chat session, seen at the provider and in the store (issue 13) ----------------
+def _token_of(browser: Browser) -> str:
+    answer = browser.request("GET", "/chat/token")
+    assert answer.status == 200, answer
+    value: str = answer.body["token"]
+    return value
+
+
+def test_user_switch_revokes_the_previous_users_token(
+    revoking_driver: Driver, store: BreakableStore, cometchat_emulator: CometChatEmulator
+) -> None:
+    browser = revoking_driver.browser()
+    browser.login("alice")
+    alice = _token_of(browser)
+    browser.login("bob")  # without logging out first (Django: login() flushes, no logout signal)
+    if revoking_driver.ends_at_login:
+        assert store.tokens("user-alice") == []
+        assert not cometchat_emulator.is_token_alive(alice)
+    bob = _token_of(browser)
+    assert store.tokens("user-alice") == []
+    assert not cometchat_emulator.is_token_alive(alice)
+    assert store.tokens("user-bob") == [bob]
+    assert cometchat_emulator.is_token_alive(bob)
+
+
+def test_logout_with_the_store_down_answers_and_the_sweep_ends_it(
+    revoking_driver: Driver, store: BreakableStore, cometchat_emulator: CometChatEmulator
+) -> None:
+    browser = revoking_driver.browser()
+    browser.login("alice")
+    alice = _token_of(browser)
+    with store.locked():  # no write reaches the store: the end goes to the journal
+        browser.logout()  # the framework's own answer (200, or Django's 302), never a 500
+        assert browser.request("GET", "/chat/token").status == 401  # logged out all the same
+    assert store.tokens("user-alice") == [alice]
+    assert cometchat_emulator.is_token_alive(alice)
+    report = revoking_driver.service.sweep()
+    assert report.journaled == 1
+    assert store.tokens("user-alice") == []
+    assert not cometchat_emulator.is_token_alive(alice)
+    assert store.count_pending() == 0
+
+
+def test_logout_with_the_provider_down_answers_and_queues_the_revocation(
+    revoking_driver: Driver, store: BreakableStore, cometchat_emulator: CometChatEmulator
+) -> None:
+    browser = revoking_driver.browser()
+    browser.login("alice")
+    alice = _token_of(browser)
+    cometchat_emulator.faults.status(503, times=100)
+    browser.logout()
+    assert browser.request("GET", "/chat/token").status == 401
+    assert store.tokens("user-alice") == []
+    assert cometchat_emulator.is_token_alive(alice)
+    assert store.count_pending() == 1
+    cometchat_emulator.faults.clear()
+    report = revoking_driver.service.revoke_pending()
+    assert (report.revoked, report.remaining) == (1, 0)
+    assert not cometchat_emulator.is_token_alive(alice)
