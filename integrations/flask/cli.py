@@ -1,4 +1,4 @@
-"""``flask chatauth ...``: check the setup, retry queued revocations, end a user's sessions.
+"""``flask chatauth ...``: check the setup, retry queued revocations, sweep, end sessions.
 
 The work, the output lines and the exit codes are the core's (:mod:`chatauth.maintenance`),
 the same as the ``chatauth`` command's and Django's ``manage.py chatauth_...``; this module
@@ -74,6 +74,24 @@ def revoke_pending(limit: int) -> None:
     Exits with status 1 while revocations stay queued.
     """
     _run(lambda: maintenance.revoke_pending(get_state().service, limit))
+
+
+@cli.command("sweep")
+@click.option(
+    "--idle",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="End sessions not served for this many seconds (default: CHATAUTH_SESSION_IDLE, "
+    "else PERMANENT_SESSION_LIFETIME).",
+)
+@click.option("--limit", default=1000, show_default=True, help="Most tokens per run.")
+def sweep(idle: float | None, limit: int) -> None:
+    """End chat sessions nobody is served any more (their app session expired or was
+    abandoned, or a logout met a down store), then retry queued revocations. Run it from cron.
+
+    Exits with status 1 while revocations stay queued.
+    """
+    _run(lambda: maintenance.sweep(get_state().service, idle, limit))
 
 
 @cli.command("end-sessions")

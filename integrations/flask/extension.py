@@ -146,6 +146,9 @@ class ChatAuth:
             k: v for k, v in normalize_settings(app.config, CONFIG_PREFIX).items() if v is not None
         }
         url_prefix = _url_prefix(settings)
+        # The sweep's idle bound is the app session's age (PERMANENT_SESSION_LIFETIME, 31 days
+        # by default): a chat session not served for that long has lost its app session.
+        settings.setdefault("session_idle", app.permanent_session_lifetime)
         try:
             service = from_settings(
                 _store_in_instance(app, settings), ignore=FLASK_KEYS, **self._overrides

@@ -1,11 +1,15 @@
-"""``flask chatauth check | revoke-pending | end-sessions`` through Flask's CLI runner."""
+"""``flask chatauth check | revoke-pending | sweep | end-sessions`` through Flask's CLI runner."""
 
 from __future__ import annotations
 
-from chatauth.integrations.flask import get_service
+from datetime import timedelta
+from pathlib import Path
+
+from chatauth.integrations.flask import ChatAuth, get_service
 from flask import Flask
 from flask.testing import FlaskClient
 
+from chatauth.testing.clock import ManualClock
 from tests.servers.ports import free_port
 
 from .apps import JWT_SECRET, CountingJWTProvider
@@ -70,6 +74,41 @@ def test_revoke_pending_retries_queued_revocations(app: Flask) -> None:
     assert done.exit_code == 0, done.output
     assert "revoke-pending: revoked=1 failed=0 remaining=0" in done.output
     assert [t.value for t in provider.revoked] == [token]
+
+
+def test_sweep_ends_an_abandoned_session_after_the_apps_session_age(
+    make_app: AppFactory,
+) -> None:
+    clock = ManualClock()
+    app = make_app({"PERMANENT_SESSION_LIFETIME": timedelta(minutes=10)}, ext=ChatAuth(clock=clock))
+    service = get_service(app)
+    assert service.session_idle == timedelta(minutes=10)  # the sweep's idle: the session age
+    token = _token_for(app.test_client(), "alice")  # then the browser is gone, no logout
+    runner = app.test_cli_runner()
+
+    clock.advance(timedelta(minutes=9))
+    kept = runner.invoke(args=["chatauth", "sweep"])
+    assert kept.exit_code == 0, kept.output
+    assert "sweep: swept=0 revoked=0 queued=0 journaled=0" in kept.output
+
+    clock.advance(timedelta(minutes=2))
+    done = runner.invoke(args=["chatauth", "sweep"])
+    assert done.exit_code == 0, done.output
+    assert "sweep: swept=1 revoked=1 queued=0 journaled=0" in done.output
+    assert "revoke-pending: revoked=0 failed=0 remaining=0" in done.output
+    provider = service.provider
+    assert isinstance(provider, CountingJWTProvider)
+    assert [t.value for t in provider.revoked] == [token]
+    assert service.store.sessions() == []
+
+
+def test_the_journal_defaults_to_the_instance_folder(make_app: AppFactory, tmp_path: Path) -> None:
+    app = make_app({"CHATAUTH_STORE": "sqlite:///chatauth.sqlite3"})
+    journal = get_service(app).journal
+    assert journal is not None
+    assert journal.path == Path(app.instance_path) / "chatauth.sqlite3.ends"
+    off = make_app({"CHATAUTH_STORE": "sqlite:///chatauth.sqlite3", "CHATAUTH_JOURNAL": False})
+    assert get_service(off).journal is None
 
 
 def test_end_sessions_ends_every_browser_session_of_a_user(app: Flask) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from chatauth import ConfigurationError
+from chatauth.stores.sqlite import SQLiteStore
 from sample_projects.starlette_app import DEMO_USERS, create_app
 from tests.integrations.starlette.helpers import Browser, closed_port_url
 from tests.servers.deadlines import REQUEST_DEADLINE, STOP_DEADLINE
@@ -81,6 +83,31 @@ async def test_logging_in_as_someone_else_ends_the_previous_chat(
     await log_in(client, "bob")
     assert app.state.chatauth.store.sessions("jwt", "user-alice") == []
     assert (await client.get("/chat/token")).json()["uid"] == "user-bob"
+
+
+async def test_logout_with_the_store_down_answers_as_usual_and_the_sweep_finishes_it(
+    site_for: Callable[[Any], Browser], tmp_path: Path
+) -> None:
+    path = tmp_path / "sample.sqlite3"
+    # A write waits 1 s (not 10) for the lock held below before the store gives up.
+    app = create_app({"store": SQLiteStore(path, timeout=1.0)})
+    chat = app.state.chatauth
+    client = site_for(app)()
+    await log_in(client, "alice")
+    assert (await client.get("/chat/token")).status_code == 200
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock: store down
+        response = await client.post("/logout")
+        assert (response.status_code, response.headers["location"]) == (303, "/")
+        assert (await client.get("/chat/token")).status_code == 401
+    finally:
+        holder.rollback()
+        holder.close()
+    assert chat.journal is not None and chat.journal.path == path.with_name(path.name + ".ends")
+    assert len(chat.store.sessions("jwt", "user-alice")) == 1  # the store missed the end
+    assert (await chat.asweep()).journaled == 1
+    assert chat.store.sessions("jwt", "user-alice") == []
 
 
 async def test_matrix_switch_with_the_homeserver_down(
