@@ -136,15 +136,31 @@ def build_chatauth(**overrides: Any) -> ChatAuth:
             overrides.setdefault(
                 "store", DjangoStore(cipher=_orm_cipher(cfg.get("store_encryption_key")))
             )
+            if "journal" not in cfg:
+                cfg["journal"] = _orm_journal()
         elif not isinstance(store, (str, BaseStore)):
             raise ConfigurationError(
                 "STORE must be 'django', a store URL or a store instance.", setting="STORE"
             )
+        # The sweep's idle bound is the app session's age: a chat session not served for that
+        # long belongs to an app session that has expired.
+        cfg.setdefault("session_idle", settings.SESSION_COOKIE_AGE)
         return from_settings(cfg, ignore=DJANGO_KEYS, **overrides)
     except ConfigurationError as exc:
         raise ChatAuthImproperlyConfigured(
             f"CHATAUTH: {exc.message}", check_id=_classify(exc), setting=exc.setting
         ) from exc
+
+
+def _orm_journal() -> str | bool:
+    """The ORM store's journal: next to the default database when it is an SQLite file (one
+    machine, as the journal), else off (``False``): a server database serves many machines
+    and each needs its own local ``JOURNAL`` path, so that choice is the deployment's."""
+    db = settings.DATABASES.get("default", {})
+    name = str(db.get("NAME") or "")
+    if db.get("ENGINE", "").endswith("sqlite3") and name and "memory" not in name:
+        return name + ".chatauth-ends"
+    return False
 
 
 _lock = threading.Lock()
