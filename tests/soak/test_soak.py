@@ -1,0 +1,179 @@
+"""The lifecycle soak (issue 13): many cycles through the three sample apps, each a real
+server process, of login -> token -> one ending, then the sweep; no token may outlive it.
+
+Each cycle picks a framework (round robin) and an ending (seeded random): ``logout``,
+``abandon`` (the cookie jar is thrown away), ``switch`` (another user logs in over the
+session, no logout) or ``logout-provider-down`` (every revocation call fails: queued). One
+token request in ten meets an injected provider fault (a 503, retried by the core). The
+provider is the CometChat emulator, whose auth tokens never expire. After the cycles, the
+sweep runs over each app's store with ``now`` past ``SESSION_IDLE`` (the clock is passed, not
+waited for), then the queued revocations are retried. Counts come from the emulator (tokens
+that would still log in) and the stores (rows, queued revocations).
+
+``SOAK_CYCLES`` (default 10000) sets the number of cycles. The result line, ``soak: <N>
+cycles, <A> tokens alive, <R> rows, <P> pending``, is written to ``SOAK_RESULT`` (default
+``build/soak.txt``), which tox prints last.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import random
+import re
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+import chatauth
+from chatauth.stores.sqlite import SQLiteStore
+from chatauth.testing.cometchat import DEFAULT_API_KEY, DEFAULT_APP_ID, CometChatEmulator
+from tests.e2e.browser.apps import REPO, SAMPLE_APPS, AppServer
+from tests.servers.deadlines import REQUEST_DEADLINE
+
+PASSWORDS = {"alice": "wonderland", "bob": "builder"}
+ENDINGS = ("logout", "abandon", "switch", "logout-provider-down")
+FAULT_RATE = 0.1
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def chat_settings(emulator: CometChatEmulator) -> dict[str, str]:
+    return {
+        "PROVIDER": "cometchat",
+        "COMETCHAT_APP_ID": DEFAULT_APP_ID,
+        "COMETCHAT_API_KEY": DEFAULT_API_KEY,
+        "COMETCHAT_BASE_URL": emulator.base_url,
+        # Two tries: a logout with the provider down costs one backoff wait, not two.
+        "RETRY_ATTEMPTS": "2",
+    }
+
+
+class Visitor:
+    """One browser (one cookie jar) on one sample app, through its own forms."""
+
+    def __init__(self, server: AppServer) -> None:
+        self.server = server
+        self.client = httpx.Client(base_url=server.base_url, timeout=REQUEST_DEADLINE)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _csrf(self) -> dict[str, str]:
+        if self.server.app.name != "django":
+            return {}
+        token = self.client.cookies.get("csrftoken")
+        if token is None:
+            page = self.client.get(self.server.app.login_path)
+            match = CSRF.search(page.text)
+            assert match, "no CSRF token on Django's login page"
+            return {"csrfmiddlewaretoken": match.group(1)}
+        return {"csrfmiddlewaretoken": token}
+
+    def login(self, user: str) -> None:
+        data = {"username": user, "password": PASSWORDS[user], **self._csrf()}
+        answer = self.client.post(self.server.app.login_path, data=data)
+        assert answer.status_code in (302, 303), (self.server.app.name, answer.status_code)
+
+    def token(self) -> str:
+        answer = self.client.get("/chat/token")
+        assert answer.status_code == 200, (self.server.app.name, answer.status_code, answer.text)
+        value: str = answer.json()["token"]
+        return value
+
+    def logout(self) -> None:
+        path = "/accounts/logout/" if self.server.app.name == "django" else "/logout"
+        answer = self.client.post(path, data=self._csrf())
+        # The app's own answer (a redirect), whatever the provider does: never a 500.
+        assert answer.status_code in (302, 303), (self.server.app.name, answer.status_code)
+
+
+@contextlib.contextmanager
+def servers(settings: dict[str, str]) -> Iterator[dict[str, AppServer]]:
+    """The three samples as real server processes, each stopped by PID at the end."""
+    started: dict[str, AppServer] = {}
+    root = Path(tempfile.mkdtemp(prefix="chatauth-soak-", dir=REPO / "build"))
+    try:
+        for name in ("django", "flask", "starlette"):
+            workdir = root / name
+            workdir.mkdir()
+            started[name] = AppServer(SAMPLE_APPS[name], settings, workdir).start()
+        yield started
+    finally:
+        errors: list[BaseException] = []
+        for server in started.values():
+            try:
+                server.stop()
+            except BaseException as exc:  # re-raised below, after the others are stopped
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+def alive(emulator: CometChatEmulator) -> int:
+    return sum(len(emulator.tokens_of(uid)) for uid in emulator.users)
+
+
+def test_soak(cometchat_emulator: CometChatEmulator) -> None:
+    cycles = int(os.environ.get("SOAK_CYCLES", "10000"))
+    result = Path(os.environ.get("SOAK_RESULT", str(REPO / "build" / "soak.txt")))
+    rng = random.Random(13)
+    settings = chat_settings(cometchat_emulator)
+    (REPO / "build").mkdir(exist_ok=True)
+    done: collections.Counter[tuple[str, str]] = collections.Counter()
+    faults = 0
+    with servers(settings) as apps:
+        names = sorted(apps)
+        for n in range(cycles):
+            server = apps[names[n % len(names)]]
+            ending = rng.choice(ENDINGS)
+            visitor = Visitor(server)
+            try:
+                visitor.login("alice")
+                if rng.random() < FAULT_RATE:
+                    # The next provider call fails once; the core retries it.
+                    cometchat_emulator.faults.status(503)
+                    faults += 1
+                visitor.token()
+                cometchat_emulator.faults.clear()
+                if ending == "logout":
+                    visitor.logout()
+                elif ending == "switch":
+                    visitor.login("bob")  # over alice's session, without a logout
+                    visitor.token()  # bob's session is then abandoned: the sweep's job
+                elif ending == "logout-provider-down":
+                    cometchat_emulator.faults.status(503, times=100, method="DELETE")
+                    visitor.logout()
+                    cometchat_emulator.faults.clear()
+                # "abandon": the cookie jar is dropped with the visitor
+            finally:
+                visitor.close()
+            done[(server.app.name, ending)] += 1
+
+        # The sweep, as each machine's cron runs it, with the clock past every idle bound.
+        rows = pending = 0
+        for server in apps.values():
+            store_file = server.workdir / "chatauth.sqlite3"
+            service = chatauth.from_settings({**settings, "STORE": f"sqlite:///{store_file}"})
+            try:
+                later = service.clock.now() + service.session_idle + timedelta(days=1)
+                while service.sweep(now=later).swept:  # at most ``limit`` tokens per run
+                    pass
+                while service.revoke_pending().revoked:
+                    pass
+            finally:
+                service.close()
+            with contextlib.closing(SQLiteStore(store_file)) as store:
+                rows += len(store.sessions())
+                pending += store.count_pending()
+    tokens = alive(cometchat_emulator)
+    for (framework, ending), count in sorted(done.items()):
+        print(f"soak: {framework} {ending}: {count}")
+    print(f"soak: {faults} provider faults injected")
+    line = f"soak: {cycles} cycles, {tokens} tokens alive, {rows} rows, {pending} pending"
+    result.write_text(line + "\n")
+    print(line)
+    assert (tokens, rows, pending) == (0, 0, 0), line
