@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import django
 import jwt
 import pytest
 from asgiref.sync import sync_to_async
@@ -168,7 +167,6 @@ def test_the_old_service_accessor_still_works_and_warns() -> None:
         assert adapter.get_chatauth() is adapter.get_service()
 
 
-@pytest.mark.skipif(django.VERSION < (5, 0), reason="alogin() is Django 5.0+")
 def test_an_async_login_of_another_user_ends_the_previous_chat_session(
     client: Client, user, other_user
 ) -> None:
@@ -178,5 +176,5 @@ def test_an_async_login_of_another_user_ends_the_previous_chat_session(
     assert client.get(f"/async-login/{other_user.username}/").status_code == 200
     bob = client.get("/chat/token").json()
     assert bob["uid"] == f"user-{other_user.pk}" != alice["uid"]
-    # alogin() flushed alice's session: her chat session ended with it.
+    # The login flushed alice's session: her chat session ended with it.
     assert ChatToken.objects.count() == 1

@@ -25,9 +25,13 @@ async def async_forces_lazy(request: HttpRequest) -> JsonResponse:
 
 
 async def async_login_as(request: HttpRequest, username: str) -> JsonResponse:
-    from django.contrib.auth import alogin, get_user_model
+    from asgiref.sync import sync_to_async
+    from django.contrib import auth
 
-    user = await get_user_model()._default_manager.aget(username=username)
+    user = await auth.get_user_model()._default_manager.aget(username=username)
+    # Django 5.0+ has alogin() (it flushes through session.aflush()); on 4.2 an async view
+    # logs in the way Django's docs say, through sync_to_async(login).
+    alogin = getattr(auth, "alogin", None) or sync_to_async(auth.login)
     await alogin(request, user)
     return JsonResponse({"ok": True})
 
