@@ -1,14 +1,17 @@
 """The lifecycle soak (issue 13): many cycles through the three sample apps, each a real
 server process, of login -> token -> one ending, then the sweep; no token may outlive it.
 
-Each cycle picks a framework (round robin) and an ending (seeded random): ``logout``,
-``abandon`` (the cookie jar is thrown away), ``switch`` (another user logs in over the
-session, no logout) or ``logout-provider-down`` (every revocation call fails: queued). One
-token request in ten meets an injected provider fault (a 503, retried by the core). The
-provider is the CometChat emulator, whose auth tokens never expire. After the cycles, the
-sweep runs over each app's store with ``now`` past ``SESSION_IDLE`` (the clock is passed, not
-waited for), then the queued revocations are retried. Counts come from the emulator (tokens
-that would still log in) and the stores (rows, queued revocations).
+Two providers whose tokens never expire, each behind its own three app servers: the CometChat
+emulator and a real Synapse in JWT-login mode; cycles alternate between them. Each cycle picks
+a framework (round robin) and an ending (seeded random): ``logout``, ``abandon`` (the cookie
+jar is thrown away), ``switch`` (another user logs in over the session, no logout) or, on the
+emulator, ``logout-provider-down`` (every revocation call fails: queued). On the emulator one
+token request in ten meets an injected provider fault (a 503, retried by the core); Synapse is
+real and takes no injected faults. After the cycles, the sweep runs over each app's store with
+``now`` past ``SESSION_IDLE`` (the clock is passed, not waited for), then the queued
+revocations are retried. Counts come from the providers (emulator tokens that would still log
+in; Synapse tokens ``/account/whoami`` still accepts) and the stores (rows, queued
+revocations).
 
 ``SOAK_CYCLES`` (default 10000) sets the number of cycles. The result line, ``soak: <N>
 cycles, <A> tokens alive, <R> rows, <P> pending``, is written to ``SOAK_RESULT`` (default
@@ -34,11 +37,35 @@ from chatauth.stores.sqlite import SQLiteStore
 from chatauth.testing.cometchat import DEFAULT_API_KEY, DEFAULT_APP_ID, CometChatEmulator
 from tests.e2e.browser.apps import REPO, SAMPLE_APPS, AppServer
 from tests.servers.deadlines import REQUEST_DEADLINE
+from tests.servers.synapse import SynapseServer
 
 PASSWORDS = {"alice": "wonderland", "bob": "builder"}
 ENDINGS = ("logout", "abandon", "switch", "logout-provider-down")
 FAULT_RATE = 0.1
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def matrix_settings(synapse: SynapseServer) -> dict[str, str]:
+    """Synapse in JWT-login mode: one device (and token) per app session, never expiring."""
+    return {
+        "PROVIDER": "matrix",
+        "MATRIX_HOMESERVER_URL": synapse.base_url,
+        "MATRIX_SERVER_NAME": synapse.server_name,
+        "MATRIX_JWT_SECRET": synapse.jwt_secret,
+    }
+
+
+def synapse_alive(synapse: SynapseServer, tokens: list[str]) -> int:
+    """How many of ``tokens`` Synapse still accepts."""
+    count = 0
+    with httpx.Client(base_url=synapse.base_url, timeout=REQUEST_DEADLINE) as client:
+        for token in tokens:
+            answer = client.get(
+                "/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code in (200, 401), answer.text
+            count += answer.status_code == 200
+    return count
 
 
 def chat_settings(emulator: CometChatEmulator) -> dict[str, str]:
@@ -92,15 +119,18 @@ class Visitor:
 
 
 @contextlib.contextmanager
-def servers(settings: dict[str, str]) -> Iterator[dict[str, AppServer]]:
-    """The three samples as real server processes, each stopped by PID at the end."""
-    started: dict[str, AppServer] = {}
+def servers(**settings: dict[str, str]) -> Iterator[dict[tuple[str, str], AppServer]]:
+    """The three samples as real server processes per provider (``settings`` by provider
+    name), each stopped by PID at the end."""
+    started: dict[tuple[str, str], AppServer] = {}
     root = Path(tempfile.mkdtemp(prefix="chatauth-soak-", dir=REPO / "build"))
     try:
-        for name in ("django", "flask", "starlette"):
-            workdir = root / name
-            workdir.mkdir()
-            started[name] = AppServer(SAMPLE_APPS[name], settings, workdir).start()
+        for provider, chat in settings.items():
+            for name in ("django", "flask", "starlette"):
+                workdir = root / f"{provider}-{name}"
+                workdir.mkdir()
+                server = AppServer(SAMPLE_APPS[name], chat, workdir).start()
+                started[(provider, name)] = server
         yield started
     finally:
         errors: list[BaseException] = []
@@ -117,33 +147,40 @@ def alive(emulator: CometChatEmulator) -> int:
     return sum(len(emulator.tokens_of(uid)) for uid in emulator.users)
 
 
-def test_soak(cometchat_emulator: CometChatEmulator) -> None:
+def test_soak(cometchat_emulator: CometChatEmulator, synapse: SynapseServer) -> None:
     cycles = int(os.environ.get("SOAK_CYCLES", "10000"))
     result = Path(os.environ.get("SOAK_RESULT", str(REPO / "build" / "soak.txt")))
     rng = random.Random(13)
-    settings = chat_settings(cometchat_emulator)
+    settings = {
+        "cometchat": chat_settings(cometchat_emulator),
+        "matrix": matrix_settings(synapse),
+    }
     (REPO / "build").mkdir(exist_ok=True)
-    done: collections.Counter[tuple[str, str]] = collections.Counter()
+    done: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    matrix_tokens: list[str] = []
     faults = 0
-    with servers(settings) as apps:
-        names = sorted(apps)
+    with servers(**settings) as apps:
+        frameworks = ("django", "flask", "starlette")
         for n in range(cycles):
-            server = apps[names[n % len(names)]]
-            ending = rng.choice(ENDINGS)
+            provider = ("cometchat", "matrix")[n % 2]
+            server = apps[(provider, frameworks[(n // 2) % len(frameworks)])]
+            emulated = provider == "cometchat"
+            ending = rng.choice(ENDINGS if emulated else ENDINGS[:3])
             visitor = Visitor(server)
             try:
                 visitor.login("alice")
-                if rng.random() < FAULT_RATE:
+                if emulated and rng.random() < FAULT_RATE:
                     # The next provider call fails once; the core retries it.
                     cometchat_emulator.faults.status(503)
                     faults += 1
-                visitor.token()
+                issued = [visitor.token()]
                 cometchat_emulator.faults.clear()
                 if ending == "logout":
                     visitor.logout()
                 elif ending == "switch":
                     visitor.login("bob")  # over alice's session, without a logout
-                    visitor.token()  # bob's session is then abandoned: the sweep's job
+                    # bob's session is then abandoned: the sweep's job
+                    issued.append(visitor.token())
                 elif ending == "logout-provider-down":
                     cometchat_emulator.faults.status(503, times=100, method="DELETE")
                     visitor.logout()
@@ -151,13 +188,21 @@ def test_soak(cometchat_emulator: CometChatEmulator) -> None:
                 # "abandon": the cookie jar is dropped with the visitor
             finally:
                 visitor.close()
-            done[(server.app.name, ending)] += 1
+            if not emulated:
+                matrix_tokens += issued
+            done[(provider, server.app.name, ending)] += 1
 
+        # Abandoned and switched-from sessions leave live tokens only the sweep can end: proof
+        # that the counts below measure something.
+        before = alive(cometchat_emulator) + synapse_alive(synapse, matrix_tokens)
+        assert before > 0 or cycles < 10
         # The sweep, as each machine's cron runs it, with the clock past every idle bound.
         rows = pending = 0
-        for server in apps.values():
+        for (provider, _), server in apps.items():
             store_file = server.workdir / "chatauth.sqlite3"
-            service = chatauth.from_settings({**settings, "STORE": f"sqlite:///{store_file}"})
+            service = chatauth.from_settings(
+                {**settings[provider], "STORE": f"sqlite:///{store_file}"}
+            )
             try:
                 later = service.clock.now() + service.session_idle + timedelta(days=1)
                 while service.sweep(now=later).swept:  # at most ``limit`` tokens per run
@@ -169,10 +214,10 @@ def test_soak(cometchat_emulator: CometChatEmulator) -> None:
             with contextlib.closing(SQLiteStore(store_file)) as store:
                 rows += len(store.sessions())
                 pending += store.count_pending()
-    tokens = alive(cometchat_emulator)
-    for (framework, ending), count in sorted(done.items()):
-        print(f"soak: {framework} {ending}: {count}")
-    print(f"soak: {faults} provider faults injected")
+    tokens = alive(cometchat_emulator) + synapse_alive(synapse, matrix_tokens)
+    for (provider, framework, ending), count in sorted(done.items()):
+        print(f"soak: {provider} {framework} {ending}: {count}")
+    print(f"soak: {faults} provider faults injected; {before} tokens alive before the sweep")
     line = f"soak: {cycles} cycles, {tokens} tokens alive, {rows} rows, {pending} pending"
     result.write_text(line + "\n")
     print(line)
