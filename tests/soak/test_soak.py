@@ -4,14 +4,16 @@ server process, of login -> token -> one ending, then the sweep; no token may ou
 Two providers whose tokens never expire, each behind its own three app servers: the CometChat
 emulator and a real Synapse in JWT-login mode; cycles alternate between them. Each cycle picks
 a framework (round robin) and an ending (seeded random): ``logout``, ``abandon`` (the cookie
-jar is thrown away), ``switch`` (another user logs in over the session, no logout) or, on the
-emulator, ``logout-provider-down`` (every revocation call fails: queued). On the emulator one
-token request in ten meets an injected provider fault (a 503, retried by the core); Synapse is
-real and takes no injected faults. After the cycles, the sweep runs over each app's store with
-``now`` past ``SESSION_IDLE`` (the clock is passed, not waited for), then the queued
-revocations are retried. Counts come from the providers (emulator tokens that would still log
-in; Synapse tokens ``/account/whoami`` still accepts) and the stores (rows, queued
-revocations).
+jar is thrown away), ``switch`` (another user logs in over the session, no logout), on Django
+``password-change`` (every session of the user ends) or, on the emulator,
+``logout-provider-down`` (every revocation call fails: queued). A logout, a switch or a
+password change must kill the token at once (checked at the provider in every cycle). On the
+emulator one token request in ten meets an injected provider fault (a 503, retried by the
+core); Synapse is real and takes no injected faults. After the cycles, the sweep runs over
+each app's store with ``now`` past ``SESSION_IDLE`` (the clock is passed, not waited for),
+then the queued revocations are retried. Counts come from the providers (emulator tokens that
+would still log in; Synapse tokens ``/account/whoami`` still accepts) and the stores (rows,
+queued revocations).
 
 ``SOAK_CYCLES`` (default 10000) sets the number of cycles. The result line, ``soak: <N>
 cycles, <A> tokens alive, <R> rows, <P> pending``, is written to ``SOAK_RESULT`` (default
@@ -111,6 +113,14 @@ class Visitor:
         value: str = answer.json()["token"]
         return value
 
+    def change_password(self) -> None:
+        """Django's own password change view (to the same password, so later logins work):
+        every chat session of the user ends (``END_SESSIONS_ON_PASSWORD_CHANGE``)."""
+        password = PASSWORDS["alice"]
+        data = {"old_password": password, "new_password1": password, "new_password2": password}
+        answer = self.client.post("/accounts/password_change/", data={**data, **self._csrf()})
+        assert answer.status_code == 302, (answer.status_code, answer.text[:500])
+
     def logout(self) -> None:
         path = "/accounts/logout/" if self.server.app.name == "django" else "/logout"
         answer = self.client.post(path, data=self._csrf())
@@ -165,7 +175,10 @@ def test_soak(cometchat_emulator: CometChatEmulator, synapse: SynapseServer) -> 
             provider = ("cometchat", "matrix")[n % 2]
             server = apps[(provider, frameworks[(n // 2) % len(frameworks)])]
             emulated = provider == "cometchat"
-            ending = rng.choice(ENDINGS if emulated else ENDINGS[:3])
+            endings = ENDINGS if emulated else ENDINGS[:3]
+            if server.app.name == "django":
+                endings += ("password-change",)
+            ending = rng.choice(endings)
             visitor = Visitor(server)
             try:
                 visitor.login("alice")
@@ -177,6 +190,8 @@ def test_soak(cometchat_emulator: CometChatEmulator, synapse: SynapseServer) -> 
                 cometchat_emulator.faults.clear()
                 if ending == "logout":
                     visitor.logout()
+                elif ending == "password-change":
+                    visitor.change_password()  # the session itself stays, then is abandoned
                 elif ending == "switch":
                     visitor.login("bob")  # over alice's session, without a logout
                     # bob's session is then abandoned: the sweep's job
@@ -188,6 +203,14 @@ def test_soak(cometchat_emulator: CometChatEmulator, synapse: SynapseServer) -> 
                 # "abandon": the cookie jar is dropped with the visitor
             finally:
                 visitor.close()
+            if ending in ("logout", "switch", "password-change"):
+                # alice's token dies with the ending itself, not with the sweep
+                dead = (
+                    not cometchat_emulator.is_token_alive(issued[0])
+                    if emulated
+                    else synapse_alive(synapse, issued[:1]) == 0
+                )
+                assert dead, (provider, server.app.name, ending)
             if not emulated:
                 matrix_tokens += issued
             done[(provider, server.app.name, ending)] += 1
