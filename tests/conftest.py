@@ -7,7 +7,11 @@ from collections.abc import Iterator
 import pytest
 import stamina
 
-pytest_plugins = ["tests.servers.fixtures", "chatauth.testing.pytest_plugin"]
+pytest_plugins = [
+    "tests.servers.fixtures",
+    "tests.servers.topology_fixtures",
+    "chatauth.testing.pytest_plugin",
+]
 
 
 @pytest.fixture(autouse=True)
