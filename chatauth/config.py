@@ -10,7 +10,9 @@ Common settings (provider settings are listed in each provider module):
 ``PROVIDER``        ``"jwt"``, ``"matrix"``, ``"cometchat"``, ... or a dotted path (required)
 ``STORE``           store URL: ``sqlite:///chatauth.sqlite3`` (default, relative path),
                     ``sqlite:////abs/path.db``, ``memory://``, ``redis://host:6379/0``,
-                    ``rediss://...``, ``unix:///run/redis.sock``; or a store instance
+                    ``rediss://...``, ``unix:///run/redis.sock``,
+                    ``redis+cluster://h1:p1,h2:p2``, ``redis+sentinel://h1:p1,h2:p2/service``;
+                    or a store instance
 ``STORE_ENCRYPTION_KEY`` Fernet key to encrypt tokens at rest (Redis, SQLite)
 ``TOKEN_TTL``       token lifetime in seconds or a ``timedelta`` (default 3600)
 ``REFRESH_MARGIN``  re-issue when less than this is left, seconds (default 300)
@@ -120,7 +122,10 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
     Raises:
         ConfigurationError: unknown scheme, or the store's extra is not installed.
     """
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError:  # e.g. an unbalanced [ in the host part: the store's parser says so
+        scheme = url.partition("://")[0].lower()
     if scheme == "memory":
         from chatauth.stores.memory import MemoryStore
 
@@ -145,11 +150,26 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
             ) from exc
         store: BaseStore = RedisStore.from_url(url, cipher=_cipher(encryption_key))
         return store
+    if scheme in ("redis+cluster", "redis+sentinel"):
+        return _redis_topology_store(url, scheme, encryption_key)
     raise ConfigurationError(
-        f"Unknown STORE scheme {scheme!r}: use sqlite://, memory://, redis://, rediss:// or "
-        "unix://.",
+        f"Unknown STORE scheme {scheme!r}: use sqlite://, memory://, redis://, rediss://, "
+        "unix://, redis+cluster:// or redis+sentinel://.",
         setting="STORE",
     )
+
+
+def _redis_topology_store(url: str, scheme: str, encryption_key: str | bytes | None) -> BaseStore:
+    try:
+        from chatauth.stores.redis_topologies import RedisClusterStore, RedisSentinelStore
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"A {scheme}:// STORE needs redis-py: pip install 'chatauth-middleware[redis]'",
+            setting="STORE",
+        ) from exc
+    cls = RedisClusterStore if scheme == "redis+cluster" else RedisSentinelStore
+    store: BaseStore = cls.from_url(url, cipher=_cipher(encryption_key))
+    return store
 
 
 def from_settings(

@@ -1,4 +1,7 @@
-"""RedisStore against a real redis-server (the ``redis_server`` / ``redis_factory`` fixtures)."""
+"""RedisStore against real Redis servers: one redis-server, a 6-node Redis Cluster and a
+Sentinel-watched primary/replica (the ``redis_server``, ``redis_cluster`` and
+``redis_sentinel`` fixtures). Tests that take ``make_store``/``store``/``topology`` run on all
+three; the rest (outages, URL forms, unix sockets) on the single server."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 from redis.crc import key_slot
 
 from chatauth import ChatAuth, ChatIdentity, ConfigurationError, StoreUnavailableError
@@ -30,6 +35,7 @@ from chatauth.responses import error_answer
 from chatauth.stores.base import LockTimeoutError
 from chatauth.stores.crypto import FernetCipher, generate_key
 from chatauth.stores.redis import RedisStore
+from chatauth.stores.redis_topologies import RedisClusterStore, RedisSentinelStore
 from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey, utcnow
 from tests.core.providers import GATE_TIMEOUT, Gate, GatedProvider
@@ -61,14 +67,46 @@ def wipe(store: RedisStore) -> None:
         store.client.delete(*keys)
 
 
+@dataclass(frozen=True)
+class Topology:
+    """One way to run Redis: its store URL and the store class that URL builds."""
+
+    name: str
+    url: str
+    store_class: type[RedisStore]
+
+    def with_prefix(self, prefix: str) -> str:
+        """The store URL with ``?key_prefix=<prefix>`` (for subprocesses and settings)."""
+        return f"{self.url}{'&' if '?' in self.url else '?'}key_prefix={prefix}"
+
+
+TOPOLOGIES = {
+    "single": ("redis_server", RedisStore),
+    "cluster": ("redis_cluster", RedisClusterStore),
+    "sentinel": ("redis_sentinel", RedisSentinelStore),
+}
+
+
+@pytest.fixture(params=list(TOPOLOGIES))
+def topology(request: pytest.FixtureRequest) -> Topology:
+    """The shared single server, cluster or sentinel set (only the one asked for starts)."""
+    fixture, store_class = TOPOLOGIES[request.param]
+    return Topology(request.param, request.getfixturevalue(fixture).url, store_class)
+
+
 @pytest.fixture
-def make_store(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]:
-    """RedisStores on the shared server, each test under its own key prefix."""
+def make_store(topology: Topology) -> Iterator[Callable[..., RedisStore]]:
+    """Stores on the shared server/cluster/sentinel set, each test under its own key prefix.
+
+    ``make_store(ObservedRedisStore, ...)`` gives the observed twin of the topology's class.
+    """
     prefix = f"test-{secrets.token_hex(4)}"
     made: list[RedisStore] = []
 
     def make(store_class: type[RedisStore] = RedisStore, **kwargs: Any) -> RedisStore:
-        store = store_class.from_url(redis_server.url, prefix=prefix, **kwargs)
+        observed = issubclass(store_class, ObservedRedisStore)
+        cls = OBSERVED[topology.name] if observed else topology.store_class
+        store = cls.from_url(topology.url, prefix=prefix, **kwargs)
         made.append(store)
         return store
 
@@ -80,13 +118,16 @@ def make_store(redis_server: RedisServer) -> Iterator[Callable[..., RedisStore]]
 
 
 @pytest.fixture
-def store(make_store: Callable[..., RedisStore]) -> RedisStore:
-    return make_store()
+def store(make_store: Callable[..., RedisStore], topology: Topology) -> RedisStore:
+    made = make_store()
+    assert type(made) is topology.store_class
+    return made
 
 
 class ObservedRedisStore(RedisStore):
     """A RedisStore that says when a caller found the issue lock taken (and so polls it):
-    it sets :attr:`contended` and calls :attr:`on_contended`, if set, on every such try."""
+    it sets :attr:`contended` and calls :attr:`on_contended`, if set, on every such try.
+    (Its cluster and sentinel twins below share the methods.)"""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -105,6 +146,21 @@ class ObservedRedisStore(RedisStore):
 
     async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         return self._saw(await super()._atry_lock(key, owner, ttl))
+
+
+class ObservedClusterStore(ObservedRedisStore, RedisClusterStore):
+    pass
+
+
+class ObservedSentinelStore(ObservedRedisStore, RedisSentinelStore):
+    pass
+
+
+OBSERVED: dict[str, type[ObservedRedisStore]] = {
+    "single": ObservedRedisStore,
+    "cluster": ObservedClusterStore,
+    "sentinel": ObservedSentinelStore,
+}
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -278,19 +334,19 @@ def test_lock_is_exclusive_and_released_only_by_its_owner(store: RedisStore) -> 
 
 HOLDER = """
 import signal, sys
-from chatauth.stores.redis import RedisStore
+from chatauth.config import store_from_url
 from chatauth.tokens import SessionKey
-store = RedisStore.from_url(sys.argv[1], prefix=sys.argv[2])
-assert store._try_lock(SessionKey("matrix", "alice", "s"), "crashed-holder", float(sys.argv[3]))
+store = store_from_url(sys.argv[1])
+assert store._try_lock(SessionKey("matrix", "alice", "s"), "crashed-holder", float(sys.argv[2]))
 print("locked", flush=True)
 signal.pause()  # hold the lock until the test kills this process
 """
 
 
-def test_a_crashed_holders_lock_expires(store: RedisStore, redis_server: RedisServer) -> None:
+def test_a_crashed_holders_lock_expires(store: RedisStore, topology: Topology) -> None:
     key = SessionKey("matrix", "alice", "s")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, redis_server.url, store.prefix, "600"],
+        [sys.executable, "-c", HOLDER, topology.with_prefix(store.prefix), "600"],
         stdout=subprocess.PIPE,
         cwd=Path(__file__).parents[2],
     )
@@ -447,7 +503,7 @@ async def test_async_twins_use_redis_asyncio(store: RedisStore) -> None:
     key = SessionKey("matrix", "alice", "s")
     await store.aset(key, token(value="async-1"))
     client, _ = store._async[asyncio.get_running_loop()]
-    assert isinstance(client, redis.asyncio.Redis)
+    assert isinstance(client, redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster)
     assert (await store.aget(key)).value == "async-1"  # type: ignore[union-attr]
     assert store.get(key).value == "async-1"  # type: ignore[union-attr]
     await store.aset(SessionKey("matrix", "alice", "s2"), token(value="async-2"))
@@ -564,7 +620,9 @@ async def test_two_async_workers_on_one_redis_issue_one_token(
 OTHERS_TIMEOUT = 60.0
 
 
-def _race(url: str, prefix: str, count_file: str, contended: Any, use_async: bool) -> None:
+def _race(
+    topology: str, url: str, prefix: str, count_file: str, contended: Any, use_async: bool
+) -> None:
     """One worker process: 25 threads or tasks ask for alice's token at once.
 
     Its store releases ``contended`` (a process-shared semaphore) once, the first time it
@@ -585,7 +643,7 @@ def _race(url: str, prefix: str, count_file: str, contended: Any, use_async: boo
         await asyncio.to_thread(others_waiting)
         return httpx.Response(204)
 
-    store = ObservedRedisStore.from_url(url, prefix=prefix)
+    store = OBSERVED[topology].from_url(url, prefix=prefix)
     signalled = threading.Lock()
 
     def signal_once() -> None:
@@ -626,14 +684,15 @@ def _race(url: str, prefix: str, count_file: str, contended: Any, use_async: boo
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["threads", "asyncio"])
 def test_four_processes_issue_one_token(
-    store: RedisStore, redis_server: RedisServer, tmp_path: Path, use_async: bool
+    store: RedisStore, topology: Topology, tmp_path: Path, use_async: bool
 ) -> None:
     ctx = multiprocessing.get_context("spawn")
     contended = ctx.Semaphore(0)
     count_file = str(tmp_path / "issued")
     procs = [
         ctx.Process(
-            target=_race, args=(redis_server.url, store.prefix, count_file, contended, use_async)
+            target=_race,
+            args=(topology.name, topology.url, store.prefix, count_file, contended, use_async),
         )
         for _ in range(4)
     ]
@@ -706,16 +765,16 @@ def test_unix_socket_url(tmp_path: Path) -> None:
         server.wait(10)
 
 
-def test_settings_build_an_encrypted_redis_store(redis_server: RedisServer) -> None:
+def test_settings_build_an_encrypted_redis_store(topology: Topology) -> None:
     chat = from_settings(
         {
             "PROVIDER": "jwt",
             "JWT_SECRET": "settings-secret-0123456789abcdef",
-            "STORE": redis_server.url + "?key_prefix=settings-test",
+            "STORE": topology.with_prefix("settings-test"),
             "STORE_ENCRYPTION_KEY": generate_key(),
         }
     )
-    assert isinstance(chat.store, RedisStore)
+    assert type(chat.store) is topology.store_class
     assert isinstance(chat.store.cipher, FernetCipher)
     session = chat.get_session(ChatIdentity("alice"), "s")
     assert chat.get_session(ChatIdentity("alice"), "s").token == session.token
