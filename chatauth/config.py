@@ -11,8 +11,8 @@ Common settings (provider settings are listed in each provider module):
 ``STORE``           store URL: ``sqlite:///chatauth.sqlite3`` (default, relative path),
                     ``sqlite:////abs/path.db``, ``memory://``, ``redis://host:6379/0``,
                     ``rediss://...``, ``unix:///run/redis.sock``,
-                    ``redis+cluster://h1:p1,h2:p2``, ``redis+sentinel://h1:p1,h2:p2/service``;
-                    or a store instance
+                    ``redis+cluster://h1:p1,h2:p2``, ``redis+sentinel://h1:p1,h2:p2/service``,
+                    ``postgresql://user:pw@host/db`` (SQLAlchemy); or a store instance
 ``STORE_ENCRYPTION_KEY`` Fernet key to encrypt tokens at rest (Redis, SQLite)
 ``TOKEN_TTL``       token lifetime in seconds or a ``timedelta`` (default 3600)
 ``REFRESH_MARGIN``  re-issue when less than this is left, seconds (default 300)
@@ -152,9 +152,19 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
         return store
     if scheme in ("redis+cluster", "redis+sentinel"):
         return _redis_topology_store(url, scheme, encryption_key)
+    if scheme == "postgresql" or scheme.startswith(("postgresql+", "sqlite+")):
+        try:
+            from chatauth.stores.sql import SQLAlchemyStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"A {scheme}:// STORE needs SQLAlchemy: pip install "
+                "'chatauth-middleware[sql,postgres]'",
+                setting="STORE",
+            ) from exc
+        return SQLAlchemyStore.from_url(url, cipher=_cipher(encryption_key))
     raise ConfigurationError(
         f"Unknown STORE scheme {scheme!r}: use sqlite://, memory://, redis://, rediss://, "
-        "unix://, redis+cluster:// or redis+sentinel://.",
+        "unix://, redis+cluster://, redis+sentinel://, postgresql:// or sqlite+pysqlite://.",
         setting="STORE",
     )
 
