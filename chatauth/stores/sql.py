@@ -26,6 +26,7 @@ the error's type, never the SQL or its parameters (which carry payloads).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -55,8 +56,12 @@ tokens = sa.Table(
     sa.Column("provider", sa.Text, nullable=False),
     sa.Column("uid", sa.Text, nullable=False),
     sa.Column("payload", sa.LargeBinary, nullable=False),
-    sa.Column("expires_at", sa.Float),  # Unix seconds
+    sa.Column("expires_at", sa.Float),  # Unix seconds, as every time below
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("served_at", sa.Float, nullable=False),
+    sa.Column("usable_until", sa.Float),
+    sa.Index("chatauth_tokens_served", "provider", "served_at"),
+    sa.Index("chatauth_tokens_usable", "provider", "usable_until"),
 )
 locks = sa.Table(
     "chatauth_locks",
@@ -204,11 +209,17 @@ class SQLAlchemyStore(BaseStore):
 
     # -- tokens ----------------------------------------------------------------------------
     def get(self, key: SessionKey) -> ChatToken | None:
+        query = sa.select(tokens.c.payload, tokens.c.served_at).where(tokens.c.key == key.digest)
         with self._begin() as conn:
-            payload = conn.scalar(sa.select(tokens.c.payload).where(tokens.c.key == key.digest))
-        return self.load(payload) if payload is not None else None
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        served = datetime.fromtimestamp(row.served_at, timezone.utc)
+        return dataclasses.replace(self.load(row.payload), served_at=served)
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
+        now = self.clock.time()
+        until = token.usable_until()
         row = {
             "key": key.digest,
             "user_key": key.user_digest,
@@ -216,13 +227,43 @@ class SQLAlchemyStore(BaseStore):
             "uid": key.uid,
             "payload": self.dump(token),
             "expires_at": token.expires_at.timestamp() if token.expires_at else None,
-            "updated_at": self.clock.time(),
+            "updated_at": now,
+            "served_at": now,
+            "usable_until": until.timestamp() if until else None,
         }
         with self._begin() as conn:
             # Replace: delete and insert in one transaction (portable; on PostgreSQL the
             # delete's row lock orders two writers of one key).
             conn.execute(sa.delete(tokens).where(tokens.c.key == key.digest))
             conn.execute(sa.insert(tokens).values(**row))
+
+    def touch(self, key: SessionKey, served_at: datetime) -> None:
+        with self._begin() as conn:
+            conn.execute(
+                sa.update(tokens)
+                .where(tokens.c.key == key.digest)
+                .values(served_at=served_at.timestamp())
+            )
+
+    def sweep(
+        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
+    ) -> list[ChatToken]:
+        # One DELETE ... RETURNING: concurrent sweepers each get a row at most once (the
+        # second finds it deleted). The condition is repeated outside the sub-select so that
+        # PostgreSQL re-checks it on a row touched meanwhile; a key re-issued meanwhile is a
+        # new row, invisible to this statement.
+        done = sa.or_(
+            tokens.c.usable_until <= now.timestamp(),
+            tokens.c.served_at < idle_before.timestamp(),
+        )
+        due = sa.select(tokens.c.key).where(tokens.c.provider == provider, done).limit(limit)
+        with self._begin() as conn:
+            payloads = conn.scalars(
+                sa.delete(tokens)
+                .where(tokens.c.key.in_(due.scalar_subquery()), done)
+                .returning(tokens.c.payload)
+            ).all()
+        return [self.load(p) for p in payloads]
 
     def pop(self, key: SessionKey) -> ChatToken | None:
         with self._begin() as conn:

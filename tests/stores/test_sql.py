@@ -32,6 +32,7 @@ from tests.core.providers import CountingProvider, GatedProvider
 from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.ports import refused_port
 from tests.servers.postgres import PostgresServer
+from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
 
 SECRET_VALUE = "sql-secret-token-value-0123456789"
 PASSWORD = "pg-hunter2-secret"
@@ -163,6 +164,16 @@ def test_a_crashed_holders_lock_is_freed(
         assert time.monotonic() < deadline, "the dead holder's lock was never freed"
         time.sleep(0.05)
     store._unlock(key, "me")
+
+
+def test_sweep_contract(make_store: Callable[..., SQLAlchemyStore]) -> None:
+    clock = ManualClock()
+    check_sweep_contract(make_store(clock=clock), clock)
+
+
+async def test_async_sweep_contract(make_store: Callable[..., SQLAlchemyStore]) -> None:
+    clock = ManualClock()
+    await check_async_sweep_contract(make_store(clock=clock), clock)
 
 
 def test_pending_revocations_queue(store: SQLAlchemyStore) -> None:
