@@ -27,6 +27,7 @@ import contextlib
 import os
 import random
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -149,6 +150,7 @@ def servers(**settings: dict[str, str]) -> Iterator[dict[tuple[str, str], AppSer
                 server.stop()
             except BaseException as exc:  # re-raised below, after the others are stopped
                 errors.append(exc)
+        shutil.rmtree(root, ignore_errors=True)
         if errors:
             raise errors[0]
 
