@@ -18,13 +18,16 @@ import dataclasses
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
-from typing import Protocol
+from typing import ParamSpec, Protocol, TypeVar
 
 from chatauth.clock import SYSTEM_CLOCK, Clock
 from chatauth.errors import ProviderUnavailableError
 from chatauth.tokens import ChatToken, SessionKey
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["BaseStore", "LockTimeoutError", "PendingRevocation", "TokenCipher"]
 
@@ -209,33 +212,42 @@ class BaseStore:
         """Release connections; the store may not be used afterwards."""
 
     # -- async twins -------------------------------------------------------------------------
+    async def _in_thread(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run one blocking store call off the event loop; every async twin goes through here.
+
+        A store whose medium has its own rule for leaving the loop overrides this one method
+        (the Django ORM store: ``sync_to_async``); a store with a native async client (Redis)
+        or an in-memory one overrides the twins themselves.
+        """
+        return await asyncio.to_thread(func, *args, **kwargs)
+
     async def aget(self, key: SessionKey) -> ChatToken | None:
-        return await asyncio.to_thread(self.get, key)
+        return await self._in_thread(self.get, key)
 
     async def aset(self, key: SessionKey, token: ChatToken) -> None:
-        await asyncio.to_thread(self.set, key, token)
+        await self._in_thread(self.set, key, token)
 
     async def apop(self, key: SessionKey) -> ChatToken | None:
-        return await asyncio.to_thread(self.pop, key)
+        return await self._in_thread(self.pop, key)
 
     async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
-        return await asyncio.to_thread(self.pop_user, provider, uid)
+        return await self._in_thread(self.pop_user, provider, uid)
 
     async def atouch(self, key: SessionKey, served_at: datetime) -> None:
-        await asyncio.to_thread(self.touch, key, served_at)
+        await self._in_thread(self.touch, key, served_at)
 
     async def asweep(
         self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
     ) -> list[ChatToken]:
-        return await asyncio.to_thread(
+        return await self._in_thread(
             lambda: self.sweep(provider, now=now, idle_before=idle_before, limit=limit)
         )
 
     async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
-        return await asyncio.to_thread(self._try_lock, key, owner, ttl)
+        return await self._in_thread(self._try_lock, key, owner, ttl)
 
     async def _aunlock(self, key: SessionKey, owner: str) -> None:
-        await asyncio.to_thread(self._unlock, key, owner)
+        await self._in_thread(self._unlock, key, owner)
 
     @contextlib.asynccontextmanager
     async def alock(
@@ -258,19 +270,19 @@ class BaseStore:
             await self._aunlock(key, owner)
 
     async def aadd_pending(self, token: ChatToken, error_code: str) -> None:
-        await asyncio.to_thread(self.add_pending, token, error_code)
+        await self._in_thread(self.add_pending, token, error_code)
 
     async def apending(self, limit: int = 100) -> list[PendingRevocation]:
-        return await asyncio.to_thread(self.pending, limit)
+        return await self._in_thread(self.pending, limit)
 
     async def aremove_pending(self, entry: PendingRevocation) -> None:
-        await asyncio.to_thread(self.remove_pending, entry)
+        await self._in_thread(self.remove_pending, entry)
 
     async def aretry_failed(self, entry: PendingRevocation, error_code: str) -> None:
-        await asyncio.to_thread(self.retry_failed, entry, error_code)
+        await self._in_thread(self.retry_failed, entry, error_code)
 
     async def acount_pending(self) -> int:
-        return await asyncio.to_thread(self.count_pending)
+        return await self._in_thread(self.count_pending)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
+        await self._in_thread(self.close)

@@ -38,8 +38,9 @@ Expiry times (issue locks, :meth:`DjangoStore.pop_stale`) are read from the stor
 :class:`~chatauth.clock.Clock`; ``updated_at`` and ``created_at`` are Django's ``auto_now``
 fields.
 
-The async twins run the sync methods through ``asgiref``'s ``sync_to_async`` (Django's own way
-to reach the ORM from async code): the event loop never waits for the database.
+The async twins are BaseStore's; they leave the event loop through ``asgiref``'s
+``sync_to_async`` (Django's own way to reach the ORM from async code), by overriding the one
+method every twin calls: the event loop never waits for the database.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import stamina
 from asgiref.sync import sync_to_async
@@ -74,6 +75,8 @@ from .models import PendingRevocation as PendingRow
 __all__ = ["DjangoStore"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: Seconds of retries for a statement SQLite answered "database is locked" (see the module
 #: docstring for the whole bound).
@@ -414,49 +417,8 @@ class DjangoStore(BaseStore):
         count: int = self._call(alias, lambda: PendingRow._default_manager.using(alias).count())
         return count
 
-    # -- async twins: the ORM is reached through sync_to_async ---------------------------
-    async def aget(self, key: SessionKey) -> ChatToken | None:
-        return await sync_to_async(self.get)(key)
-
-    async def aset(self, key: SessionKey, token: ChatToken) -> None:
-        await sync_to_async(self.set)(key, token)
-
-    async def apop(self, key: SessionKey) -> ChatToken | None:
-        return await sync_to_async(self.pop)(key)
-
-    async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
-        return await sync_to_async(self.pop_user)(provider, uid)
-
-    async def _atry_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
-        return await sync_to_async(self._try_lock)(key, owner, ttl)
-
-    async def _aunlock(self, key: SessionKey, owner: str) -> None:
-        await sync_to_async(self._unlock)(key, owner)
-
-    async def aadd_pending(self, token: ChatToken, error_code: str) -> None:
-        await sync_to_async(self.add_pending)(token, error_code)
-
-    async def apending(self, limit: int = 100) -> list[PendingRevocation]:
-        return await sync_to_async(self.pending)(limit)
-
-    async def aremove_pending(self, entry: PendingRevocation) -> None:
-        await sync_to_async(self.remove_pending)(entry)
-
-    async def aretry_failed(self, entry: PendingRevocation, error_code: str) -> None:
-        await sync_to_async(self.retry_failed)(entry, error_code)
-
-    async def acount_pending(self) -> int:
-        return await sync_to_async(self.count_pending)()
-
-    async def atouch(self, key: SessionKey, served_at: datetime) -> None:
-        await sync_to_async(self.touch)(key, served_at)
-
-    async def asweep(
-        self, provider: str, *, now: datetime, idle_before: datetime, limit: int = 1000
-    ) -> list[ChatToken]:
-        return await sync_to_async(self.sweep)(
-            provider, now=now, idle_before=idle_before, limit=limit
-        )
-
-    async def aclose(self) -> None:
-        """Nothing to close: Django owns the database connections."""
+    # -- async twins: BaseStore's, leaving the event loop the way Django wants -------------
+    async def _in_thread(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """The ORM is reached through ``sync_to_async`` (thread-sensitive: Django's own rule
+        for database connections from async code)."""
+        return await sync_to_async(func)(*args, **kwargs)
