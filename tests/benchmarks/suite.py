@@ -1,0 +1,670 @@
+"""The benchmark suite of issue 19: chatauth's hot path against the bare app, as ratios.
+
+Run with ``tox -e bench`` (``python -m tests.benchmarks.suite [--rounds N] [--only TEXT]``);
+never part of the default test run, never a timed assertion. Every figure is a ratio of
+paired rounds taken in turn, A B A B ... (at least 7 pairs): pairing keeps a ratio meaningful
+while this busy machine's speed drifts; the median is the figure, min..max its spread. A
+bare-vs-bare control row shows the noise floor. HTTP rows use real servers on 127.0.0.1
+(uvicorn, waitress), each stopped by PID in a ``finally``, and ``wrk`` as the load generator.
+
+Writes ``benchmarks/results.md`` and ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.benchmarks import apps
+from tests.servers.processes import start_process, stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "benchmarks"
+
+
+@dataclasses.dataclass
+class Row:
+    """One figure: ``ratio`` of A over B per pair; ``op``/``target`` say what is wanted."""
+
+    name: str
+    op: str  # ">=", "<=" or "=="
+    target: float
+    ratios: list[float] = dataclasses.field(default_factory=list)
+    unit: str = ""  # "" a plain ratio, "x" a cost multiple
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def met(self) -> bool:
+        value = self.ratio
+        if self.op == ">=":
+            return value >= self.target
+        if self.op == "<=":
+            return value <= self.target
+        return value == self.target
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ratio": round(self.ratio, 3),
+            "min": round(min(self.ratios), 3),
+            "max": round(max(self.ratios), 3),
+            "target": f"{self.op} {self.target:g}",
+            "met": self.met,
+        }
+
+
+def paired(a: Callable[[], float], b: Callable[[], float], rounds: int) -> list[float]:
+    """``a() / b()`` for each of ``rounds`` pairs run in turn (A B A B ...), after one
+    unrecorded warm-up pair."""
+    a()
+    b()
+    ratios = []
+    for _ in range(rounds):
+        ratios.append(a() / b())
+    return ratios
+
+
+# -- in-process ASGI and WSGI ----------------------------------------------------------------
+class ASGIDriver:
+    """Calls an ASGI app directly (no client library in the way), with one cookie."""
+
+    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.loop = loop
+        self.cookie = b""
+
+    async def _call(self, method: str, path: str) -> tuple[int, list[tuple[bytes, bytes]]]:
+        headers = [(b"host", b"bench")]
+        if self.cookie:
+            headers.append((b"cookie", self.cookie))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        start: dict[str, Any] = {}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+
+        await self.app(scope, receive, send)
+        return start["status"], start.get("headers", [])
+
+    def request(self, method: str, path: str) -> int:
+        """One request; keeps the session cookie the app sets."""
+        status, headers = self.loop.run_until_complete(self._call(method, path))
+        for name, value in headers:
+            if name == b"set-cookie":
+                self.cookie = value.split(b";", 1)[0]
+        return status
+
+    def rate(self, path: str, n: int) -> float:
+        """Requests per second over ``n`` GETs of ``path`` (each must answer 200)."""
+
+        async def run() -> None:
+            for _ in range(n):
+                status, _ = await self._call("GET", path)
+                assert status == 200, (path, status)
+
+        began = time.perf_counter()
+        self.loop.run_until_complete(run())
+        return n / (time.perf_counter() - began)
+
+
+def logged_in(driver: ASGIDriver, chat: bool) -> ASGIDriver:
+    assert driver.request("POST", "/login/alice") == 200
+    if chat:  # the first chat read binds the chat session id into the app session
+        assert driver.request("GET", "/chat/token") == 200
+    return driver
+
+
+# -- servers and wrk -------------------------------------------------------------------------
+def serve(kind: str, variant: str, store: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``tests.benchmarks.apps`` on a port it really got; the caller stops it."""
+
+    def probe(port: int) -> str | None:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/plain", timeout=1.0)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        return None
+
+    return start_process(
+        lambda port: [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.apps",
+            kind,
+            str(port),
+            variant,
+            store,
+            str(log.parent),
+        ],
+        probe,
+        name=f"{kind} {variant}",
+        what="answer",
+        log_path=log,
+        cwd=ROOT,
+    )
+
+
+def http_cookie(port: int, chat: bool) -> str:
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        assert client.post("/login/alice").status_code == 200
+        if chat:
+            assert client.get("/chat/token").status_code == 200
+        return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+
+
+def wrk_rate(port: int, path: str, cookie: str, seconds: float) -> float:
+    """Requests per second from ``wrk`` (1 thread, 16 connections) on ``path``; non-2xx
+    answers fail the run."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            "-c16",
+            f"-d{seconds:g}s",
+            "-H",
+            f"Cookie: {cookie}",
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "Non-2xx" not in out, out
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+# -- the rows --------------------------------------------------------------------------------
+class Suite:
+    def __init__(self, rounds: int, only: str | None, seconds: float) -> None:
+        self.rounds = rounds
+        self.only = only
+        self.seconds = seconds
+        self.rows: list[Row] = []
+        self.notes: dict[str, str] = {}
+        self.tmp = Path(tempfile.mkdtemp(prefix="chatauth-bench-"))
+
+    def row(
+        self,
+        name: str,
+        op: str,
+        target: float,
+        a: Callable[[], float],
+        b: Callable[[], float],
+        unit: str = "",
+    ) -> None:
+        if self.only and self.only.lower() not in name.lower():
+            return
+        row = Row(name, op, target, paired(a, b, self.rounds), unit)
+        self.rows.append(row)
+        print(
+            f"{row.ratio:8.3f}  [{min(row.ratios):.3f}..{max(row.ratios):.3f}]  {name}", flush=True
+        )
+
+    def wanted(self, *names: str) -> bool:
+        return not self.only or any(self.only.lower() in n.lower() for n in names)
+
+    # Starlette in process
+    def starlette_in_process(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            n = 2000
+            bare = logged_in(ASGIDriver(apps.starlette_app("bare"), loop), chat=False)
+            bare2 = logged_in(ASGIDriver(apps.starlette_app("bare"), loop), chat=False)
+            mem = logged_in(ASGIDriver(apps.starlette_app("chat", "memory://"), loop), chat=True)
+            sqlite = logged_in(
+                ASGIDriver(apps.starlette_app("chat", f"sqlite:///{self.tmp}/s.db"), loop),
+                chat=True,
+            )
+            self.row(
+                "control: Starlette bare vs bare, in-process",
+                ">=",
+                0.98,
+                lambda: bare2.rate("/plain", n),
+                lambda: bare.rate("/plain", n),
+            )
+            self.row(
+                "Starlette /chat/token cached (JWT, memory) vs a Stream token minted per "
+                "request with stream_chat, in-process",
+                ">=",
+                1.5,
+                lambda: mem.rate("/chat/token", n),
+                lambda: bare.rate("/stream-token", n),
+            )
+            self.row(
+                "Starlette, route that never reads chat, in-process",
+                ">=",
+                0.98,
+                lambda: mem.rate("/plain", n),
+                lambda: bare.rate("/plain", n),
+            )
+            self.row(
+                "Starlette, route reading a cached token (memory), in-process",
+                ">=",
+                0.90,
+                lambda: mem.rate("/chat/uid", n),
+                lambda: bare.rate("/me", n),
+            )
+            self.row(
+                "Starlette, route reading a cached token (SQLite), in-process",
+                ">=",
+                0.90,
+                lambda: sqlite.rate("/chat/uid", n),
+                lambda: bare.rate("/me", n),
+            )
+        finally:
+            loop.close()
+
+    # HTTP rows: two servers, wrk
+    def http_pair(self, kind: str, store: str, rows: list[tuple[str, float, str, str]]) -> None:
+        rows = [r for r in rows if self.wanted(r[0])]
+        if not rows:
+            return
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            bare, bare_port = serve(kind, "bare", store, self.tmp / f"{kind}-bare.log")
+            procs.append(bare)
+            chat, chat_port = serve(kind, "chat", store, self.tmp / f"{kind}-chat.log")
+            procs.append(chat)
+            bare_cookie = http_cookie(bare_port, chat=False)
+            chat_cookie = http_cookie(chat_port, chat=True)
+            for name, target, a_path, b_path in rows:
+                a_port, a_cookie = (
+                    (bare_port, bare_cookie) if "control" in name else (chat_port, chat_cookie)
+                )
+                self.row(
+                    name,
+                    ">=",
+                    target,
+                    lambda p=a_port, c=a_cookie, path=a_path: wrk_rate(p, path, c, self.seconds),
+                    lambda path=b_path: wrk_rate(bare_port, path, bare_cookie, self.seconds),
+                )
+        finally:
+            for proc in procs:
+                stop_process(proc)
+
+    def http_rows(self) -> None:
+        sqlite = f"sqlite:///{self.tmp}/http.db"
+        self.http_pair(
+            "starlette",
+            "memory://",
+            [
+                ("control: Starlette bare vs bare, uvicorn + wrk", 0.98, "/plain", "/plain"),
+                ("Starlette, route that never reads chat, uvicorn + wrk", 0.98, "/plain", "/plain"),
+                (
+                    "Starlette, route reading a cached token (memory), uvicorn + wrk",
+                    0.90,
+                    "/chat/uid",
+                    "/me",
+                ),
+            ],
+        )
+        self.http_pair(
+            "starlette",
+            sqlite,
+            [
+                (
+                    "Starlette, route reading a cached token (SQLite), uvicorn + wrk",
+                    0.90,
+                    "/chat/uid",
+                    "/me",
+                ),
+            ],
+        )
+        self.http_pair(
+            "flask",
+            "memory://",
+            [
+                ("Flask, route that never reads chat, waitress + wrk", 0.98, "/plain", "/plain"),
+                ("Flask current_chat cached (memory), waitress + wrk", 0.90, "/chat/uid", "/me"),
+            ],
+        )
+        self.http_pair(
+            "flask",
+            f"sqlite:///{self.tmp}/flask.db",
+            [
+                ("Flask current_chat cached (SQLite), waitress + wrk", 0.90, "/chat/uid", "/me"),
+            ],
+        )
+        for label, store in (
+            ("memory", "memory://"),
+            ("SQLite", f"sqlite:///{self.tmp}/dj.db"),
+            ("ORM", "django"),
+        ):
+            self.http_pair(
+                "django",
+                store,
+                [
+                    (
+                        f"Django request.chat cached ({label}), waitress + wrk",
+                        0.90,
+                        "/chat/uid",
+                        "/me",
+                    ),
+                    (
+                        f"Django /chat/token cached ({label}) vs a bare JSON view, waitress + wrk",
+                        0.90,
+                        "/chat/token",
+                        "/me",
+                    ),
+                ],
+            )
+
+    # Minting
+    def minting(self) -> None:
+        import jwt as pyjwt
+        from stream_chat import StreamChat
+
+        from chatauth import ChatIdentity
+        from chatauth.providers.jwt import JWTProvider, JWTSigner
+        from chatauth.providers.stream import StreamProvider
+        from chatauth.tokens import ChatToken, utcnow
+
+        n = 3000
+        provider = JWTProvider(JWTSigner(secret=apps.JWT_SECRET))
+        identity = ChatIdentity("user-alice")
+        ttl = timedelta(hours=1)
+
+        def issue() -> float:
+            began = time.perf_counter()
+            for _ in range(n):
+                flow = provider.issue(identity, ttl)
+                with contextlib.suppress(StopIteration):
+                    next(flow)
+            return time.perf_counter() - began
+
+        now = utcnow().replace(microsecond=0)
+        claims = provider.build_claims(identity, ttl, now)
+
+        def encode() -> float:
+            began = time.perf_counter()
+            for _ in range(n):
+                pyjwt.encode(claims, apps.JWT_SECRET, algorithm="HS256")
+            return time.perf_counter() - began
+
+        self.row(
+            "JWTProvider.issue() cost vs jwt.encode with the same claims",
+            "<=",
+            1.2,
+            issue,
+            encode,
+            unit="x",
+        )
+
+        stream = StreamProvider(apps.STREAM_KEY, apps.STREAM_SECRET)
+        official = StreamChat(api_key=apps.STREAM_KEY, api_secret=apps.STREAM_SECRET)
+
+        def ours() -> float:
+            # What StreamProvider.issue does once the user exists: mint, wrap in a ChatToken.
+            began = time.perf_counter()
+            for _ in range(n):
+                moment = utcnow().replace(microsecond=0)
+                iat = int(moment.timestamp())
+                ChatToken(
+                    value=stream.create_token(
+                        "user-alice", exp=iat + 3600, iat=iat, jti="abcdefghijklmnop"
+                    ),
+                    uid="user-alice",
+                    provider="stream",
+                    issued_at=moment,
+                    expires_at=datetime.fromtimestamp(iat + 3600, timezone.utc),
+                )
+            return time.perf_counter() - began
+
+        def theirs() -> float:
+            began = time.perf_counter()
+            for _ in range(n):
+                iat = int(time.time())
+                official.create_token("user-alice", exp=iat + 3600, iat=iat, jti="abcdefghijklmnop")
+            return time.perf_counter() - began
+
+        self.row(
+            "Stream issue's mint vs stream_chat create_token(exp, iat, jti)",
+            "<=",
+            1.0,
+            ours,
+            theirs,
+            unit="x",
+        )
+
+    # Single-flight
+    def crowd(self) -> None:
+        from chatauth import ChatAuth, ChatIdentity
+        from chatauth.providers.jwt import JWTProvider, JWTSigner
+
+        class Counting(JWTProvider):
+            calls = 0
+
+            def issue(self, identity: Any, ttl: Any) -> Any:
+                Counting.calls += 1
+                return super().issue(identity, ttl)
+
+        loop = asyncio.new_event_loop()
+        users = iter(range(10**9))
+
+        async def crowd_of(chat: ChatAuth, identity: ChatIdentity) -> None:
+            await asyncio.gather(*(chat.aget_session(identity, "s") for _ in range(1000)))
+
+        try:
+
+            def first() -> float:
+                chat = ChatAuth(Counting(JWTSigner(secret=apps.JWT_SECRET)))
+                identity = ChatIdentity(f"user-{next(users)}")
+                Counting.calls = 0
+                began = time.perf_counter()
+                loop.run_until_complete(crowd_of(chat, identity))
+                elapsed = time.perf_counter() - began
+                calls.append(Counting.calls)
+                return elapsed
+
+            def cached() -> float:
+                chat = ChatAuth(Counting(JWTSigner(secret=apps.JWT_SECRET)))
+                identity = ChatIdentity(f"user-{next(users)}")
+                loop.run_until_complete(chat.aget_session(identity, "s"))
+                began = time.perf_counter()
+                loop.run_until_complete(crowd_of(chat, identity))
+                return time.perf_counter() - began
+
+            calls: list[int] = []
+            self.row(
+                "1,000 concurrent first requests, one user: cost of the crowd vs 1,000 "
+                "cached requests",
+                "<=",
+                1.2,
+                first,
+                cached,
+                unit="x",
+            )
+            if calls:
+                row = Row(
+                    "1,000 concurrent first requests, one user: provider calls",
+                    "==",
+                    1,
+                    [float(c) for c in calls[1:]],
+                )
+                self.rows.append(row)
+                print(f"{row.ratio:8.3f}  {row.name}", flush=True)
+        finally:
+            loop.close()
+
+    # Import time
+    def import_time(self) -> None:
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+        def run(code: str) -> Callable[[], float]:
+            def timed() -> float:
+                began = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True, env=env)
+                return time.perf_counter() - began
+
+            return timed
+
+        self.row(
+            'python -c "import chatauth" vs python -c pass',
+            "<=",
+            1.25,
+            run("import chatauth"),
+            run("pass"),
+            unit="x",
+        )
+
+    # Memory
+    def memory(self) -> None:
+        if not self.wanted("memory"):
+            return
+        code = (
+            "import resource, tracemalloc\n"
+            "from chatauth import ChatIdentity\n"
+            "from chatauth.providers.jwt import JWTProvider, JWTSigner\n"
+            "from chatauth.service import ChatAuth\n"
+            f"chat = ChatAuth(JWTProvider(JWTSigner(secret={apps.JWT_SECRET!r})))\n"
+            "chat.get_session(ChatIdentity('user-warm'), 'warm')\n"
+            "tracemalloc.start()\n"
+            "before = tracemalloc.get_traced_memory()[0]\n"
+            "for i in range(100_000):\n"
+            "    chat.get_session(ChatIdentity(f'user-{i}'), f'session-{i:032d}')\n"
+            "after = tracemalloc.get_traced_memory()[0]\n"
+            "tracemalloc.stop()\n"
+            "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "print((after - before) / 100_000, rss)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
+        per, rss_kib = float(out[0]), int(out[1])
+        self.notes["memory"] = (
+            f"Memory store, 100,000 users each with one cached session (JWT provider): "
+            f"{per:,.0f} bytes per cached session (tracemalloc, the store's entries and "
+            f"everything they hold), peak RSS of the process {rss_kib / 1024:,.0f} MiB."
+        )
+        print(self.notes["memory"], flush=True)
+
+    def run(self) -> None:
+        steps = [
+            (self.starlette_in_process, ("Starlette", "in-process", "control")),
+            (self.minting, ("JWTProvider", "Stream")),
+            (self.crowd, ("concurrent",)),
+            (self.import_time, ("import",)),
+            (self.http_rows, ("wrk", "Flask", "Django", "Starlette", "control")),
+        ]
+        try:
+            for step, names in steps:
+                if self.wanted(*names):
+                    step()
+            self.memory()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = ["starlette", "uvicorn", "flask", "waitress", "pyjwt", "stream-chat", "httpx"]
+    versions = ", ".join(f"{p} {version(p)}" for p in packages)
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}); "
+        f"Python {platform.python_version()}; {versions}; {wrk.strip()}"
+    )
+
+
+def write(suite: Suite) -> None:
+    OUT.mkdir(exist_ok=True)
+    rows = [row.as_json() for row in suite.rows]
+    (OUT / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `tox -e bench` (`tests/benchmarks/suite.py`); do not edit by hand.",
+        "",
+        f"- Date: {when}",
+        f"- Machine: {machine()}",
+        f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn (A B A B ...), "
+        "after a warm-up pair; the spread is the lowest and highest pair. Throughput ratios "
+        "are with chatauth / the bare app (higher is better); rows marked x are cost "
+        "multiples (lower is better). The control rows compare two identical bare apps: "
+        "their spread is the noise floor of this machine.",
+        "",
+        "| figure | ratio | spread | target | met |",
+        "|---|---|---|---|---|",
+    ]
+    for row in suite.rows:
+        lines.append(
+            f"| {row.name} | {row.ratio:.2f}{row.unit} "
+            f"| {min(row.ratios):.2f}..{max(row.ratios):.2f} "
+            f"| {row.op} {row.target:g}{row.unit} | {'yes' if row.met else 'no'} |"
+        )
+    if suite.notes:
+        lines += ["", "## Memory", ""] + [f"- {note}" for note in suite.notes.values()]
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--seconds", type=float, default=2.0, help="wrk's duration per round")
+    parser.add_argument("--only", help="run only the rows whose name contains this text")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    args = parser.parse_args()
+    if args.rounds < 7:
+        parser.error("--rounds must be at least 7")
+    if shutil.which("wrk") is None:
+        parser.error("wrk is needed for the HTTP rows: apt-get install -y wrk")
+    # A SIGTERM (tox, a CI timeout) unwinds through the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    suite = Suite(args.rounds, args.only, args.seconds)
+    suite.run()
+    if not args.no_write:
+        write(suite)
+
+
+if __name__ == "__main__":
+    main()
