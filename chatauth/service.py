@@ -350,18 +350,21 @@ class ChatAuth:
         token = self._fresh(self.store.get(key))
         if token is not None:
             self._served(key, token)
-        else:
-            with self._locks.hold(key.digest):
-                token = self._fresh(self.store.get(key))
+            return self._session(identity, token)
+        # The callers of one key share the leader's answer (singleflight.KeyedLocks.share).
+        return self._locks.share(key.digest, lambda: self._get_or_issue(identity, key))
+
+    def _get_or_issue(self, identity: ChatIdentity, key: SessionKey) -> ChatSession:
+        token = self._fresh(self.store.get(key))
+        if token is None:
+            with self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
+                stale = self.store.get(key)
+                token = self._fresh(stale)
                 if token is None:
-                    with self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
-                        stale = self.store.get(key)
-                        token = self._fresh(stale)
-                        if token is None:
-                            token = self._issue(identity, key, stale)
-                            session = self._session(identity, token)
-                            self._issued(session)
-                            return session
+                    token = self._issue(identity, key, stale)
+                    session = self._session(identity, token)
+                    self._issued(session)
+                    return session
         return self._session(identity, token)
 
     def _issue(self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None) -> ChatToken:
@@ -394,18 +397,22 @@ class ChatAuth:
         token = self._fresh(await self.store.aget(key))
         if token is not None:
             await self._aserved(key, token)
-        else:
-            async with self._async_locks().hold(key.digest):
-                token = self._fresh(await self.store.aget(key))
+            return self._session(identity, token)
+        return await self._async_locks().share(
+            key.digest, lambda: self._aget_or_issue(identity, key)
+        )
+
+    async def _aget_or_issue(self, identity: ChatIdentity, key: SessionKey) -> ChatSession:
+        token = self._fresh(await self.store.aget(key))
+        if token is None:
+            async with self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
+                stale = await self.store.aget(key)
+                token = self._fresh(stale)
                 if token is None:
-                    async with self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
-                        stale = await self.store.aget(key)
-                        token = self._fresh(stale)
-                        if token is None:
-                            token = await self._aissue(identity, key, stale)
-                            session = self._session(identity, token)
-                            self._issued(session)
-                            return session
+                    token = await self._aissue(identity, key, stale)
+                    session = self._session(identity, token)
+                    self._issued(session)
+                    return session
         return self._session(identity, token)
 
     async def _aissue(
