@@ -18,23 +18,30 @@ from chatauth.errors import (
     ProviderUnavailableError,
     StoreUnavailableError,
 )
-from chatauth.identity import ChatIdentity, IdentityMapper, UIDRules
-from chatauth.session import ChatSession
-from chatauth.tokens import ChatToken, SessionKey
 
 if TYPE_CHECKING:
     from chatauth.config import from_settings
+    from chatauth.identity import ChatIdentity, IdentityMapper, UIDRules
     from chatauth.journal import EndJournal
     from chatauth.service import ChatAuth, RevocationReport, SweepReport
+    from chatauth.session import ChatSession
+    from chatauth.tokens import ChatToken, SessionKey
 
-# The service pulls in httpx, stamina and pyjwt: load it on first use, so that importing
-# chatauth for its errors or types (as every adapter module does) stays cheap.
+# Loaded on first use, so that ``import chatauth`` (for its errors, as every adapter module
+# does) costs little more than starting Python: the service pulls in httpx, stamina and
+# pyjwt; the types pull in dataclasses (and with it inspect) and hashlib (OpenSSL).
 _LAZY = {
     "ChatAuth": "chatauth.service",
     "RevocationReport": "chatauth.service",
     "SweepReport": "chatauth.service",
     "EndJournal": "chatauth.journal",
     "from_settings": "chatauth.config",
+    "ChatIdentity": "chatauth.identity",
+    "IdentityMapper": "chatauth.identity",
+    "UIDRules": "chatauth.identity",
+    "ChatSession": "chatauth.session",
+    "ChatToken": "chatauth.tokens",
+    "SessionKey": "chatauth.tokens",
 }
 
 
@@ -49,9 +56,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'chatauth' has no attribute {name!r}")
-    import importlib
+    from importlib import import_module
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(import_module(module), name)
     globals()[name] = value
     return value
 

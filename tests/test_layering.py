@@ -4,6 +4,8 @@ chatauth.integrations (the adapters live in the root integrations/ folder)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[1] / "chatauth"
@@ -35,3 +37,17 @@ def test_the_checker_sees_such_an_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from chatauth.integrations.django import middleware\n")
     assert "chatauth.integrations.django.middleware" in imported_names(bad)
+
+
+def test_import_chatauth_loads_only_its_errors() -> None:
+    # issue 19: `import chatauth` costs about as much as starting Python; the service, the
+    # types and what they pull in (httpx, dataclasses, hashlib) load on first use.
+    code = "import sys, chatauth; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
+    )
+    assert {m for m in loaded if m.startswith("chatauth")} == {"chatauth", "chatauth.errors"}
+    assert not loaded & {"httpx", "jwt", "stamina", "dataclasses", "hashlib", "inspect"}
+    assert not loaded & {"django", "flask", "starlette"}
