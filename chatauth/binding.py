@@ -107,14 +107,19 @@ def _bound(slot: Slot | None) -> Entry | None:
     return (slot[0], slot[1]) if slot is not None and slot[1] is not None else None
 
 
+# 128 bits: unguessable, and 22 characters rather than 43 in a cookie that travels with every
+# request (the id is only ever looked up by its sha256 digest).
+_SID_BYTES = 16
+
+
 def _new_sid() -> str:
-    return secrets.token_urlsafe(32)
+    return secrets.token_urlsafe(_SID_BYTES)
 
 
 def _successor(sid: str, uid: str) -> str:
     """The id following ``sid`` when ``uid`` takes the app session over: derived, not random,
     so that the new user's concurrent first requests (all carrying ``sid``) agree."""
-    digest = hmac.new(sid.encode(), uid.encode(), hashlib.sha256).digest()
+    digest = hmac.new(sid.encode(), uid.encode(), hashlib.sha256).digest()[:_SID_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

@@ -16,9 +16,16 @@ TIMEOUT = 10.0
 async def test_waiters_share_the_leaders_result_and_it_runs_once() -> None:
     locks = AsyncKeyedLocks()
     release = asyncio.Event()
+    all_waiting = asyncio.Event()
     runs = 0
     waiting: list[str] = []
-    locks.on_wait = waiting.append
+
+    def saw_wait(key: str) -> None:
+        waiting.append(key)
+        if len(waiting) == 99:
+            all_waiting.set()
+
+    locks.on_wait = saw_wait
 
     async def work() -> object:
         nonlocal runs
@@ -27,8 +34,7 @@ async def test_waiters_share_the_leaders_result_and_it_runs_once() -> None:
         return object()
 
     tasks = [asyncio.create_task(locks.share("k", work)) for _ in range(100)]
-    while len(waiting) < 99:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(all_waiting.wait(), TIMEOUT)
     release.set()
     results = await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
     assert runs == 1

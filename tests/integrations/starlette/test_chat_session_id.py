@@ -92,7 +92,8 @@ async def test_the_login_answer_holds_an_unbound_id_that_first_use_binds(
     client = await logged_in(browser)
     minted = chat_id(client)
     assert minted is not None and minted["uid"] is None
-    assert isinstance(minted["sid"], str) and len(minted["sid"]) >= 32
+    # 128 random bits, URL-safe base64: unguessable and short (the cookie carries it).
+    assert isinstance(minted["sid"], str) and len(minted["sid"]) == 22
     assert store.calls == []  # minting is a session write, nothing else
 
     await client.get("/chat/token")
