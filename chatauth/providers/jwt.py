@@ -15,6 +15,7 @@ file, for RS256/ES256...), ``JWT_ALGORITHM`` (default HS256), ``JWT_ISSUER``,
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, no_requests
+from chatauth.providers.hmacjwt import HMACSigner
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["JWTProvider", "JWTSigner"]
@@ -85,6 +87,11 @@ class JWTSigner:
             )
         self.algorithm = algorithm
         self.key_id = key_id
+        self._hmac: HMACSigner | None = None
+        if algorithm in HMAC_ALGORITHMS:
+            # A key PyJWT refuses leaves the PyJWT path in place, which raises on signing.
+            with contextlib.suppress(pyjwt.PyJWTError, ValueError, TypeError):
+                self._hmac = HMACSigner(algorithm, self._key, {"kid": key_id} if key_id else None)
 
     def __repr__(self) -> str:
         return f"<JWTSigner {self.algorithm}>"
@@ -97,6 +104,11 @@ class JWTSigner:
         """
         headers = {"kid": self.key_id} if self.key_id else None
         try:
+            # PyJWT turns datetime time claims into numbers; the fast path takes numbers only.
+            if self._hmac is not None and not any(
+                isinstance(claims.get(name), datetime) for name in ("exp", "iat", "nbf")
+            ):
+                return self._hmac.sign(claims)
             return pyjwt.encode(dict(claims), self._key, algorithm=self.algorithm, headers=headers)
         except (ValueError, TypeError, pyjwt.PyJWTError) as exc:
             raise ConfigurationError(

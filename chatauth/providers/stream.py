@@ -46,6 +46,7 @@ from chatauth.errors import ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.providers.hmacjwt import HMACSigner
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["StreamProvider", "revocation_cutoff"]
@@ -114,6 +115,8 @@ class StreamProvider(BaseProvider):
         self.base_url = url.rstrip("/")
         # The SDK's server token: no exp/iat, so it can be built once.
         self._server_token = pyjwt.encode({"server": True}, api_secret, algorithm="HS256")
+        # The user tokens, byte for byte as stream_chat's create_token writes them.
+        self._user_signer = HMACSigner("HS256", api_secret)
 
     def __repr__(self) -> str:
         return f"<StreamProvider api_key={self.api_key!r}>"
@@ -147,7 +150,7 @@ class StreamProvider(BaseProvider):
             payload["exp"] = exp
         if iat:
             payload["iat"] = iat
-        return pyjwt.encode(payload, self._api_secret, algorithm="HS256")
+        return self._user_signer.sign(payload)
 
     # -- requests ----------------------------------------------------------------------------
     def _request(self, method: str, path: str, body: Mapping[str, Any]) -> httpx.Request:

@@ -583,7 +583,7 @@ class Suite:
     def run(self) -> None:
         steps = [
             (self.starlette_in_process, ("Starlette", "in-process", "control")),
-            (self.minting, ("JWTProvider", "Stream")),
+            (self.minting, ("JWTProvider", "Stream issue", "mint")),
             (self.crowd, ("concurrent",)),
             (self.import_time, ("import",)),
             (self.http_rows, ("wrk", "Flask", "Django", "Starlette", "control")),
