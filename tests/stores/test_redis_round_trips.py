@@ -1,0 +1,55 @@
+"""A cached read through Redis costs one round trip (issue 19): counted by the server itself
+(``INFO commandstats`` after ``CONFIG RESETSTAT``), not assumed."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import pytest
+import redis
+
+from chatauth import ChatAuth, ChatIdentity
+from chatauth.stores.redis import RedisStore
+from tests.core.providers import CountingProvider
+from tests.servers.redis import RedisServer
+
+pytestmark = pytest.mark.redis
+
+READS = 25
+# What the admin connection itself sends around the measurement.
+OURS = {"config", "info"}
+
+
+def commands(admin: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last ``CONFIG RESETSTAT``, without our own."""
+    stats = admin.info("commandstats")
+    counts = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    return {name: n for name, n in counts.items() if name.split("|")[0] not in OURS}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_cached_read_is_one_get(redis_server: RedisServer, mode: str) -> None:
+    admin = redis.Redis.from_url(redis_server.url)
+    store = RedisStore.from_url(redis_server.url, prefix=f"trips-{secrets.token_hex(4)}")
+    chat = ChatAuth(CountingProvider(), store)
+    identity = ChatIdentity("user-trips")
+    loop = asyncio.new_event_loop()
+    try:
+        if mode == "sync":
+            first = chat.get_session(identity, "s")
+            admin.config_resetstat()
+            for _ in range(READS):
+                assert chat.get_session(identity, "s").token == first.token
+        else:
+            first = loop.run_until_complete(chat.aget_session(identity, "s"))
+            admin.config_resetstat()
+            for _ in range(READS):
+                again = loop.run_until_complete(chat.aget_session(identity, "s"))
+                assert again.token == first.token
+        assert commands(admin) == {"get": READS}
+        assert chat.provider.issued == 1  # type: ignore[attr-defined]
+    finally:
+        loop.run_until_complete(chat.aclose())
+        loop.close()
+        admin.close()
