@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,8 +50,12 @@ class HMACSigner:
         self, algorithm: str, key: str | bytes, headers: Mapping[str, Any] | None = None
     ) -> None:
         self._digest = _DIGESTS[algorithm]
-        # PyJWT's checks and warnings (a key too short for the algorithm), once.
-        pyjwt.encode({}, key, algorithm=algorithm, headers=dict(headers or {}) or None)
+        # PyJWT's key checks, once; the warnings it gives (a key too short for the algorithm)
+        # are kept and given again on each sign(), where PyJWT gives them.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pyjwt.encode({}, key, algorithm=algorithm, headers=dict(headers or {}) or None)
+        self._warnings = [(w.message, w.category) for w in caught]
         self._key = HMACAlgorithm(self._digest).prepare_key(key)
         # As PyJWT builds it: typ and alg, then the extra fields; keys sorted, no spaces.
         header = {"typ": "JWT", "alg": algorithm, **(headers or {})}
@@ -62,6 +67,8 @@ class HMACSigner:
         Raises:
             TypeError: a claim that JSON cannot encode.
         """
+        for message, category in self._warnings:
+            warnings.warn(message, category, stacklevel=3)
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
         signing_input = self._header + b"." + payload
         signature = hmac.new(self._key, signing_input, self._digest).digest()

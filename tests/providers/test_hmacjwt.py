@@ -40,3 +40,9 @@ def test_the_signer_falls_back_to_pyjwt_for_datetime_claims() -> None:
     moment = datetime(2027, 1, 1, tzinfo=timezone.utc)
     token = signer.sign({"sub": "u", "exp": moment})
     assert pyjwt.decode(token, SECRET, algorithms=["HS256"])["exp"] == int(moment.timestamp())
+
+
+def test_a_short_key_warns_on_each_sign_as_pyjwt_does() -> None:
+    signer = HMACSigner("HS256", "short")  # no warning yet: PyJWT warns when encoding
+    with pytest.warns(pyjwt.warnings.InsecureKeyLengthWarning):
+        signer.sign({"sub": "u"})
