@@ -32,12 +32,13 @@ Common settings (provider settings are listed in each provider module):
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from chatauth import settings as readers
 from chatauth.errors import ConfigurationError
 from chatauth.http import RetryPolicy
 from chatauth.identity import IdentityMapper
@@ -87,21 +88,6 @@ def normalize_settings(settings: Mapping[str, Any], prefix: str = "") -> dict[st
     return out
 
 
-def _number(settings: Mapping[str, Any], key: str, default: float) -> float:
-    value = settings.get(key, default)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"{key.upper()} must be a number of seconds.", setting=key.upper()
-        ) from None
-    if number <= 0:
-        raise ConfigurationError(f"{key.upper()} must be positive.", setting=key.upper())
-    return number
-
-
 def _cipher(key: str | bytes | None) -> Any:
     if not key:
         return None
@@ -120,8 +106,17 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
     """A store for a URL (see the module docstring for the forms).
 
     Raises:
-        ConfigurationError: unknown scheme, or the store's extra is not installed.
+        ConfigurationError: ``STORE``: not a string, unparsable (a bad IPv6 literal, a port
+            out of range, options redis-py refuses), an unknown scheme, or the store's extra
+            is not installed. ``STORE_ENCRYPTION_KEY``: not a Fernet key. The message never
+            shows the URL, which may hold a password.
     """
+    if not isinstance(url, str):
+        raise ConfigurationError("STORE must be a URL or a store instance.", setting="STORE")
+    if encryption_key is not None and not isinstance(encryption_key, (str, bytes)):
+        raise ConfigurationError(
+            "STORE_ENCRYPTION_KEY must be a string of Fernet keys.", setting="STORE_ENCRYPTION_KEY"
+        )
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
     except ValueError:  # e.g. an unbalanced [ in the host part: the store's parser says so
@@ -132,7 +127,7 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
         return MemoryStore()
     if scheme == "sqlite":
         path = url[len("sqlite:///") :] if url.lower().startswith("sqlite:///") else ""
-        if not path:
+        if not path or "\x00" in path:
             raise ConfigurationError(
                 "STORE must look like sqlite:///relative.db or sqlite:////absolute/path.db.",
                 setting="STORE",
@@ -148,7 +143,27 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
                 "A redis:// STORE needs redis-py: pip install 'chatauth-middleware[redis]'",
                 setting="STORE",
             ) from exc
-        store: BaseStore = RedisStore.from_url(url, cipher=_cipher(encryption_key))
+        try:
+            parsed = urllib.parse.urlsplit(url)
+            parsed.port  # noqa: B018 - parsing the port is the check (ValueError when malformed)
+        except ValueError:
+            raise ConfigurationError("STORE is not a valid URL.", setting="STORE") from None
+        if scheme != "unix" and parsed.path.strip("/") and not parsed.path.strip("/").isdigit():
+            # redis-py would silently fall back to database 0.
+            raise ConfigurationError(
+                "STORE's database must be a number: redis://host:6379/0.", setting="STORE"
+            )
+        cipher = _cipher(encryption_key)
+        try:
+            store: BaseStore = RedisStore.from_url(url, cipher=cipher)
+        except ConfigurationError:
+            raise
+        except (ValueError, TypeError):
+            # redis-py's messages may quote the URL, password included: name the key only.
+            raise ConfigurationError(
+                "STORE is not a valid Redis URL (host, port, database number or options).",
+                setting="STORE",
+            ) from None
         return store
     if scheme in ("redis+cluster", "redis+sentinel"):
         return _redis_topology_store(url, scheme, encryption_key)
@@ -163,8 +178,9 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
             ) from exc
         return SQLAlchemyStore.from_url(url, cipher=_cipher(encryption_key))
     raise ConfigurationError(
-        f"Unknown STORE scheme {scheme!r}: use sqlite://, memory://, redis://, rediss://, "
-        "unix://, redis+cluster://, redis+sentinel://, postgresql:// or sqlite+pysqlite://.",
+        # The value is not repeated: it may hold a password.
+        "Unknown STORE scheme: use sqlite://, memory://, redis://, rediss://, unix://, "
+        "redis+cluster://, redis+sentinel://, postgresql:// or sqlite+pysqlite://.",
         setting="STORE",
     )
 
@@ -206,7 +222,19 @@ def from_settings(
             "The setting 'PROVIDER' is required (e.g. 'jwt', 'matrix', 'cometchat').",
             setting="PROVIDER",
         )
-    cls: type[BaseProvider] = name if isinstance(name, type) else provider_class(str(name))
+    if isinstance(name, type):
+        if not issubclass(name, BaseProvider):
+            raise ConfigurationError(
+                "PROVIDER must be a provider name, a dotted path or a BaseProvider subclass.",
+                setting="PROVIDER",
+            )
+        cls: type[BaseProvider] = name
+    elif isinstance(name, str):
+        cls = provider_class(name)
+    else:
+        raise ConfigurationError(
+            "PROVIDER must be a provider name such as 'jwt' or a dotted path.", setting="PROVIDER"
+        )
     allowed = COMMON_KEYS | cls.settings_keys | {k.lower() for k in ignore}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
@@ -215,7 +243,37 @@ def from_settings(
             f"{cls.name!r}.",
             setting=unknown[0].upper(),
         )
+    readers.check_provider_settings(cfg, cls)
     provider = cls.from_settings(cfg)
+
+    # Every plain value is checked before the store is built: a store may create a file or a
+    # connection pool, which a refused setting must not leave behind.
+    mapper: Callable[[Any], Any] = IdentityMapper(
+        readers.reference(cfg, "uid_mapper"),
+        uid_prefix=readers.text(cfg, "uid_prefix", "user-") or "",
+        name=readers.reference(cfg, "name_attribute"),
+        avatar=readers.reference(cfg, "avatar_attribute"),
+    )
+    attempts = readers.count(
+        cfg, "retry_attempts", 3, minimum=1, maximum=readers.MAX_RETRY_ATTEMPTS
+    )
+    token_ttl = readers.seconds(cfg, "token_ttl", 3600, minimum=1, maximum=readers.MAX_TOKEN_TTL)
+    refresh_margin = readers.seconds(
+        cfg, "refresh_margin", 300, minimum=0.001, maximum=readers.MAX_TOKEN_TTL
+    )
+    if refresh_margin >= token_ttl:
+        raise ConfigurationError(
+            "REFRESH_MARGIN must be shorter than TOKEN_TTL.", setting="REFRESH_MARGIN"
+        )
+    timeout = readers.seconds(cfg, "timeout", 5.0, minimum=0.001, maximum=readers.MAX_TIMEOUT)
+    session_idle = readers.seconds(
+        cfg, "session_idle", DEFAULT_SESSION_IDLE, minimum=1, maximum=readers.MAX_SESSION_IDLE
+    )
+    journal = cfg.get("journal")
+    if journal is not None and journal is not False and not isinstance(journal, (str, os.PathLike)):
+        raise ConfigurationError(
+            "JOURNAL must be a file path (or False for none).", setting="JOURNAL"
+        )
 
     store = overrides.pop("store", None) or cfg.get("store") or DEFAULT_STORE
     if isinstance(store, str):
@@ -223,22 +281,15 @@ def from_settings(
     elif not isinstance(store, BaseStore):
         raise ConfigurationError("STORE must be a URL or a store instance.", setting="STORE")
 
-    mapper: Callable[[Any], Any] = IdentityMapper(
-        cfg.get("uid_mapper"),
-        uid_prefix=str(cfg.get("uid_prefix", "user-")),
-        name=cfg.get("name_attribute"),
-        avatar=cfg.get("avatar_attribute"),
-    )
-    attempts = int(_number(cfg, "retry_attempts", 3))
     return ChatAuth(
         provider,  # type: ignore[arg-type]
         store,
         mapper=overrides.pop("mapper", mapper),
-        token_ttl=_number(cfg, "token_ttl", 3600),
-        refresh_margin=_number(cfg, "refresh_margin", 300),
-        session_idle=_number(cfg, "session_idle", DEFAULT_SESSION_IDLE),
+        token_ttl=token_ttl,
+        refresh_margin=refresh_margin,
+        session_idle=session_idle,
         journal=overrides.pop("journal", _journal(cfg, store)),
-        timeout=_number(cfg, "timeout", 5.0),
+        timeout=timeout,
         retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),
         **overrides,
     )

@@ -64,7 +64,8 @@ class UIDRules:
 
         Raises:
             InvalidUIDError: ``ERROR_UID_WITH_SPACE`` if it holds white space,
-                ``ERROR_INVALID_UID`` if it is empty, too long, has a disallowed character,
+                ``ERROR_INVALID_UID`` if it is empty, ``.`` or ``..``, too long, has a
+                disallowed character,
                 or has upper case for a case-folding provider.
         """
 
@@ -83,6 +84,10 @@ class UIDRules:
             raise refuse("it is empty")
         if any(ch.isspace() for ch in uid):
             raise refuse("it contains white space", "ERROR_UID_WITH_SPACE")
+        if uid in (".", ".."):
+            # Quoted into a URL path these stay dot-segments, which URL normalisation removes:
+            # /users/../token would reach another endpoint.
+            raise refuse("it is a relative path segment")
         if len(uid) > self.max_length:
             raise refuse(f"it is {len(uid)} characters long, the limit is {self.max_length}")
         if self.folds_case and uid != uid.lower():
@@ -114,7 +119,7 @@ def import_string(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
         raise ConfigurationError(f"Cannot import {path!r}: {exc}", setting=path) from exc
 
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import stamina
+from hypothesis import settings
+
+# Property tests: a modest default for the shared 2-core machines and CI (each property runs
+# max_examples examples); HYPOTHESIS_PROFILE=deep for a long local fuzzing run.
+settings.register_profile("default", max_examples=60, deadline=None)
+settings.register_profile("deep", max_examples=5_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
     "tests.servers.fixtures",

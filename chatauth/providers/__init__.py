@@ -36,7 +36,10 @@ def provider_class(name: str) -> type[BaseProvider]:
             "or give a dotted path to a provider class.",
             setting="PROVIDER",
         )
-    cls = import_string(path or name)
+    try:
+        cls = import_string(path or name)
+    except ConfigurationError as exc:
+        raise ConfigurationError(exc.message, setting="PROVIDER") from None
     if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
         raise ConfigurationError(f"{name!r} is not a provider class.", setting="PROVIDER")
     return cls

@@ -29,6 +29,7 @@ from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, no_requests
 from chatauth.providers.hmacjwt import HMACSigner
+from chatauth.settings import check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["JWTProvider", "JWTSigner"]
@@ -50,8 +51,9 @@ class JWTSigner:
         key_id: optional ``kid`` header.
 
     Raises:
-        ConfigurationError: unknown algorithm (``ERROR_CONFIG``) or missing key
-            (``ERROR_API_KEY_NOT_FOUND``).
+        ConfigurationError: unknown algorithm or an HMAC secret shorter than the hash (RFC 7518
+            §3.2: 32 bytes for HS256, 48 for HS384, 64 for HS512) (``ERROR_CONFIG``), or a
+            missing key (``ERROR_API_KEY_NOT_FOUND``).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class JWTSigner:
                     setting=f"{setting_prefix}_SECRET",
                     code="ERROR_API_KEY_NOT_FOUND",
                 )
+            check_hmac_secret(secret, algorithm, f"{setting_prefix}_SECRET")
             self._key: str | bytes = secret
         elif algorithm in KEY_ALGORITHMS:
             if not private_key:

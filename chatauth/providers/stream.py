@@ -47,6 +47,7 @@ from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
 from chatauth.providers.hmacjwt import HMACSigner
+from chatauth.settings import check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["StreamProvider", "revocation_cutoff"]
@@ -104,6 +105,8 @@ class StreamProvider(BaseProvider):
                 raise ConfigurationError(
                     f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
                 )
+        # Stream signs HS256 with the secret: RFC 7518's 32 bytes (Stream's own are longer).
+        check_hmac_secret(api_secret, "HS256", "STREAM_API_SECRET")
         url = base_url or DEFAULT_BASE_URL
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:

@@ -43,6 +43,7 @@ from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, no_requests, require_setting
+from chatauth.settings import check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["MAX_TTL", "TwilioProvider"]
@@ -115,6 +116,8 @@ class TwilioProvider(BaseProvider):
                 raise ConfigurationError(
                     f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
                 )
+        # An HS256 key; Twilio's API key secrets are 32 characters (RFC 7518 §3.2's minimum).
+        check_hmac_secret(api_key_secret, "HS256", "TWILIO_API_KEY_SECRET")
         self.account_sid = _sid(account_sid, "AC", "TWILIO_ACCOUNT_SID")
         self.api_key_sid = _sid(api_key_sid, "SK", "TWILIO_API_KEY_SID")
         self.service_sid = _sid(service_sid, "IS", "TWILIO_SERVICE_SID")

@@ -34,7 +34,9 @@ HINTS = {
     "chatauth.E001": "Add CHATAUTH = {'PROVIDER': 'jwt', 'JWT_SECRET': ...} to your settings; "
     f"PROVIDER is one of {', '.join(PROVIDERS)} or a dotted path to a provider class.",
     "chatauth.E002": "Set the provider's secret in CHATAUTH, read from the environment "
-    "(e.g. 'JWT_SECRET': os.environ['CHATAUTH_JWT_SECRET']), never committed.",
+    "(e.g. 'JWT_SECRET': os.environ.get('CHATAUTH_JWT_SECRET')) and never committed; then set "
+    "that environment variable (for HS256 at least 32 random bytes: "
+    "python -c 'import secrets; print(secrets.token_urlsafe(32))').",
     "chatauth.E003": f"Add '{MIDDLEWARE}' to MIDDLEWARE, after '{AUTH_MIDDLEWARE}'.",
     "chatauth.E004": f"Move '{MIDDLEWARE}' below '{AUTH_MIDDLEWARE}' in MIDDLEWARE: it needs "
     "request.user.",

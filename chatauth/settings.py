@@ -1,0 +1,239 @@
+"""Reading and validating setting values: one place for every key's type and range.
+
+Every reader takes the lower-case settings mapping (see :func:`chatauth.config.from_settings`)
+and a lower-case key, and either returns a clean value or raises
+:class:`~chatauth.errors.ConfigurationError` whose ``setting`` is the key in upper case. A
+message never shows the value: some settings are secrets, and a malformed secret is still one.
+
+Provider settings are checked by kind before the provider reads them
+(:func:`check_provider_settings`): a key ending in ``_url`` is an http(s) URL, the keys in
+:data:`MAPPING_KEYS` are dicts, every other provider key is a string. A provider class with
+other needs declares ``settings_kinds = {"key": "text" | "url" | "mapping" | "any"}``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import urllib.parse
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, Literal
+
+from chatauth.errors import ConfigurationError
+
+__all__ = [
+    "HMAC_MIN_KEY_BYTES",
+    "MAPPING_KEYS",
+    "MAX_SESSION_IDLE",
+    "MAX_TIMEOUT",
+    "MAX_TOKEN_TTL",
+    "check_hmac_secret",
+    "check_provider_settings",
+    "count",
+    "mapping",
+    "reference",
+    "seconds",
+    "text",
+    "url",
+]
+
+Kind = Literal["text", "url", "mapping", "any"]
+
+#: The longest ``TOKEN_TTL`` / ``REFRESH_MARGIN`` accepted, seconds (366 days): a chat token
+#: living longer than a year is a mistake, and much larger values overflow ``datetime``.
+MAX_TOKEN_TTL = 366 * 86_400.0
+#: The longest ``SESSION_IDLE`` accepted, seconds (10 years): an app session cookie age.
+MAX_SESSION_IDLE = 3660 * 86_400.0
+#: The longest ``TIMEOUT`` accepted, seconds: one HTTP phase of a token request.
+MAX_TIMEOUT = 300.0
+#: The most ``RETRY_ATTEMPTS`` accepted.
+MAX_RETRY_ATTEMPTS = 10
+#: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
+HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+#: Provider keys whose value is a dict.
+MAPPING_KEYS = frozenset({"jwt_claims"})
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _fail(key: str, message: str, **kwargs: Any) -> ConfigurationError:
+    return ConfigurationError(f"{key.upper()} {message}", setting=key.upper(), **kwargs)
+
+
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number or a numeric string, else ``None``."""
+    if isinstance(value, bool):  # True is an int to Python, never a duration to a user
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+    elif not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def seconds(
+    settings: Mapping[str, Any],
+    key: str,
+    default: float,
+    *,
+    minimum: float,
+    maximum: float,
+) -> float:
+    """A duration in seconds: a number, a numeric string (environment variables) or a
+    ``timedelta``, finite and within ``[minimum, maximum]``.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` for anything else (``nan``, ``inf``, ``1e300``,
+            ``True``, ``"soon"``...).
+    """
+    value = settings.get(key, default)
+    number = value.total_seconds() if isinstance(value, timedelta) else _real(value)
+    if number is None or not math.isfinite(number) or not minimum <= number <= maximum:
+        bounds = f"from {_num(minimum)} to {_num(maximum)}"
+        raise _fail(key, f"must be a number of seconds {bounds} (or a timedelta).")
+    return number
+
+
+def count(
+    settings: Mapping[str, Any], key: str, default: int, *, minimum: int, maximum: int
+) -> int:
+    """A whole number within ``[minimum, maximum]``: an int, an integral float or a string of
+    digits. ``0.5`` is refused, never truncated.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` for anything else.
+    """
+    number = _real(settings.get(key, default))
+    if (
+        number is None
+        or not math.isfinite(number)
+        or not number.is_integer()
+        or not minimum <= number <= maximum
+    ):
+        raise _fail(key, f"must be a whole number from {minimum} to {maximum}.")
+    return int(number)
+
+
+def text(settings: Mapping[str, Any], key: str, default: str | None = None) -> str | None:
+    """A string setting, or ``default`` when absent.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` when the value is not a string.
+    """
+    value = settings.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _fail(key, "must be a string.")
+    return value
+
+
+def url(settings: Mapping[str, Any], key: str) -> str | None:
+    """An absolute http(s) URL with a host, or ``None`` when absent or blank.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` for a non-string, another scheme, no host, or
+            an unparsable URL (bad IPv6 literal, port out of range).
+    """
+    value = text(settings, key)
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = urllib.parse.urlsplit(value)
+        parsed.port  # noqa: B018 - parsing the port is the check (ValueError when malformed)
+    except ValueError:
+        raise _fail(key, "is not a valid URL.") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise _fail(key, "must be an http(s) URL.")
+    return value
+
+
+def mapping(settings: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    """A dict setting, or ``None`` when absent.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` when the value is not a mapping with string keys.
+    """
+    value = settings.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _fail(key, "must be a dict with string keys.")
+    return value
+
+
+def reference(settings: Mapping[str, Any], key: str) -> str | Callable[[Any], Any] | None:
+    """A callable, an attribute name, or a dotted path (``pkg.mod.func`` / ``pkg.mod:func``)
+    to an importable callable; ``None`` when absent.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` for another type, an empty string, a path that
+            does not import, or one that names something not callable.
+    """
+    value = settings.get(key)
+    if value is None or callable(value):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(key, "must be an attribute name, a dotted path to a callable, or a callable.")
+    if "." in value or ":" in value:
+        from chatauth.identity import import_string
+
+        try:
+            target = import_string(value)
+        except ConfigurationError as exc:
+            raise _fail(key, f"cannot be imported ({exc.message})") from None
+        if not callable(target):
+            raise _fail(key, f"{value!r} is not callable.")
+    return value
+
+
+def check_hmac_secret(secret: str | bytes, algorithm: str, setting: str) -> None:
+    """Refuse an HMAC key shorter than its hash (RFC 7518 §3.2): HS256 needs at least 32
+    bytes, HS384 48, HS512 64 (UTF-8 bytes of a string).
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` naming ``setting`` and the length needed.
+    """
+    needed = HMAC_MIN_KEY_BYTES.get(algorithm)
+    raw = secret.encode() if isinstance(secret, str) else secret
+    if needed is not None and len(raw) < needed:
+        raise ConfigurationError(
+            f"{setting} is too short for {algorithm}: use at least {needed} bytes "
+            f"(RFC 7518 §3.2), e.g. python -c 'import secrets; print(secrets.token_urlsafe"
+            f"({needed}))'.",
+            setting=setting,
+        )
+
+
+def _kind(provider_cls: type, key: str) -> Kind:
+    declared: Mapping[str, Kind] = getattr(provider_cls, "settings_kinds", {})
+    if key in declared:
+        return declared[key]
+    if key.endswith("_url"):
+        return "url"
+    if key in MAPPING_KEYS:
+        return "mapping"
+    return "text"
+
+
+def check_provider_settings(settings: Mapping[str, Any], provider_cls: type) -> None:
+    """Check the type of every provider key present (``provider_cls.settings_keys``) before
+    the provider reads them, so a provider never meets ``5`` where it expects a URL.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` naming the first malformed key.
+    """
+    for key in sorted(getattr(provider_cls, "settings_keys", ())):
+        kind = _kind(provider_cls, key)
+        if kind == "url":
+            url(settings, key)
+        elif kind == "mapping":
+            mapping(settings, key)
+        elif kind == "text":
+            text(settings, key)
