@@ -41,7 +41,6 @@ Settings: ``CHATKITTY_API_KEY`` (public: the JS SDK's ``apiKey``), ``CHATKITTY_C
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import math
 import secrets
@@ -59,6 +58,7 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.redacted import Redacted
 from chatauth.responses import NO_STORE, Answer, ProviderEndpoint, error_answer
 from chatauth.tokens import ChatToken, utcnow
 
@@ -83,6 +83,32 @@ def _error_code(response: httpx.Response) -> str | None:
         return None
     code = body.get("error") if isinstance(body, dict) else None
     return code if isinstance(code, str) else None
+
+
+def _bearer_grant(response: httpx.Response) -> tuple[Redacted, float]:
+    """``(access token, lifetime in seconds)`` from an OAuth2 token answer; the token is
+    :class:`~chatauth.redacted.Redacted` so that frames holding it show no value.
+
+    Raises:
+        ProviderError: ``ERROR_NO_ACCESS_TOKEN`` when the answer has no usable token.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ProviderError(
+            "chatkitty answered the token request without an access_token.",
+            provider=ChatKittyProvider.name,
+            status=response.status_code,
+            code="ERROR_NO_ACCESS_TOKEN",
+        )
+    try:
+        lifetime = float(body.get("expires_in") or 0)
+    except (TypeError, ValueError):
+        lifetime = 0.0  # unknown: renew before every call rather than trust it
+    return Redacted(token), lifetime if math.isfinite(lifetime) else 0.0
 
 
 class ChatKittyProvider(BaseProvider):
@@ -216,25 +242,20 @@ class ChatKittyProvider(BaseProvider):
             return None
 
     def _fetch_bearer(self) -> Flow[str]:
-        basic = base64.b64encode(f"{self.client_id}:{self._client_secret}".encode()).decode()
-        response = yield httpx.Request(
+        request = httpx.Request(
             "POST",
             self.auth_url,
             data={"grant_type": "client_credentials"},
-            headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
+            headers={"Accept": "application/json"},
+        )
+        # httpx's Basic scheme encodes the client credentials into the header: no local
+        # variable of this frame holds them (error pages list locals; issue 15).
+        response = yield next(
+            httpx.BasicAuth(self.client_id, self._client_secret).auth_flow(request)
         )
         if response.status_code != 200:
             raise error_from_response(self.name, response, _error_code(response))
-        body = response.json()
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise ProviderError(
-                "chatkitty answered the token request without an access_token.",
-                provider=self.name,
-                status=response.status_code,
-                code="ERROR_NO_ACCESS_TOKEN",
-            )
-        lifetime = float(body.get("expires_in") or 0)
+        token, lifetime = _bearer_grant(response)
         with self._bearer_lock:
             self._bearer = (token, time.monotonic() + max(0.0, lifetime - BEARER_MARGIN))
         return token

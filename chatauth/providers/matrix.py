@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -249,20 +249,13 @@ class MatrixProvider(BaseProvider):
         )
         if response.status_code != 200:
             raise self._refused(response)
-        body = response.json()
-        token = ChatToken(
-            value=body["access_token"],
-            uid=identity.uid,
-            provider=self.name,
-            issued_at=now,
-            expires_at=None,
-            data={"user_id": body["user_id"], "device_id": body.get("device_id", "")},
-            public=("user_id", "device_id"),
-        )
+        # Parsed in a helper: the answer's access token never sits in this frame's locals,
+        # which an error page shows if the display name call below fails.
+        token = self._login_token(response, identity.uid, now)
         if identity.name:
             # The login created a device and its token: if naming the user fails, log that
             # token out before raising, or it would stay valid forever, held by nobody.
-            quoted = urllib.parse.quote(body["user_id"], safe="@:")
+            quoted = urllib.parse.quote(token.data["user_id"], safe="@:")
             try:
                 response = yield httpx.Request(
                     "PUT",
@@ -276,6 +269,18 @@ class MatrixProvider(BaseProvider):
                 yield from self.undo_issue(token, exc)
                 raise
         return token
+
+    def _login_token(self, response: httpx.Response, uid: str, now: datetime) -> ChatToken:
+        body = response.json()
+        return ChatToken(
+            value=body["access_token"],
+            uid=uid,
+            provider=self.name,
+            issued_at=now,
+            expires_at=None,
+            data={"user_id": body["user_id"], "device_id": body.get("device_id", "")},
+            public=("user_id", "device_id"),
+        )
 
     def revoke(self, token: ChatToken) -> Flow[None]:
         response = yield httpx.Request(
