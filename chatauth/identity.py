@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -64,8 +65,8 @@ class UIDRules:
 
         Raises:
             InvalidUIDError: ``ERROR_UID_WITH_SPACE`` if it holds white space,
-                ``ERROR_INVALID_UID`` if it is empty, ``.`` or ``..``, too long, has a
-                disallowed character,
+                ``ERROR_INVALID_UID`` if it is empty, not in Unicode NFC form, ``.`` or
+                ``..``, too long, has a disallowed character,
                 or has upper case for a case-folding provider.
         """
 
@@ -84,6 +85,10 @@ class UIDRules:
             raise refuse("it is empty")
         if any(ch.isspace() for ch in uid):
             raise refuse("it contains white space", "ERROR_UID_WITH_SPACE")
+        if unicodedata.normalize("NFC", uid) != uid:
+            # "é" as e + combining accent and as one code point are two UIDs to us; a provider
+            # (or a database collation) that normalises would merge them into one user.
+            raise refuse("it is not in Unicode NFC form; normalise user ids before mapping")
         if uid in (".", ".."):
             # Quoted into a URL path these stay dot-segments, which URL normalisation removes:
             # /users/../token would reach another endpoint.
