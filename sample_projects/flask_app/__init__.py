@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from chatauth.integrations.flask import ChatAuth
-from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import (
     LoginManager,
     UserMixin,
@@ -35,8 +45,11 @@ from flask_login import (
     login_user,
     logout_user,
 )
+from markupsafe import Markup
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
+
+from sample_projects.csrf import FIELD, CSRFTokens
 
 __all__ = ["DEMO_USERS", "DemoUser", "chatauth", "create_app", "login_manager"]
 
@@ -103,6 +116,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(overrides)
     if not app.config.get("SECRET_KEY"):  # Flask's default config holds SECRET_KEY=None
         app.config["SECRET_KEY"] = _dev_secret(instance, "flask-secret-key")
+    # Flask sends no SameSite attribute by default: Lax keeps the session cookie off
+    # cross-site POSTs (the CSRF token below covers browsers that ignore it).
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("CHATAUTH_PROVIDER", "jwt")
     app.config.setdefault("CHATAUTH_NAME_ATTRIBUTE", "display_name")
     if app.config["CHATAUTH_PROVIDER"] == "jwt" and not app.config.get("CHATAUTH_JWT_SECRET"):
@@ -118,6 +135,13 @@ def _add_views(app: Flask) -> None:
     app.register_blueprint(
         Blueprint("shared", __name__, static_folder=SHARED, static_url_path="/shared")
     )
+    csrf = CSRFTokens(app.config["SECRET_KEY"])
+    # Templates put {{ csrf_field() }} in every form that POSTs.
+    app.jinja_env.globals["csrf_field"] = lambda: Markup(csrf.hidden_field(session))
+
+    def check_csrf() -> None:
+        if not csrf.is_valid(session, request.form.get(FIELD)):
+            abort(403, "The form has expired or did not come from this site: reload it.")
 
     @app.get("/")
     @login_required
@@ -127,6 +151,7 @@ def _add_views(app: Flask) -> None:
     @app.route("/login", methods=["GET", "POST"])
     def login() -> str | Response:
         if request.method == "POST":
+            check_csrf()
             user = DEMO_USERS.get(request.form.get("username", ""))
             if user and check_password_hash(user.password_hash, request.form.get("password", "")):
                 login_user(user)  # chatauth starts a fresh chat session id for this browser
@@ -136,6 +161,7 @@ def _add_views(app: Flask) -> None:
 
     @app.post("/logout")
     def logout() -> Response:
+        check_csrf()
         if current_user.is_authenticated:
             logout_user()  # Flask-Login's user_logged_out: chatauth revokes the chat token
         return redirect(url_for("login"))

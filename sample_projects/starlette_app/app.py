@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 import chatauth
 from chatauth.config import normalize_settings
+from sample_projects.csrf import FIELD, CSRFTokens
 
 __all__ = ["DEMO_USERS", "DemoUser", "create_app"]
 
@@ -75,11 +76,13 @@ def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     return cfg
 
 
-def _page(title: str, body: str, user: BaseUser | None = None) -> HTMLResponse:
+def _page(
+    title: str, body: str, user: BaseUser | None = None, csrf_field: str = ""
+) -> HTMLResponse:
     who = ""
     if user is not None and user.is_authenticated:
         who = (
-            f'<form method="post" action="/logout" class="who">Logged in as '
+            f'<form method="post" action="/logout" class="who">{csrf_field}Logged in as '
             f"<b>{html.escape(user.display_name)}</b> "
             f'<button type="submit">Log out</button></form>'
         )
@@ -117,6 +120,18 @@ def create_app(
     accounts = dict(DEMO_USERS if users is None else users)
     chat = chatauth.from_settings(_settings(settings))
     secret = session_secret or os.environ.get("SESSION_SECRET") or secrets.token_urlsafe(32)
+    csrf = CSRFTokens(secret)
+
+    def page(request: Request, title: str, body: str) -> HTMLResponse:
+        field = csrf.hidden_field(request.session) if request.user.is_authenticated else ""
+        return _page(title, body, request.user, field)
+
+    def forged(form: Any, request: Request) -> Response | None:
+        if csrf.is_valid(request.session, form.get(FIELD)):
+            return None
+        return HTMLResponse(
+            "The form has expired or did not come from this site: reload it.", status_code=403
+        )
 
     async def home(request: Request) -> Response:
         # Never touches the chat session: it keeps answering while the provider is down.
@@ -125,12 +140,14 @@ def create_app(
         else:
             body = '<p><a href="/login">Log in</a> to get a chat session.</p>'
         body += f"<p>Chat provider: <code>{html.escape(chat.provider.name)}</code></p>"
-        return _page("Home", body, request.user)
+        return page(request, "Home", body)
 
     async def login(request: Request) -> Response:
         error = ""
         if request.method == "POST":
             form = await request.form()
+            if refused := forged(form, request):
+                return refused
             username, password = str(form.get("username", "")), str(form.get("password", ""))
             expected = accounts.get(username)
             if expected is not None and secrets.compare_digest(expected, password):
@@ -144,16 +161,18 @@ def create_app(
             for u, p in accounts.items()
         )
         body = (
-            f"{error}<form method=post action=/login>"
+            f"{error}<form method=post action=/login>{csrf.hidden_field(request.session)}"
             "<label>Username <input name=username autocomplete=username></label> "
             "<label>Password <input name=password type=password></label> "
             "<button type=submit>Log in</button></form>"
             "<p>Demo users (it is a demo, so here are the passwords):</p>"
             f"<table><tr><th>user</th><th>password</th></tr>{rows}</table>"
         )
-        return _page("Log in", body, request.user)
+        return page(request, "Log in", body)
 
     async def logout(request: Request) -> Response:
+        if refused := forged(await request.form(), request):
+            return refused
         await end_chat_session(request)
         request.session.clear()
         return RedirectResponse("/", status_code=303)
@@ -169,7 +188,7 @@ def create_app(
             "<p>Fetching your chat session...</p></div>"
             '<script src="/static/chat.js"></script>'
         )
-        return _page("Chat", body, request.user)
+        return page(request, "Chat", body)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,7 +210,9 @@ def create_app(
             ),
         ],
         middleware=[
-            Middleware(SessionMiddleware, secret_key=secret),
+            # same_site="lax" is SessionMiddleware's default; spelt out, as the CSRF
+            # protection counts on it.
+            Middleware(SessionMiddleware, secret_key=secret, same_site="lax"),
             Middleware(AuthenticationMiddleware, backend=SessionBackend(accounts)),
             Middleware(ChatAuthMiddleware, chatauth=chat),
         ],

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from chatauth import ChatAuth
+from sample_projects.csrf import FIELD, token_in
 from sample_projects.starlette_app import DEMO_USERS, create_app
 from tests.integrations.starlette.helpers import serve_app
 from tests.servers.deadlines import REQUEST_DEADLINE
@@ -51,9 +52,16 @@ class Site:
         client = httpx.Client(base_url=self.url, timeout=REQUEST_DEADLINE)
         self.clients.append(client)
         if user is not None:
-            response = client.post("/login", data={"username": user, "password": USERS[user]})
+            form = {"username": user, "password": USERS[user]}
+            form[FIELD] = token_in(client.get("/login").text)  # the sample's CSRF token
+            response = client.post("/login", data=form)
             assert response.status_code == 303, response.text
         return client
+
+
+def log_out(client: httpx.Client) -> httpx.Response:
+    """Submit the chat page's log-out form (with its CSRF token)."""
+    return client.post("/logout", data={FIELD: token_in(client.get("/chat").text)})
 
 
 @contextmanager
@@ -117,7 +125,7 @@ def test_login_token_works_at_synapse_and_logout_kills_it(
     assert sent.status_code == 200, sent.text
 
     assert token_of(client)["token"] == body["token"]  # reused, not re-issued
-    assert client.post("/logout").status_code == 303
+    assert log_out(client).status_code == 303
     assert_dead(synapse, body["token"])
     assert client.get("/chat/token").status_code == 401
 
@@ -133,7 +141,7 @@ def test_two_app_sessions_hold_two_tokens_and_end_separately(
         devices = {synapse.whoami(t["token"]).json()["device_id"] for t in (one, two)}
         assert devices == {one["client"]["device_id"], two["client"]["device_id"]}
 
-    assert laptop.post("/logout").status_code == 303
+    assert log_out(laptop).status_code == 303
     assert_dead(synapse, one["token"])
     alive = synapse.whoami(two["token"])
     assert alive.status_code == 200 and alive.json()["user_id"] == "@user-alice:localhost"
@@ -168,7 +176,7 @@ def test_outage_503_then_queued_revocation_completes_after_restart(
         assert token_of(alice)["token"] == token  # a stored token needs no homeserver
 
         # Logging out during the outage still answers, and queues the revocation.
-        assert alice.post("/logout").status_code == 303
+        assert log_out(alice).status_code == 303
         assert site.chatauth.store.count_pending() == 1
         assert site.chatauth.store.sessions("matrix", "user-alice") == []
 

@@ -17,6 +17,7 @@ from chatauth.integrations.flask import get_service
 from flask import Flask
 from flask.testing import FlaskClient
 
+from sample_projects.csrf import FIELD, CSRFTokens, token_in
 from sample_projects.flask_app import DEMO_PASSWORDS, create_app
 from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
@@ -35,10 +36,19 @@ def sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Flask:
     app.extensions["chatauth"].close()
 
 
+def _form_token(client: FlaskClient | httpx.Client, path: str = "/login") -> str:
+    """The CSRF token of the form on ``path``, as a browser would submit it."""
+    page = client.get(path)
+    return token_in(page.get_data(as_text=True) if hasattr(page, "get_data") else page.text)
+
+
 def _login(client: FlaskClient, user: str, password: str | None = None) -> Any:
-    return client.post(
-        "/login", data={"username": user, "password": password or DEMO_PASSWORDS[user]}
-    )
+    form = {"username": user, "password": password or DEMO_PASSWORDS[user]}
+    return client.post("/login", data={**form, FIELD: _form_token(client)})
+
+
+def _logout(client: FlaskClient | httpx.Client) -> Any:
+    return client.post("/logout", data={FIELD: _form_token(client, "/")})
 
 
 def test_login_page_shows_the_demo_users(sample: Flask) -> None:
@@ -80,7 +90,7 @@ def test_login_chat_page_token_logout(sample: Flask) -> None:
         assert body["token"] not in text
     assert secret not in response.get_data(as_text=True)
 
-    assert client.post("/logout").headers["Location"] == "/login"
+    assert _logout(client).headers["Location"] == "/login"
     assert client.get("/chat/token").status_code == 401
 
 
@@ -136,7 +146,8 @@ def test_flask_run_serves_the_sample_from_the_repository_root(tmp_path: Path) ->
         httpx.Client(base_url=url, timeout=REQUEST_DEADLINE) as client,
     ):
         assert "wonderland" in client.get("/login").text
-        assert client.post("/login", data={"username": "bob", "password": "builder"}).is_redirect
+        form = {"username": "bob", "password": "builder", FIELD: _form_token(client)}
+        assert client.post("/login", data=form).is_redirect
         assert client.get("/chat/token").json()["uid"] == "user-bob"
 
 
@@ -156,7 +167,8 @@ def _synapse_env(synapse: SynapseServer, tmp_path: Path, prefix: str) -> dict[st
 
 def _browser(url: str, user: str) -> httpx.Client:
     client = httpx.Client(base_url=url, timeout=REQUEST_DEADLINE)
-    response = client.post("/login", data={"username": user, "password": DEMO_PASSWORDS[user]})
+    form = {"username": user, "password": DEMO_PASSWORDS[user], FIELD: _form_token(client)}
+    response = client.post("/login", data=form)
     assert response.status_code == 302, response.text
     return client
 
@@ -192,7 +204,7 @@ def test_synapse_login_token_works_logout_kills_it(synapse: SynapseServer, tmp_p
         room = synapse.create_room(token)
         assert synapse.send_message(token, room, "hello from Flask").status_code == 200
 
-        assert browser.post("/logout").status_code == 302
+        assert _logout(browser).status_code == 302
         dead = synapse.whoami(token)
         assert dead.status_code == 401
         assert dead.json()["errcode"] == "M_UNKNOWN_TOKEN"
@@ -225,3 +237,40 @@ def test_synapse_fifty_first_requests_make_one_device(
     assert devices.status_code == 200, devices.text
     assert devices.json()["total"] == 1  # one JWT login, so one issued token
     assert synapse.whoami(tokens.pop()).status_code == 200
+
+
+# -- CSRF and the session cookie ----------------------------------------------------------------
+
+
+def test_session_cookie_is_samesite_lax(sample: Flask) -> None:
+    client = sample.test_client()
+    response = client.get("/login")
+    cookie = response.headers["Set-Cookie"]
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
+
+
+@pytest.mark.parametrize("token", [None, "", "forged", "from-another-session"])
+def test_cross_site_login_and_logout_posts_are_refused(sample: Flask, token: str | None) -> None:
+    """A POST without this session's signed token: 403, nobody logged in or out."""
+    if token == "from-another-session":
+        token = _form_token(sample.test_client())
+    extra = {} if token is None else {FIELD: token}
+    attacker_form = {"username": "bob", "password": DEMO_PASSWORDS["bob"], **extra}
+    victim = sample.test_client()
+    victim.get("/login")  # the victim has a session (and so a token) of their own
+    assert victim.post("/login", data=attacker_form).status_code == 403
+    assert victim.get("/chat/token").status_code == 401  # not logged in as bob
+
+    assert _login(victim, "alice").status_code == 302
+    assert victim.post("/logout", data=extra).status_code == 403
+    assert victim.get("/chat/token").status_code == 200  # still logged in
+    assert _logout(victim).status_code == 302
+    assert victim.get("/chat/token").status_code == 401
+
+
+def test_an_expired_form_is_refused(sample: Flask) -> None:
+    client = sample.test_client()
+    token = _form_token(client)
+    with client.session_transaction() as session:
+        assert CSRFTokens(sample.config["SECRET_KEY"]).is_valid(session, token)
+        assert not CSRFTokens(sample.config["SECRET_KEY"], max_age=-1).is_valid(session, token)

@@ -17,6 +17,7 @@ import pytest
 
 from chatauth import ConfigurationError
 from chatauth.stores.sqlite import SQLiteStore
+from sample_projects.csrf import FIELD, token_in
 from sample_projects.starlette_app import DEMO_USERS, create_app
 from tests.integrations.starlette.helpers import Browser, closed_port_url
 from tests.servers.deadlines import REQUEST_DEADLINE, STOP_DEADLINE
@@ -25,8 +26,14 @@ from tests.servers.processes import log_tail, start_process, stop_process
 REPO = Path(__file__).resolve().parents[3]
 
 
+async def form_token(client: httpx.AsyncClient, path: str = "/login") -> str:
+    """The CSRF token of the form on ``path``, as a browser would submit it."""
+    return token_in((await client.get(path)).text)
+
+
 async def log_in(client: httpx.AsyncClient, user: str = "alice") -> None:
-    response = await client.post("/login", data={"username": user, "password": DEMO_USERS[user]})
+    form = {"username": user, "password": DEMO_USERS[user], FIELD: await form_token(client)}
+    response = await client.post("/login", data=form)
     assert response.status_code == 303
     assert response.headers["location"] == "/chat"
 
@@ -47,7 +54,8 @@ async def test_login_chat_page_token_and_logout(
         assert user in login_page and password in login_page
     assert (await client.get("/chat")).headers["location"] == "/login"
 
-    bad = await client.post("/login", data={"username": "alice", "password": "nope"})
+    form = {"username": "alice", "password": "nope", FIELD: await form_token(client)}
+    bad = await client.post("/login", data=form)
     assert bad.status_code == 200 and "wrong password" in bad.text
     await log_in(client)
     page = await client.get("/chat")
@@ -67,10 +75,41 @@ async def test_login_chat_page_token_and_logout(
         assert secret not in text and body["token"] not in text
 
     assert app.state.chatauth.store.sessions("jwt", "user-alice")
-    response = await client.post("/logout")
+    response = await client.post("/logout", data={FIELD: await form_token(client, "/chat")})
     assert (response.status_code, response.headers["location"]) == (303, "/")
     assert app.state.chatauth.store.sessions("jwt", "user-alice") == []
     assert (await client.get("/chat/token")).status_code == 401
+
+
+async def test_session_cookie_is_samesite_lax_and_httponly(
+    site_for: Callable[[Any], Browser], tmp_path: Path
+) -> None:
+    client = site_for(sample(tmp_path))()
+    cookie = (await client.get("/login")).headers["set-cookie"].lower()
+    assert "samesite=lax" in cookie and "httponly" in cookie
+
+
+@pytest.mark.parametrize("token", [None, "", "forged", "from-another-session"])
+async def test_cross_site_login_and_logout_posts_are_refused(
+    site_for: Callable[[Any], Browser], tmp_path: Path, token: str | None
+) -> None:
+    """A POST without this session's signed token: 403, nobody logged in or out."""
+    site = site_for(sample(tmp_path))
+    if token == "from-another-session":
+        token = await form_token(site())
+    extra = {} if token is None else {FIELD: token}
+    victim = site()
+    await victim.get("/login")  # the victim has a session (and so a token) of their own
+    attacker_form = {"username": "bob", "password": DEMO_USERS["bob"], **extra}
+    assert (await victim.post("/login", data=attacker_form)).status_code == 403
+    assert (await victim.get("/chat/token")).status_code == 401  # not logged in as bob
+
+    await log_in(victim, "alice")
+    assert (await victim.post("/logout", data=extra)).status_code == 403
+    assert (await victim.get("/chat/token")).status_code == 200  # still logged in
+    response = await victim.post("/logout", data={FIELD: await form_token(victim, "/chat")})
+    assert response.status_code == 303
+    assert (await victim.get("/chat/token")).status_code == 401
 
 
 async def test_logging_in_as_someone_else_ends_the_previous_chat(
@@ -95,10 +134,11 @@ async def test_logout_with_the_store_down_answers_as_usual_and_the_sweep_finishe
     client = site_for(app)()
     await log_in(client, "alice")
     assert (await client.get("/chat/token")).status_code == 200
+    form = {FIELD: await form_token(client, "/chat")}  # the log-out button's form
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock: store down
-        response = await client.post("/logout")
+        response = await client.post("/logout", data=form)
         assert (response.status_code, response.headers["location"]) == (303, "/")
         assert (await client.get("/chat/token")).status_code == 401
     finally:
