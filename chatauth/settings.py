@@ -6,9 +6,11 @@ and a lower-case key, and either returns a clean value or raises
 message never shows the value: some settings are secrets, and a malformed secret is still one.
 
 Provider settings are checked by kind before the provider reads them
-(:func:`check_provider_settings`): a key ending in ``_url`` is an http(s) URL, the keys in
-:data:`MAPPING_KEYS` are dicts, every other provider key is a string. A provider class with
-other needs declares ``settings_kinds = {"key": "text" | "url" | "mapping" | "any"}``.
+(:func:`check_provider_settings`): for chatauth's own providers a key ending in ``_url`` is an
+http(s) URL, the keys in :data:`MAPPING_KEYS` are dicts, every other key is a string. A
+provider class of your own (``PROVIDER = "myapp.chat.MyProvider"``) declares the kinds of its
+extra keys, ``settings_kinds = {"key": "text" | "url" | "mapping" | "any"}``; undeclared
+extra keys are left to it.
 """
 
 from __future__ import annotations
@@ -211,26 +213,32 @@ def check_hmac_secret(secret: str | bytes, algorithm: str, setting: str) -> None
         )
 
 
-def _kind(provider_cls: type, key: str) -> Kind:
-    declared: Mapping[str, Kind] = getattr(provider_cls, "settings_kinds", {})
-    if key in declared:
-        return declared[key]
-    if key.endswith("_url"):
-        return "url"
-    if key in MAPPING_KEYS:
-        return "mapping"
-    return "text"
+def _kinds(provider_cls: type) -> dict[str, Kind]:
+    """The kind of each key ``provider_cls`` reads. Keys of chatauth's own providers (any
+    class of ``chatauth.providers`` in the MRO) follow the naming rules; a key that only a
+    provider of yours declares is not checked unless it is in its ``settings_kinds``."""
+    kinds: dict[str, Kind] = {}
+    for klass in reversed(provider_cls.__mro__):
+        if klass.__module__.startswith("chatauth.providers."):
+            for key in getattr(klass, "settings_keys", ()):
+                if key.endswith("_url"):
+                    kinds[key] = "url"
+                elif key in MAPPING_KEYS:
+                    kinds[key] = "mapping"
+                else:
+                    kinds[key] = "text"
+    kinds.update(getattr(provider_cls, "settings_kinds", {}))
+    return kinds
 
 
 def check_provider_settings(settings: Mapping[str, Any], provider_cls: type) -> None:
-    """Check the type of every provider key present (``provider_cls.settings_keys``) before
-    the provider reads them, so a provider never meets ``5`` where it expects a URL.
+    """Check the type of every provider key present before the provider reads them, so a
+    provider never meets ``5`` where it expects a URL.
 
     Raises:
         ConfigurationError: ``ERROR_CONFIG`` naming the first malformed key.
     """
-    for key in sorted(getattr(provider_cls, "settings_keys", ())):
-        kind = _kind(provider_cls, key)
+    for key, kind in sorted(_kinds(provider_cls).items()):
         if kind == "url":
             url(settings, key)
         elif kind == "mapping":

@@ -12,7 +12,7 @@ import string
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from chatauth import ConfigurationError, from_settings
 from chatauth.config import COMMON_KEYS
 from chatauth.providers import provider_class
+from chatauth.providers.jwt import JWTProvider
 from chatauth.settings import check_hmac_secret
 
 SECRET = "canary-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -284,3 +285,22 @@ def test_any_value_of_any_key_is_accepted_or_a_named_configuration_error(
         assert error.code in ("ERROR_CONFIG", "ERROR_API_KEY_NOT_FOUND")
         for secret in (SECRET, ADMIN):
             assert secret not in str(error) + repr(error)
+
+
+def test_a_custom_provider_keeps_its_own_keys_and_the_inherited_ones_are_checked() -> None:
+    """A provider class of the app's own: its extra keys are its business unless declared;
+    the keys it inherits from chatauth's providers are still checked."""
+    build({**BASES["jwt"], "PROVIDER": "tests.core.test_settings.AppProvider", "WAITERS": 2})
+    refused_key = refused(
+        {**BASES["jwt"], "PROVIDER": "tests.core.test_settings.AppProvider", "JWT_ISSUER": 5}
+    )
+    assert refused_key.setting == "JWT_ISSUER"
+    declared = refused(
+        {**BASES["jwt"], "PROVIDER": "tests.core.test_settings.AppProvider", "HOOK_URL": 5}
+    )
+    assert declared.setting == "HOOK_URL"
+
+
+class AppProvider(JWTProvider):
+    settings_keys = JWTProvider.settings_keys | {"waiters", "hook_url"}
+    settings_kinds: ClassVar[dict[str, str]] = {"hook_url": "url"}
