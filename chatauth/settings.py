@@ -188,10 +188,10 @@ def reference(settings: Mapping[str, Any], key: str) -> str | Callable[[Any], An
 
         try:
             target = import_string(value)
-        except ConfigurationError as exc:
-            raise _fail(key, f"cannot be imported ({exc.message})") from None
+        except ConfigurationError:
+            raise _fail(key, "is a dotted path that cannot be imported.") from None
         if not callable(target):
-            raise _fail(key, f"{value!r} is not callable.")
+            raise _fail(key, "is a dotted path to something that is not callable.")
     return value
 
 

@@ -152,8 +152,14 @@ def check_token_value(value: str) -> None:
 
     Raises:
         InvalidTokenError: ``ERROR_BLANK_AUTHTOKEN`` for an empty or blank value,
-            ``ERROR_AUTHTOKEN_WITH_SPACE`` for a value containing white space.
+            ``ERROR_AUTHTOKEN_WITH_SPACE`` for a value containing white space,
+            ``ERROR_BLANK_AUTHTOKEN`` for ``.`` or ``..`` (a token some providers put in a URL
+            path, where those are dot-segments that URL normalisation removes).
     """
+    if value in (".", ".."):
+        raise InvalidTokenError(
+            "The token is a relative path segment.", code="ERROR_BLANK_AUTHTOKEN"
+        )
     if isinstance(value, str) and _VALID_TOKEN.fullmatch(value):
         return
     if not isinstance(value, str) or not value.strip():

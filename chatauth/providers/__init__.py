@@ -31,15 +31,22 @@ def provider_class(name: str) -> type[BaseProvider]:
     """
     path = PROVIDERS.get(name.lower())
     if path is None and "." not in name and ":" not in name:
+        # The value is not repeated: a secret pasted into the wrong variable must not be
+        # printed by the error that catches the mistake.
         raise ConfigurationError(
-            f"Unknown provider {name!r}; choose one of {', '.join(sorted(PROVIDERS))} "
+            f"PROVIDER is not a known provider; choose one of {', '.join(sorted(PROVIDERS))} "
             "or give a dotted path to a provider class.",
             setting="PROVIDER",
         )
     try:
         cls = import_string(path or name)
-    except ConfigurationError as exc:
-        raise ConfigurationError(exc.message, setting="PROVIDER") from None
+    except ConfigurationError:
+        raise ConfigurationError(
+            "PROVIDER's dotted path cannot be imported.", setting="PROVIDER"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, BaseProvider)):
-        raise ConfigurationError(f"{name!r} is not a provider class.", setting="PROVIDER")
+        raise ConfigurationError(
+            "PROVIDER's dotted path names something that is not a provider class.",
+            setting="PROVIDER",
+        )
     return cls

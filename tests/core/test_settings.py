@@ -304,3 +304,14 @@ def test_a_custom_provider_keeps_its_own_keys_and_the_inherited_ones_are_checked
 class AppProvider(JWTProvider):
     settings_keys = JWTProvider.settings_keys | {"waiters", "hook_url"}
     settings_kinds: ClassVar[dict[str, str]] = {"hook_url": "url"}
+
+
+@pytest.mark.parametrize("key", ["PROVIDER", "UID_MAPPER", "NAME_ATTRIBUTE"])
+@pytest.mark.parametrize("value", [SECRET, SECRET.replace("-", "."), SECRET + ":x"])
+def test_a_secret_pasted_into_the_wrong_setting_is_not_printed(key: str, value: str) -> None:
+    """Found by the deep hypothesis run: an unknown PROVIDER was quoted in the message."""
+    try:
+        build({**BASES["jwt"], key: value})
+    except ConfigurationError as error:
+        assert error.setting == key
+        assert SECRET.split("-")[-1] not in str(error) + repr(error)
