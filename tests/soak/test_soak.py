@@ -38,6 +38,7 @@ import httpx
 import chatauth
 from chatauth.stores.sqlite import SQLiteStore
 from chatauth.testing.cometchat import DEFAULT_API_KEY, DEFAULT_APP_ID, CometChatEmulator
+from sample_projects.csrf import FIELD, token_in
 from tests.e2e.browser.apps import REPO, SAMPLE_APPS, AppServer
 from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.servers.synapse import SynapseServer
@@ -92,9 +93,11 @@ class Visitor:
     def close(self) -> None:
         self.client.close()
 
-    def _csrf(self) -> dict[str, str]:
+    def _csrf(self, form_page: str) -> dict[str, str]:
         if self.server.app.name != "django":
-            return {}
+            # The Flask and Starlette samples' signed per-session token, from the page whose
+            # form a browser would submit (sample_projects/csrf.py).
+            return {FIELD: token_in(self.client.get(form_page).text)}
         token = self.client.cookies.get("csrftoken")
         if token is None:
             page = self.client.get(self.server.app.login_path)
@@ -104,7 +107,11 @@ class Visitor:
         return {"csrfmiddlewaretoken": token}
 
     def login(self, user: str) -> None:
-        data = {"username": user, "password": PASSWORDS[user], **self._csrf()}
+        data = {
+            "username": user,
+            "password": PASSWORDS[user],
+            **self._csrf(self.server.app.login_path),
+        }
         answer = self.client.post(self.server.app.login_path, data=data)
         assert answer.status_code in (302, 303), (self.server.app.name, answer.status_code)
 
@@ -124,7 +131,7 @@ class Visitor:
 
     def logout(self) -> None:
         path = "/accounts/logout/" if self.server.app.name == "django" else "/logout"
-        answer = self.client.post(path, data=self._csrf())
+        answer = self.client.post(path, data=self._csrf("/"))
         # The app's own answer (a redirect), whatever the provider does: never a 500.
         assert answer.status_code in (302, 303), (self.server.app.name, answer.status_code)
 
