@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 import pytest
-from chatauth.integrations.django.conf import get_chatauth, reset
+from chatauth.integrations.django.conf import get_service, reset
 from django.test import RequestFactory
 from django.views.debug import technical_500_response
 
@@ -113,7 +113,7 @@ def chatkitty_renewal(serve: Callable[[Any], Any]) -> tuple[dict[str, Any], Any,
     settings, issued = _chatkitty_settings(emulator)
 
     def prepare(user: Any) -> None:
-        get_chatauth().get_session(user, "another-app-session")
+        get_service().get_session(user, "another-app-session")
         emulator.expire_access_tokens()
         emulator.faults.status(403, path="/oauth/token")
 
@@ -214,7 +214,7 @@ def provider_failure(user: Any) -> ChatAuthError:
     """The error of a chat page's view: its traceback starts here, in a frame without the
     test's settings (the test's own frame, holding the canaries, is not the app's)."""
     try:
-        get_chatauth().get_session(user, "app-session-key-0123456789")
+        get_service().get_session(user, "app-session-key-0123456789")
     except ChatAuthError as error:
         return error
     pytest.fail("the provider did not fail")
