@@ -126,7 +126,8 @@ class Visitor:
         every chat session of the user ends (``END_SESSIONS_ON_PASSWORD_CHANGE``)."""
         password = PASSWORDS["alice"]
         data = {"old_password": password, "new_password1": password, "new_password2": password}
-        answer = self.client.post("/accounts/password_change/", data={**data, **self._csrf()})
+        form = "/accounts/password_change/"
+        answer = self.client.post(form, data={**data, **self._csrf(form)})
         assert answer.status_code == 302, (answer.status_code, answer.text[:500])
 
     def logout(self) -> None:
