@@ -354,3 +354,60 @@ class ServerProcess:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+class ServerGroup:
+    """Several :class:`ServerProcess` run as one server (a Redis Cluster, a Sentinel set).
+
+    Subclasses say which processes belong to it (:meth:`members`) and how it starts; the
+    group stops each one by its PID, every stop in its own ``try`` so that one failing stop
+    leaves none running, and is a context manager like a single :class:`ServerProcess`.
+    """
+
+    def members(self) -> Sequence[ServerProcess]:
+        """Every process of the group, in start order."""
+        raise NotImplementedError
+
+    def stop_order(self) -> Sequence[ServerProcess]:
+        """The order to stop them in (default: start order)."""
+        return self.members()
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop every process by PID; the first error is raised after all were stopped."""
+        errors: list[BaseException] = []
+        for process in self.stop_order():
+            try:
+                process.stop()
+            except BaseException as exc:  # re-raised below, after the others are stopped
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def cleanup(self) -> None:
+        """Stop every process and delete their temp dirs."""
+        try:
+            self.stop()
+        finally:
+            for process in self.members():
+                process.cleanup()
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {[p.pid for p in self.members()]}>"

@@ -14,13 +14,18 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
 from tests.servers.deadlines import COMMAND_DEADLINE, STARTUP_DEADLINE, STOP_DEADLINE
 from tests.servers.ports import free_port
-from tests.servers.processes import LazyTempDir, ServerProcess, log_tail, wait_pid_gone
+from tests.servers.processes import (
+    LazyTempDir,
+    ServerGroup,
+    ServerProcess,
+    log_tail,
+    wait_pid_gone,
+)
 from tests.servers.redis import find_redis_server, redis_command
 
 REDIS_CLI = "/usr/bin/redis-cli"
@@ -133,7 +138,7 @@ class ClusterNode(ServerProcess):
             wait_pid_gone(proc.pid, STOP_DEADLINE)
 
 
-class RedisCluster:
+class RedisCluster(ServerGroup):
     """Six cluster nodes on loopback, 3 primaries with one replica each.
 
     Use as a context manager (start on enter; stop every node by PID and delete the temp dirs
@@ -273,39 +278,5 @@ class RedisCluster:
     def running_nodes(self) -> list[ClusterNode]:
         return [n for n in self.nodes if n.running]
 
-    def stop(self) -> None:
-        """Stop every node by PID; one that fails to stop does not keep the others running."""
-        errors: list[BaseException] = []
-        for node in self.nodes:
-            try:
-                node.stop()
-            except BaseException as exc:  # re-raised below, after the others are stopped
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-
-    def cleanup(self) -> None:
-        """Stop every node and delete their temp dirs."""
-        try:
-            self.stop()
-        finally:
-            for node in self.nodes:
-                node.cleanup()
-
-    def __enter__(self) -> RedisCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
-
-    def __repr__(self) -> str:
-        return f"<RedisCluster {[n.pid for n in self.nodes]}>"
+    def members(self) -> list[ClusterNode]:
+        return self.nodes

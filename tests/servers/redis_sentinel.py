@@ -14,12 +14,17 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
 from tests.servers.deadlines import STARTUP_DEADLINE, STOP_DEADLINE
-from tests.servers.processes import LazyTempDir, ServerProcess, log_tail, wait_pid_gone
+from tests.servers.processes import (
+    LazyTempDir,
+    ServerGroup,
+    ServerProcess,
+    log_tail,
+    wait_pid_gone,
+)
 from tests.servers.redis import find_redis_server, redis_command
 from tests.servers.redis_cluster import info_fields
 
@@ -117,7 +122,7 @@ class _Sentinel(_Process):
         return [self.binary, str(conf), "--bind", self.host]
 
 
-class RedisSentinel:
+class RedisSentinel(ServerGroup):
     """A primary, one replica and three sentinels (quorum 2) watching service ``mymaster``.
 
     Use as a context manager (start on enter; stop every process by PID and delete the temp
@@ -241,39 +246,9 @@ class RedisSentinel:
         self._wait("a failover", not_yet)
         return time.monotonic() - started
 
-    def stop(self) -> None:
-        """Stop every process by PID, sentinels first (each in its own ``finally``)."""
-        errors: list[BaseException] = []
-        for process in reversed(self.processes):
-            try:
-                process.stop()
-            except BaseException as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+    def members(self) -> list[_Process]:
+        return self.processes
 
-    def cleanup(self) -> None:
-        """Stop every process and delete the temp dirs."""
-        try:
-            self.stop()
-        finally:
-            for process in self.processes:
-                process.cleanup()
-
-    def __enter__(self) -> RedisSentinel:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
-
-    def __repr__(self) -> str:
-        return f"<RedisSentinel {[p.pid for p in self.processes]}>"
+    def stop_order(self) -> list[_Process]:
+        # Sentinels first, so none of them reacts to the data nodes going away.
+        return list(reversed(self.processes))
