@@ -23,7 +23,11 @@ httpx's own ``Auth.auth_flow``. :func:`run_flow` drives one with an :class:`http
 * a ``Retry-After`` longer than :attr:`RetryPolicy.max_retry_after` is not slept through in a
   request: the driver gives up at once;
 * when retries run out, :class:`~chatauth.errors.ProviderUnavailableError` is raised with
-  ``retry_after`` in seconds. The flow only ever sees final, non-retryable responses.
+  ``retry_after`` in seconds. The flow only ever sees final, non-retryable responses;
+* a body is read only up to :attr:`RetryPolicy.max_body` bytes, counted both as received and
+  after content decoding (a compressed bomb is cut off too); a larger body is refused with
+  :class:`~chatauth.errors.ProviderError` ``ERROR_RESPONSE_TOO_LARGE`` before anything parses
+  it, and is not retried. :func:`read_json` parses a body without ever raising.
 """
 
 from __future__ import annotations
@@ -31,27 +35,31 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.utils
+import json
 import logging
+import math
 import threading
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 import stamina
 
-from chatauth.errors import ProviderUnavailableError
+from chatauth.errors import ProviderError, ProviderUnavailableError
 
 __all__ = [
+    "MAX_BODY",
     "REDACT",
     "Deadline",
     "Flow",
     "RetryPolicy",
     "arun_flow",
     "default_timeout",
+    "read_json",
     "run_flow",
 ]
 
@@ -64,6 +72,9 @@ logger = logging.getLogger("chatauth.http")
 #: Some APIs put a token in the path (CometChat ``DELETE .../auth_tokens/{authToken}``), and
 #: httpx logs every request URL at INFO: the driver scrubs those values from httpx's records.
 REDACT = "chatauth.redact"
+#: The largest provider answer read, in bytes (1 MiB): every documented answer chatauth
+#: reads is a few hundred bytes, so a larger one is a fault, not data.
+MAX_BODY = 1 << 20
 
 
 class _Redactor(logging.Filter):
@@ -135,6 +146,7 @@ class RetryPolicy:
         max_retry_after: the longest provider ``Retry-After`` (seconds) worth waiting inside a
             request; longer ones fail fast so the app's own client can come back later.
         default_retry_after: ``retry_after`` (seconds) reported when the provider gave none.
+        max_body: the largest response body read, in bytes (raw and decoded alike).
     """
 
     attempts: int = 3
@@ -145,6 +157,7 @@ class RetryPolicy:
     wait_jitter: float = 0.5
     max_retry_after: float = 3.0
     default_retry_after: int = 5
+    max_body: int = MAX_BODY
 
 
 class Deadline:
@@ -178,18 +191,30 @@ class _OutOfTime(Exception):
     """The operation's deadline passed; never retried."""
 
 
-class _DeadlineStream(httpx.SyncByteStream):
-    """A response body read chunk by chunk against the deadline: a provider that trickles
-    its body (each read well within the read timeout) cannot keep the operation going."""
+class _TooLarge(Exception):
+    """The body passed :attr:`RetryPolicy.max_body`; never retried. ``status`` is the HTTP
+    status of the answer, set once known."""
 
-    def __init__(self, inner: httpx.SyncByteStream, deadline: Deadline) -> None:
+    status = 0
+
+
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body read chunk by chunk against the deadline and the size cap: a provider
+    that trickles its body (each read well within the read timeout) cannot keep the operation
+    going, nor one that sends megabytes fill memory."""
+
+    def __init__(self, inner: httpx.SyncByteStream, deadline: Deadline, cap: int) -> None:
         self._inner = inner
         self._deadline = deadline
+        self._left = cap
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._inner:
             if self._deadline.expired():
                 raise _OutOfTime()
+            self._left -= len(chunk)
+            if self._left < 0:
+                raise _TooLarge()
             yield chunk
 
     def close(self) -> None:
@@ -199,14 +224,18 @@ class _DeadlineStream(httpx.SyncByteStream):
 class _AsyncDeadlineStream(httpx.AsyncByteStream):
     """Async twin of :class:`_DeadlineStream` (the driver also cancels at the deadline)."""
 
-    def __init__(self, inner: httpx.AsyncByteStream, deadline: Deadline) -> None:
+    def __init__(self, inner: httpx.AsyncByteStream, deadline: Deadline, cap: int) -> None:
         self._inner = inner
         self._deadline = deadline
+        self._left = cap
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._inner:
             if self._deadline.expired():
                 raise _OutOfTime()
+            self._left -= len(chunk)
+            if self._left < 0:
+                raise _TooLarge()
             yield chunk
 
     async def aclose(self) -> None:
@@ -248,13 +277,24 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             when = None
         if when is not None:
             return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if isinstance(body, dict) and isinstance(body.get("retry_after_ms"), int | float):
-        return float(body["retry_after_ms"]) / 1000
+    body = read_json(response)
+    wait = body.get("retry_after_ms") if isinstance(body, dict) else None
+    if isinstance(wait, int | float) and not isinstance(wait, bool) and math.isfinite(wait):
+        return max(0.0, float(wait) / 1000)
     return None
+
+
+def read_json(response: httpx.Response) -> Any:
+    """The parsed JSON body of a read ``response``, or ``None`` when it is not JSON.
+
+    Never raises: bad UTF-8, bad JSON, nesting deep enough to exhaust the parser's recursion
+    and numbers Python cannot hold all give ``None``. The body is already bounded by
+    :attr:`RetryPolicy.max_body`.
+    """
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -301,14 +341,63 @@ def _unavailable(provider: str, policy: RetryPolicy, exc: Exception) -> Provider
     )
 
 
-def _once(client: httpx.Client, request: httpx.Request, deadline: Deadline) -> httpx.Response:
-    """One try: send, read the body against the deadline, refuse a retryable status."""
+def _refuse_announced(response: httpx.Response, cap: int) -> None:
+    """Refuse a body whose ``Content-Length`` already says it is too large, unread."""
+    length = response.headers.get("Content-Length", "")
+    if length.strip().isdigit() and int(length) > cap:
+        raise _TooLarge()
+
+
+def _keep(response: httpx.Response, chunks: Iterator[bytes], cap: int) -> None:
+    """Read the decoded body into ``response``, counting the decoded bytes against ``cap``."""
+    kept: list[bytes] = []
+    left = cap
+    for chunk in chunks:
+        left -= len(chunk)
+        if left < 0:
+            raise _TooLarge()
+        kept.append(chunk)
+    # What httpx's own Response.read() does with the chunks; done here so the count comes
+    # first.
+    response._content = b"".join(kept)
+
+
+async def _akeep(response: httpx.Response, chunks: AsyncIterator[bytes], cap: int) -> None:
+    """Async twin of :func:`_keep`."""
+    kept: list[bytes] = []
+    left = cap
+    async for chunk in chunks:
+        left -= len(chunk)
+        if left < 0:
+            raise _TooLarge()
+        kept.append(chunk)
+    response._content = b"".join(kept)
+
+
+def _too_large(provider: str, policy: RetryPolicy, status: int) -> ProviderError:
+    return ProviderError(
+        f"{provider} answered HTTP {status} with a body larger than {policy.max_body} bytes.",
+        provider=provider,
+        status=status,
+        code="ERROR_RESPONSE_TOO_LARGE",
+    )
+
+
+def _once(
+    client: httpx.Client, request: httpx.Request, deadline: Deadline, cap: int = MAX_BODY
+) -> httpx.Response:
+    """One try: send, read the body (at most ``cap`` bytes) against the deadline, refuse a
+    retryable status."""
     with _redactor.hiding(request):
         _bounded(request, client.timeout, deadline)
         response = client.send(request, stream=True)
         try:
-            response.stream = _DeadlineStream(response.stream, deadline)  # type: ignore[arg-type]
-            response.read()
+            _refuse_announced(response, cap)
+            response.stream = _DeadlineStream(response.stream, deadline, cap)  # type: ignore[arg-type]
+            _keep(response, response.iter_bytes(), cap)
+        except _TooLarge as exc:
+            exc.status = response.status_code
+            raise
         finally:
             response.close()
     if _is_retryable_status(response.status_code):
@@ -317,15 +406,19 @@ def _once(client: httpx.Client, request: httpx.Request, deadline: Deadline) -> h
 
 
 async def _aonce(
-    client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline
+    client: httpx.AsyncClient, request: httpx.Request, deadline: Deadline, cap: int = MAX_BODY
 ) -> httpx.Response:
     """Async twin of :func:`_once`."""
     with _redactor.hiding(request):
         _bounded(request, client.timeout, deadline)
         response = await client.send(request, stream=True)
         try:
-            response.stream = _AsyncDeadlineStream(response.stream, deadline)  # type: ignore[arg-type]
-            await response.aread()
+            _refuse_announced(response, cap)
+            response.stream = _AsyncDeadlineStream(response.stream, deadline, cap)  # type: ignore[arg-type]
+            await _akeep(response, response.aiter_bytes(), cap)
+        except _TooLarge as exc:
+            exc.status = response.status_code
+            raise
         finally:
             await response.aclose()
     if _is_retryable_status(response.status_code):
@@ -344,7 +437,7 @@ def _send(
     try:
         if attempts == 1:
             # Outside stamina: its testing mode would retry even this.
-            return _once(client, request, deadline)
+            return _once(client, request, deadline, policy.max_body)
         for attempt in stamina.retry_context(
             on=_backoff_hook(policy),
             attempts=attempts,
@@ -354,7 +447,9 @@ def _send(
             wait_jitter=policy.wait_jitter,
         ):
             with attempt:
-                return _once(client, request, deadline)
+                return _once(client, request, deadline, policy.max_body)
+    except _TooLarge as exc:
+        raise _too_large(provider, policy, exc.status) from None
     except (httpx.TransportError, _Retryable, _OutOfTime) as exc:
         if deadline.expired() and not isinstance(exc, _Retryable):
             exc = _OutOfTime()  # a read cut short by the capped timeout is the deadline too
@@ -375,7 +470,7 @@ async def _asend(
         # deadline (retries, backoff waits and a trickling body included).
         with anyio.fail_after(deadline.remaining()):
             if attempts == 1:
-                return await _aonce(client, request, deadline)  # see _send
+                return await _aonce(client, request, deadline, policy.max_body)  # see _send
             async for attempt in stamina.retry_context(
                 on=_backoff_hook(policy),
                 attempts=attempts,
@@ -385,7 +480,9 @@ async def _asend(
                 wait_jitter=policy.wait_jitter,
             ):
                 with attempt:
-                    return await _aonce(client, request, deadline)
+                    return await _aonce(client, request, deadline, policy.max_body)
+    except _TooLarge as exc:
+        raise _too_large(provider, policy, exc.status) from None
     except (httpx.TransportError, _Retryable, _OutOfTime, TimeoutError) as exc:
         if deadline.expired() and not isinstance(exc, _Retryable):
             exc = _OutOfTime()

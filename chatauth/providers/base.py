@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
@@ -17,6 +17,7 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.responses import ProviderEndpoint
+from chatauth.tokens import ChatToken
 
 __all__ = [
     "BaseProvider",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 Revocation = Literal["token", "user", "none"]
+T = TypeVar("T")
 
 
 @runtime_checkable
@@ -47,14 +49,14 @@ class Provider(Protocol):
     uid_rules: UIDRules
     revocation: Revocation
 
-    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[Any]:
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
         """Ensure the chat user exists and create a token valid for about ``ttl``.
 
         The flow returns a :class:`~chatauth.tokens.ChatToken`.
         """
         ...
 
-    def revoke(self, token: Any) -> Flow[None]:
+    def revoke(self, token: ChatToken) -> Flow[None]:
         """Destroy ``token`` (a :class:`~chatauth.tokens.ChatToken`) at the provider.
 
         A token the provider no longer knows counts as revoked (no error).
@@ -100,10 +102,13 @@ class BaseProvider:
     def check(self) -> Flow[dict[str, str]]:
         return no_requests({"provider": self.name})
 
-    def revoke(self, token: Any) -> Flow[None]:
+    def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
         raise NotImplementedError
 
-    def undo_issue(self, token: Any, error: BaseException) -> Flow[None]:
+    def revoke(self, token: ChatToken) -> Flow[None]:
+        raise NotImplementedError
+
+    def undo_issue(self, token: ChatToken, error: BaseException) -> Flow[None]:
         """Revoke ``token``, which an issue flow minted before failing with ``error``.
 
         Yielded from an ``except`` block of the issue flow, which then re-raises ``error``
@@ -124,7 +129,7 @@ class BaseProvider:
         return f"<{type(self).__name__} {self.name!r}>"
 
 
-def no_requests(value: Any) -> Flow[Any]:
+def no_requests(value: T) -> Flow[T]:
     """A flow that makes no request and returns ``value`` (local minting, no-op revoke)."""
     return value
     yield  # pragma: no cover - makes this a generator

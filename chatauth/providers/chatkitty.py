@@ -46,7 +46,6 @@ import math
 import secrets
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -57,7 +56,9 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.providers import replies
+from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.redacted import Redacted
 from chatauth.responses import NO_STORE, Answer, ProviderEndpoint, error_answer
 from chatauth.tokens import ChatToken, utcnow
@@ -75,16 +76,6 @@ SALT = "chatauth.chatkitty.auth-params"
 BEARER_MARGIN = 60.0
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    """ChatKitty's ``{"error": "ClientError" | "unauthorized" | ...}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    code = body.get("error") if isinstance(body, dict) else None
-    return code if isinstance(code, str) else None
-
-
 def _bearer_grant(response: httpx.Response) -> tuple[Redacted, float]:
     """``(access token, lifetime in seconds)`` from an OAuth2 token answer; the token is
     :class:`~chatauth.redacted.Redacted` so that frames holding it show no value.
@@ -92,26 +83,20 @@ def _bearer_grant(response: httpx.Response) -> tuple[Redacted, float]:
     Raises:
         ProviderError: ``ERROR_NO_ACCESS_TOKEN`` when the answer has no usable token.
     """
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    token = body.get("access_token") if isinstance(body, dict) else None
-    if not isinstance(token, str) or not token:
+    token = replies.optional(response, ("access_token",), str)
+    if not token:
         raise ProviderError(
             "chatkitty answered the token request without an access_token.",
             provider=ChatKittyProvider.name,
             status=response.status_code,
             code="ERROR_NO_ACCESS_TOKEN",
         )
-    try:
-        lifetime = float(body.get("expires_in") or 0)
-    except (TypeError, ValueError):
-        lifetime = 0.0  # unknown: renew before every call rather than trust it
+    # Unknown or absurd: renew before every call rather than trust it.
+    lifetime = replies.optional(response, ("expires_in",), float) or 0.0
     return Redacted(token), lifetime if math.isfinite(lifetime) else 0.0
 
 
-class ChatKittyProvider(BaseProvider):
+class ChatKittyProvider(RESTProvider):
     """Signed ``authParams`` for ChatKitty sessions (see the module docstring).
 
     Args:
@@ -137,6 +122,8 @@ class ChatKittyProvider(BaseProvider):
         max_length=255,
         description="letters, digits and . _ @ + = : -",
     )
+    #: ``{"error": "ClientError" | "unauthorized" | ..., "message"}``
+    error_path = ("error",)
     settings_keys = frozenset(
         {
             "chatkitty_api_key",
@@ -170,20 +157,10 @@ class ChatKittyProvider(BaseProvider):
             raise ConfigurationError(
                 "CHATKITTY_CLIENT_ID is required.", setting="CHATKITTY_CLIENT_ID"
             )
-        urls: dict[str, str] = {}
-        for given, default, setting in (
-            (base_url, DEFAULT_BASE_URL, "CHATKITTY_BASE_URL"),
-            (auth_url, DEFAULT_AUTH_URL, "CHATKITTY_AUTH_URL"),
-        ):
-            url = given or default
-            parsed = urllib.parse.urlsplit(url)
-            if parsed.scheme not in ("http", "https") or not parsed.hostname:
-                raise ConfigurationError(f"{setting} must be an http(s) URL.", setting=setting)
-            urls[setting] = url
+        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "CHATKITTY_BASE_URL")
+        self.auth_url = checked_url(auth_url, DEFAULT_AUTH_URL, "CHATKITTY_AUTH_URL")
         self.api_key = api_key
         self.client_id = client_id
-        self.base_url = urls["CHATKITTY_BASE_URL"].rstrip("/")
-        self.auth_url = urls["CHATKITTY_AUTH_URL"]
         self._client_secret = client_secret
         # Without a dedicated key, a key derived from the client secret, never the secret
         # itself, so a leak of one signature scheme says nothing about the other.
@@ -253,9 +230,7 @@ class ChatKittyProvider(BaseProvider):
         response = yield next(
             httpx.BasicAuth(self.client_id, self._client_secret).auth_flow(request)
         )
-        if response.status_code != 200:
-            raise error_from_response(self.name, response, _error_code(response))
-        token, lifetime = _bearer_grant(response)
+        token, lifetime = _bearer_grant(self._expect(response))
         with self._bearer_lock:
             self._bearer = (token, time.monotonic() + max(0.0, lifetime - BEARER_MARGIN))
         return token
@@ -282,12 +257,12 @@ class ChatKittyProvider(BaseProvider):
         name: str | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> httpx.Request:
-        return httpx.Request(
+        return self._request(
             method,
-            self.base_url + "/v1/users",
+            "/v1/users",
+            body,
             params={"name": name} if name is not None else None,
-            json=dict(body) if body is not None else None,
-            headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {bearer}"},
         )
 
     def _user_exists(self, uid: str) -> Flow[bool]:
@@ -296,7 +271,7 @@ class ChatKittyProvider(BaseProvider):
             return True
         if response.status_code == 404:
             return False
-        raise error_from_response(self.name, response, _error_code(response))
+        raise self._refused(response)
 
     # -- flows -------------------------------------------------------------------------------
     def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
@@ -316,7 +291,7 @@ class ChatKittyProvider(BaseProvider):
                 # A duplicate name is undocumented: accept it only if the user is there now.
                 created_meanwhile = yield from self._user_exists(uid)
                 if not created_meanwhile:
-                    raise error_from_response(self.name, response, _error_code(response))
+                    raise self._refused(response)
         now = utcnow()
         return ChatToken(
             value=self.sign_auth_params(uid),

@@ -46,21 +46,23 @@ should use ``"cometchat"`` and hand the one token to both SDKs.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import httpx
 
-from chatauth.errors import ConfigurationError, InvalidTokenError, ProviderError
+from chatauth.errors import ConfigurationError, InvalidTokenError
 from chatauth.http import REDACT, Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
-from chatauth.tokens import ChatToken, check_token_value, utcnow
+from chatauth.providers import replies
+from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["CometChatCallsProvider", "CometChatProvider"]
 
+#: The documented data regions (REST API v3 "Authentication": the host name's region).
 REGIONS = frozenset({"us", "eu", "in"})
 #: Documented limits of the create-user call.
 MAX_NAME = 100
@@ -69,18 +71,7 @@ MAX_AVATAR = 3000
 _PROBE_UID = "chatauth-check"
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    """CometChat's ``{"error": {"code": "ERR_..."}}``, or ``None`` for another body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
-
-
-class CometChatProvider(BaseProvider):
+class CometChatProvider(RESTProvider):
     """Auth tokens from the CometChat REST API v3 (see the module docstring).
 
     Args:
@@ -103,6 +94,8 @@ class CometChatProvider(BaseProvider):
         folds_case=True,
         description="a-z 0-9 _ - (lower case)",
     )
+    #: ``{"error": {"code": "ERR_..."}}``
+    error_path = ("error", "code")
     settings_keys = frozenset(
         {"cometchat_app_id", "cometchat_region", "cometchat_api_key", "cometchat_base_url"}
     )
@@ -122,20 +115,16 @@ class CometChatProvider(BaseProvider):
                 code="ERROR_API_KEY_NOT_FOUND",
             )
         region = region.lower()
-        if not re.fullmatch(r"[a-z0-9\-]+", region):
+        if region not in REGIONS:
             raise ConfigurationError(
                 f"COMETCHAT_REGION must be one of {', '.join(sorted(REGIONS))}.",
                 setting="COMETCHAT_REGION",
             )
-        url = base_url or f"https://{app_id}.api-{region}.cometchat.io/v3"
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(
-                "COMETCHAT_BASE_URL must be an http(s) URL.", setting="COMETCHAT_BASE_URL"
-            )
+        self.base_url = checked_url(
+            base_url, f"https://{app_id}.api-{region}.cometchat.io/v3", "COMETCHAT_BASE_URL"
+        )
         self.app_id = app_id
         self.region = region
-        self.base_url = url.rstrip("/")
         self._api_key = api_key
 
     def __repr__(self) -> str:
@@ -156,22 +145,8 @@ class CometChatProvider(BaseProvider):
         )
 
     # -- requests ----------------------------------------------------------------------------
-    def _request(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> httpx.Request:
-        return httpx.Request(
-            method,
-            self.base_url + path,
-            json=dict(body) if body is not None else None,
-            headers={"apikey": self._api_key, "Accept": "application/json"},
-        )
-
-    @staticmethod
-    def _quote(value: str) -> str:
-        return urllib.parse.quote(value, safe="")
-
-    def _refused(self, response: httpx.Response) -> ProviderError:
-        return error_from_response(self.name, response, _error_code(response))
+    def _headers(self) -> dict[str, str]:
+        return {"apikey": self._api_key}
 
     def _user_body(self, identity: ChatIdentity) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -200,47 +175,44 @@ class CometChatProvider(BaseProvider):
         quoted = self._quote(uid)
         response = yield self._request("GET", f"/users/{quoted}")
         if response.status_code != 200:
-            if _error_code(response) != "ERR_UID_NOT_FOUND":
+            if self._error_code(response) != "ERR_UID_NOT_FOUND":
                 raise self._refused(response)
             response = yield self._request(
                 "POST", "/users", {**self._user_body(identity), "withAuthToken": True}
             )
             if response.status_code == 200:
-                data = response.json().get("data") or {}
-                if data.get("authToken"):
-                    return (yield from self._minted(uid, data))
-            elif _error_code(response) != "ERR_UID_ALREADY_EXISTS":
+                if replies.optional(response, ("data", "authToken"), str):
+                    return (yield from self._minted(uid, response))
+            elif self._error_code(response) != "ERR_UID_ALREADY_EXISTS":
                 raise self._refused(response)
             # Created by a concurrent login (or without a token): create the token below.
         # force: a fresh token per app session, never one another device holds.
         response = yield self._request("POST", f"/users/{quoted}/auth_tokens", {"force": True})
-        if response.status_code != 200:
-            raise self._refused(response)
-        return (yield from self._minted(uid, response.json().get("data") or {}))
+        return (yield from self._minted(uid, self._expect(response)))
 
-    def _minted(self, uid: str, data: Mapping[str, Any]) -> Flow[ChatToken]:
-        """The token CometChat just created, checked; one chatauth cannot hand out (white
-        space in it) is deleted at CometChat before raising, since CometChat tokens never
-        expire and nobody else would ever delete it."""
-        value = data.get("authToken")
+    def _minted(self, uid: str, response: httpx.Response) -> Flow[ChatToken]:
+        """The token CometChat just created (``data.authToken``), checked; one chatauth
+        cannot hand out (white space in it) is deleted at CometChat before raising, since
+        CometChat tokens never expire and nobody else would ever delete it."""
         try:
-            check_token_value(value if isinstance(value, str) else "")
+            value = self._token(response, "data", "authToken")
         except InvalidTokenError as exc:
-            if isinstance(value, str) and value.strip():
+            unusable = replies.optional(response, ("data", "authToken"), str)
+            if unusable and unusable.strip():
+                deleted: httpx.Response | None
                 try:
-                    response = yield self._delete_token(uid, value)
+                    deleted = yield self._delete_token(uid, unusable)
                 except Exception:
-                    response = None
-                if response is None or (
-                    response.status_code != 200
-                    and _error_code(response)
+                    deleted = None
+                if deleted is None or (
+                    deleted.status_code != 200
+                    and self._error_code(deleted)
                     not in ("ERR_AUTH_TOKEN_NOT_FOUND", "ERR_UID_NOT_FOUND")
                 ):
                     # Not confirmed: reported in the error (no token object can hold this
                     # value), logged by the service; CometChat keeps at most 100 per user.
                     exc.message += " Deleting it at CometChat failed."
             raise
-        assert isinstance(value, str)
         return ChatToken(
             value=value, uid=uid, provider=self.name, issued_at=utcnow(), expires_at=None
         )
@@ -261,7 +233,7 @@ class CometChatProvider(BaseProvider):
         response = yield self._delete_token(token.uid, token.value)
         if response.status_code == 200:
             return None
-        if _error_code(response) in ("ERR_AUTH_TOKEN_NOT_FOUND", "ERR_UID_NOT_FOUND"):
+        if self._error_code(response) in ("ERR_AUTH_TOKEN_NOT_FOUND", "ERR_UID_NOT_FOUND"):
             return None  # already gone: that is what revoking wanted
         raise self._refused(response)
 
@@ -272,7 +244,7 @@ class CometChatProvider(BaseProvider):
             ProviderError: the key is unknown or lacks the REST scope.
         """
         response = yield self._request("GET", f"/users/{_PROBE_UID}")
-        if response.status_code != 200 and _error_code(response) != "ERR_UID_NOT_FOUND":
+        if response.status_code != 200 and self._error_code(response) != "ERR_UID_NOT_FOUND":
             raise self._refused(response)
         return {"provider": self.name, "app_id": self.app_id, "region": self.region}
 

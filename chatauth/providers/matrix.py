@@ -39,8 +39,10 @@ import httpx
 from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.providers import replies
+from chatauth.providers.base import Revocation, require_setting
 from chatauth.providers.jwt import JWTSigner
+from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["MatrixProvider"]
@@ -56,15 +58,7 @@ def _localpart_problem(uid: str) -> str | None:
     return None
 
 
-def _errcode(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body.get("errcode") if isinstance(body, dict) else None
-
-
-class MatrixProvider(BaseProvider):
+class MatrixProvider(RESTProvider):
     """Access tokens from a Synapse homeserver (see the module docstring for both modes).
 
     Args:
@@ -80,6 +74,8 @@ class MatrixProvider(BaseProvider):
 
     name = "matrix"
     revocation: ClassVar[Revocation] = "token"
+    #: ``{"errcode": "M_...", "error"}``
+    error_path = ("errcode",)
     settings_keys = frozenset(
         {
             "matrix_homeserver_url",
@@ -106,11 +102,7 @@ class MatrixProvider(BaseProvider):
         jwt_audience: str | None = None,
         device_name: str = "chatauth",
     ) -> None:
-        parsed = urllib.parse.urlsplit(homeserver_url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(
-                "MATRIX_HOMESERVER_URL must be an http(s) URL.", setting="MATRIX_HOMESERVER_URL"
-            )
+        self.base_url = checked_url(homeserver_url, None, "MATRIX_HOMESERVER_URL")
         if mode == "admin" and not admin_token:
             raise ConfigurationError(
                 "MATRIX_ADMIN_TOKEN is required in admin mode.",
@@ -125,8 +117,8 @@ class MatrixProvider(BaseProvider):
             )
         if mode not in ("admin", "jwt"):
             raise ConfigurationError("MATRIX_MODE must be 'admin' or 'jwt'.", setting="MATRIX_MODE")
-        self.homeserver_url = homeserver_url.rstrip("/")
-        self.server_name = server_name or parsed.hostname
+        self.homeserver_url = self.base_url
+        self.server_name = server_name or str(urllib.parse.urlsplit(self.base_url).hostname)
         self.mode: Mode = mode
         self._admin_token = admin_token
         self._signer = signer
@@ -171,21 +163,12 @@ class MatrixProvider(BaseProvider):
         """``@uid:server_name``."""
         return f"@{uid}:{self.server_name}"
 
-    def _url(self, path: str) -> str:
-        return self.homeserver_url + path
-
     def _admin(
         self, method: str, path: str, body: Mapping[str, Any] | None = None
     ) -> httpx.Request:
-        return httpx.Request(
-            method,
-            self._url(path),
-            json=dict(body) if body is not None else None,
-            headers={"Authorization": f"Bearer {self._admin_token}"},
+        return self._request(
+            method, path, body, headers={"Authorization": f"Bearer {self._admin_token}"}
         )
-
-    def _refused(self, response: httpx.Response) -> Exception:
-        return error_from_response(self.name, response, _errcode(response))
 
     # -- flows -------------------------------------------------------------------------------
     def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
@@ -204,8 +187,7 @@ class MatrixProvider(BaseProvider):
         # PUT is create-or-update: 201 for a new user, 200 for one that exists, so two first
         # logins racing on two workers both succeed.
         response = yield self._admin("PUT", f"/_synapse/admin/v2/users/{quoted}", profile)
-        if response.status_code not in (200, 201):
-            raise self._refused(response)
+        self._expect(response, 200, 201)
         now = utcnow()
         expires = now + ttl
         response = yield self._admin(
@@ -213,10 +195,8 @@ class MatrixProvider(BaseProvider):
             f"/_synapse/admin/v1/users/{quoted}/login",
             {"valid_until_ms": int(expires.timestamp() * 1000)},
         )
-        if response.status_code != 200:
-            raise self._refused(response)
         return ChatToken(
-            value=response.json()["access_token"],
+            value=self._token(self._expect(response), "access_token"),
             uid=identity.uid,
             provider=self.name,
             issued_at=now,
@@ -238,17 +218,16 @@ class MatrixProvider(BaseProvider):
             claims["iss"] = self.jwt_issuer
         if self.jwt_audience:
             claims["aud"] = self.jwt_audience
-        response = yield httpx.Request(
+        response = yield self._request(
             "POST",
-            self._url("/_matrix/client/v3/login"),
-            json={
+            "/_matrix/client/v3/login",
+            {
                 "type": "org.matrix.login.jwt",
                 "token": self._signer.sign(claims),
                 "initial_device_display_name": self.device_name,
             },
         )
-        if response.status_code != 200:
-            raise self._refused(response)
+        self._expect(response)
         # Parsed in a helper: the answer's access token never sits in this frame's locals,
         # which an error page shows if the display name call below fails.
         token = self._login_token(response, identity.uid, now)
@@ -257,57 +236,53 @@ class MatrixProvider(BaseProvider):
             # token out before raising, or it would stay valid forever, held by nobody.
             quoted = urllib.parse.quote(token.data["user_id"], safe="@:")
             try:
-                response = yield httpx.Request(
+                response = yield self._request(
                     "PUT",
-                    self._url(f"/_matrix/client/v3/profile/{quoted}/displayname"),
-                    json={"displayname": identity.name},
+                    f"/_matrix/client/v3/profile/{quoted}/displayname",
+                    {"displayname": identity.name},
                     headers={"Authorization": f"Bearer {token.value}"},
                 )
-                if response.status_code != 200:
-                    raise self._refused(response)
+                self._expect(response)
             except Exception as exc:
                 yield from self.undo_issue(token, exc)
                 raise
         return token
 
     def _login_token(self, response: httpx.Response, uid: str, now: datetime) -> ChatToken:
-        body = response.json()
         return ChatToken(
-            value=body["access_token"],
+            value=self._token(response, "access_token"),
             uid=uid,
             provider=self.name,
             issued_at=now,
             expires_at=None,
-            data={"user_id": body["user_id"], "device_id": body.get("device_id", "")},
+            data={
+                "user_id": self._field(response, "user_id"),
+                "device_id": replies.optional(response, ("device_id",), str) or "",
+            },
             public=("user_id", "device_id"),
         )
 
     def revoke(self, token: ChatToken) -> Flow[None]:
-        response = yield httpx.Request(
+        response = yield self._request(
             "POST",
-            self._url("/_matrix/client/v3/logout"),
-            json={},
+            "/_matrix/client/v3/logout",
+            {},
             headers={"Authorization": f"Bearer {token.value}"},
         )
-        if response.status_code == 200 or _errcode(response) == "M_UNKNOWN_TOKEN":
+        if response.status_code == 200 or self._error_code(response) == "M_UNKNOWN_TOKEN":
             return None
         raise self._refused(response)
 
     def check(self) -> Flow[dict[str, str]]:
         if self.mode == "admin":
             response = yield self._admin("GET", "/_matrix/client/v3/account/whoami")
-            if response.status_code != 200:
-                raise self._refused(response)
-            admin = response.json()["user_id"]
+            admin = self._field(self._expect(response), "user_id")
             response = yield self._admin("GET", "/_synapse/admin/v1/server_version")
-            if response.status_code != 200:
-                raise self._refused(response)
-            version = response.json().get("server_version", "?")
+            version = replies.optional(self._expect(response), ("server_version",), str) or "?"
             return {"provider": self.name, "mode": "admin", "admin": admin, "server": version}
-        response = yield httpx.Request("GET", self._url("/_matrix/client/v3/login"))
-        if response.status_code != 200:
-            raise self._refused(response)
-        flows = [flow.get("type") for flow in response.json().get("flows", [])]
+        response = yield self._request("GET", "/_matrix/client/v3/login")
+        listed = self._field(self._expect(response), "flows", kind=list)
+        flows = [flow.get("type") for flow in listed if isinstance(flow, dict)]
         if "org.matrix.login.jwt" not in flows:
             raise ConfigurationError(
                 "The homeserver does not offer org.matrix.login.jwt: enable jwt_config.",

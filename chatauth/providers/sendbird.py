@@ -26,20 +26,18 @@ Settings: ``SENDBIRD_APPLICATION_ID`` (required), ``SENDBIRD_API_TOKEN`` (requir
 
 from __future__ import annotations
 
-import json
 import re
-import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-import httpx
-
-from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
-from chatauth.tokens import ChatToken, check_token_value, utcnow
+from chatauth.providers import replies
+from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["SendbirdProvider"]
 
@@ -47,18 +45,11 @@ USER_NOT_FOUND = 400201
 USER_EXISTS = 400202
 MAX_NICKNAME = 80
 MAX_PROFILE_URL = 2048
+#: An ``expires_at`` past year 9999 (Unix ms) cannot be a date: the asked one is kept.
+MAX_EXPIRES_MS = 253_402_300_799_000
 
 
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return str(code) if isinstance(code, int) else None
-
-
-class SendbirdProvider(BaseProvider):
+class SendbirdProvider(RESTProvider):
     """Sendbird session tokens (see the module docstring).
 
     Args:
@@ -80,6 +71,9 @@ class SendbirdProvider(BaseProvider):
         max_length=80,
         description="letters, digits and . _ @ + = : -",
     )
+    #: ``{"error": true, "code": 400201, "message"}``
+    error_path = ("code",)
+    content_type = "application/json; charset=utf8"
     settings_keys = frozenset(
         {"sendbird_application_id", "sendbird_api_token", "sendbird_base_url"}
     )
@@ -96,14 +90,10 @@ class SendbirdProvider(BaseProvider):
                 setting="SENDBIRD_API_TOKEN",
                 code="ERROR_API_KEY_NOT_FOUND",
             )
-        url = base_url or f"https://api-{application_id}.sendbird.com/v3"
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(
-                "SENDBIRD_BASE_URL must be an http(s) URL.", setting="SENDBIRD_BASE_URL"
-            )
+        self.base_url = checked_url(
+            base_url, f"https://api-{application_id}.sendbird.com/v3", "SENDBIRD_BASE_URL"
+        )
         self.application_id = application_id
-        self.base_url = url.rstrip("/")
         self._api_token = api_token
 
     def __repr__(self) -> str:
@@ -123,22 +113,8 @@ class SendbirdProvider(BaseProvider):
         )
 
     # -- requests ----------------------------------------------------------------------------
-    def _request(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> httpx.Request:
-        headers = {"Api-Token": self._api_token, "Accept": "application/json"}
-        content = None
-        if body is not None:
-            content = json.dumps(dict(body), separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json; charset=utf8"
-        return httpx.Request(method, self.base_url + path, content=content, headers=headers)
-
-    @staticmethod
-    def _quote(value: str) -> str:
-        return urllib.parse.quote(value, safe="")
-
-    def _refused(self, response: httpx.Response) -> ProviderError:
-        return error_from_response(self.name, response, _error_code(response))
+    def _headers(self) -> dict[str, str]:
+        return {"Api-Token": self._api_token}
 
     # -- flows -------------------------------------------------------------------------------
     def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
@@ -156,8 +132,12 @@ class SendbirdProvider(BaseProvider):
         issued = utcnow()
         expires_ms = int((issued + ttl).timestamp() * 1000)
         response = yield self._request("POST", path, {"expires_at": expires_ms})
-        if _error_code(response) == str(USER_NOT_FOUND):
-            avatar = identity.avatar if identity.avatar and len(identity.avatar) <= 2048 else ""
+        if self._error_code(response) == str(USER_NOT_FOUND):
+            avatar = (
+                identity.avatar
+                if identity.avatar and len(identity.avatar) <= MAX_PROFILE_URL
+                else ""
+            )
             response = yield self._request(
                 "POST",
                 "/users",
@@ -167,20 +147,17 @@ class SendbirdProvider(BaseProvider):
                     "profile_url": avatar,
                 },
             )
-            if response.status_code != 200 and _error_code(response) != str(USER_EXISTS):
+            if response.status_code != 200 and self._error_code(response) != str(USER_EXISTS):
                 raise self._refused(response)
             response = yield self._request("POST", path, {"expires_at": expires_ms})
-        if response.status_code != 200:
-            raise self._refused(response)
-        body = response.json()
-        value = body.get("token")
-        check_token_value(value if isinstance(value, str) else "")
-        answered = body.get("expires_at")
-        expires_at = datetime.fromtimestamp(
-            (answered if isinstance(answered, int) else expires_ms) / 1000, timezone.utc
-        )
+        value = self._token(self._expect(response), "token")
+        # Sendbird's own expiry when it gives a plausible one (Unix ms), else the one asked.
+        answered = replies.optional(response, ("expires_at",), int)
+        if answered is None or not 0 < answered < MAX_EXPIRES_MS:
+            answered = expires_ms
+        expires_at = datetime.fromtimestamp(answered / 1000, timezone.utc)
         return ChatToken(
-            value=str(value),
+            value=value,
             uid=uid,
             provider=self.name,
             issued_at=issued,
@@ -194,7 +171,7 @@ class SendbirdProvider(BaseProvider):
             ProviderError: Sendbird refused for another reason than "user not found".
         """
         response = yield self._request("DELETE", f"/users/{self._quote(token.uid)}/token")
-        if response.status_code == 200 or _error_code(response) == str(USER_NOT_FOUND):
+        if response.status_code == 200 or self._error_code(response) == str(USER_NOT_FOUND):
             return None
         raise self._refused(response)
 
@@ -205,7 +182,7 @@ class SendbirdProvider(BaseProvider):
             ProviderError: the API token is refused (400401).
         """
         response = yield self._request("GET", "/users/chatauth-check")
-        if response.status_code != 200 and _error_code(response) != str(USER_NOT_FOUND):
+        if response.status_code != 200 and self._error_code(response) != str(USER_NOT_FOUND):
             raise self._refused(response)
         return {"provider": self.name, "application_id": self.application_id}
 

@@ -34,19 +34,18 @@ from __future__ import annotations
 
 import math
 import secrets
-import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-import httpx
 import jwt as pyjwt
 
-from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, error_from_response, require_setting
+from chatauth.providers.base import Revocation, require_setting
 from chatauth.providers.hmacjwt import HMACSigner
+from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.settings import check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
@@ -55,15 +54,6 @@ __all__ = ["StreamProvider", "revocation_cutoff"]
 DEFAULT_BASE_URL = "https://chat.stream-io-api.com"
 #: Stream's error code for "user not found" (HTTP 404).
 NOT_FOUND = 16
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return str(code) if isinstance(code, int) else None
 
 
 def revocation_cutoff(newest_issued_at: datetime, now: datetime) -> datetime:
@@ -77,7 +67,7 @@ def revocation_cutoff(newest_issued_at: datetime, now: datetime) -> datetime:
     return datetime.fromtimestamp(max(newest, math.floor(now.timestamp())), timezone.utc)
 
 
-class StreamProvider(BaseProvider):
+class StreamProvider(RESTProvider):
     """Stream Chat user tokens (see the module docstring).
 
     Args:
@@ -97,6 +87,8 @@ class StreamProvider(BaseProvider):
     uid_rules = UIDRules(
         pattern=r"[a-zA-Z0-9@_\-]+", max_length=255, description="letters, digits, @ _ -"
     )
+    #: ``{"code": 16, "message", "StatusCode", ...}``
+    error_path = ("code",)
     settings_keys = frozenset({"stream_api_key", "stream_api_secret", "stream_base_url"})
 
     def __init__(self, api_key: str, api_secret: str, *, base_url: str | None = None) -> None:
@@ -107,15 +99,9 @@ class StreamProvider(BaseProvider):
                 )
         # Stream signs HS256 with the secret: RFC 7518's 32 bytes (Stream's own are longer).
         check_hmac_secret(api_secret, "HS256", "STREAM_API_SECRET")
-        url = base_url or DEFAULT_BASE_URL
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(
-                "STREAM_BASE_URL must be an http(s) URL.", setting="STREAM_BASE_URL"
-            )
+        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "STREAM_BASE_URL")
         self.api_key = api_key
         self._api_secret = api_secret
-        self.base_url = url.rstrip("/")
         # The SDK's server token: no exp/iat, so it can be built once.
         self._server_token = pyjwt.encode({"server": True}, api_secret, algorithm="HS256")
         # The user tokens, byte for byte as stream_chat's create_token writes them.
@@ -156,21 +142,11 @@ class StreamProvider(BaseProvider):
         return self._user_signer.sign(payload)
 
     # -- requests ----------------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: Mapping[str, Any]) -> httpx.Request:
-        return httpx.Request(
-            method,
-            self.base_url + path,
-            params={"api_key": self.api_key},
-            json=dict(body),
-            headers={
-                "Stream-Auth-Type": "jwt",
-                "Authorization": self._server_token,
-                "Accept": "application/json",
-            },
-        )
+    def _headers(self) -> dict[str, str]:
+        return {"Stream-Auth-Type": "jwt", "Authorization": self._server_token}
 
-    def _refused(self, response: httpx.Response) -> ProviderError:
-        return error_from_response(self.name, response, _error_code(response))
+    def _params(self) -> dict[str, str]:
+        return {"api_key": self.api_key}
 
     # -- flows -------------------------------------------------------------------------------
     def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
@@ -191,7 +167,7 @@ class StreamProvider(BaseProvider):
             fields["image"] = identity.avatar
         response = yield self._request("PATCH", "/users", {"users": [{"id": uid, "set": fields}]})
         if response.status_code != 200:
-            if _error_code(response) != str(NOT_FOUND):
+            if self._error_code(response) != str(NOT_FOUND):
                 raise self._refused(response)
             response = yield self._request(
                 "POST", "/users", {"users": {uid: {"id": uid, **fields}}}
@@ -231,7 +207,7 @@ class StreamProvider(BaseProvider):
                 ]
             },
         )
-        if response.status_code == 200 or _error_code(response) == str(NOT_FOUND):
+        if response.status_code == 200 or self._error_code(response) == str(NOT_FOUND):
             return None
         raise self._refused(response)
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator
+import gzip
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from chatauth.errors import ProviderUnavailableError
+from chatauth.errors import ProviderError, ProviderUnavailableError
 from chatauth.http import (
     Flow,
     RetryPolicy,
     _backoff_hook,
     _Retryable,
+    arun_flow,
+    read_json,
     retry_after_seconds,
     run_flow,
 )
@@ -98,3 +101,75 @@ def test_refused_connection_is_unavailable() -> None:
         run_flow(two_requests(f"http://127.0.0.1:{free_port()}"), client, provider="demo")
     assert info.value.status is None
     assert "ConnectError" in info.value.message
+
+
+# -- the body cap ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big_server() -> Iterator[str]:
+    """Answers 2 MiB three ways: announced (Content-Length), streamed without a length, and
+    as a 2 KiB gzip body that decodes to 2 MiB."""
+    size = 2 << 20
+
+    async def announced(request: object) -> Response:
+        return Response(b"x" * size, media_type="application/json")
+
+    async def streamed(request: object) -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(size // 65536):
+                yield b"x" * 65536
+
+        return StreamingResponse(chunks(), media_type="application/json")
+
+    async def bomb(request: object) -> Response:
+        return Response(
+            gzip.compress(b"0" * size),
+            media_type="application/json",
+            headers={"Content-Encoding": "gzip"},
+        )
+
+    async def small(request: object) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    routes = [
+        Route(f"/{f.__name__}", f, methods=["GET"]) for f in (announced, streamed, bomb, small)
+    ]
+    with serve(EmulatorApp(faults=Faults(), routes=routes)) as served:
+        yield served.url
+
+
+def one_request(url: str) -> Flow[bytes]:
+    response = yield httpx.Request("GET", url)
+    return response.content
+
+
+@pytest.mark.parametrize("path", ["/announced", "/streamed", "/bomb"])
+def test_a_body_over_the_cap_is_a_provider_error(big_server: str, path: str) -> None:
+    with httpx.Client() as client, pytest.raises(ProviderError) as info:
+        run_flow(one_request(big_server + path), client, provider="demo")
+    assert (info.value.code, info.value.status) == ("ERROR_RESPONSE_TOO_LARGE", 200)
+    # Under the cap, the same driver reads the body whole.
+    with httpx.Client() as client:
+        assert run_flow(one_request(big_server + "/small"), client, provider="demo") == (
+            b'{"ok":true}'
+        )
+        policy = RetryPolicy(max_body=4 << 20)
+        assert (
+            len(run_flow(one_request(big_server + path), client, provider="demo", policy=policy))
+            == 2 << 20
+        )
+
+
+@pytest.mark.parametrize("path", ["/announced", "/streamed", "/bomb"])
+async def test_a_body_over_the_cap_is_a_provider_error_async(big_server: str, path: str) -> None:
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ProviderError) as info:
+            await arun_flow(one_request(big_server + path), client, provider="demo")
+    assert info.value.code == "ERROR_RESPONSE_TOO_LARGE"
+
+
+def test_read_json_never_raises() -> None:
+    for body in (b"", b"<html>", b"\xff\xfe", b"[" * 100_000, b"1e999999", b'{"a": 1}'):
+        parsed = read_json(httpx.Response(200, content=body))
+        assert parsed in (None, {"a": 1}, float("inf"))
