@@ -1,83 +1,73 @@
-"""ChatCamp provider: the user's access token for ``connect(uid, accessToken)`` -- best effort.
+"""ChatCamp provider: the user's access token for ``connect(uid, accessToken)``.
 
-ChatCamp publishes no server API reference. What this follows: the ChatCamp authentication
-guides (iOS and JavaScript: "Connecting with Access Token": create the user with an access
-token through the ChatCamp API on your server, then ``connect(uid, accessToken)`` on the
-client; ``disconnect()`` only closes the socket), the ``chatcamp`` npm client 2.4.6, and the
-REST shape used by third-party code: ``POST https://api.chatcamp.io/api/1.0/<method>`` with
-headers ``x-app-id`` and ``x-api-key``, answers ``{"ok": true, ...}`` or ``{"ok": false,
-"error": {"code", "message"}}``. Anything beyond that is inferred and marked so below.
+ChatCamp publishes no server API reference. This follows the only vendor-written server code
+found, the vendor's WordPress plugin "iFlyChat" 4.7.2 (``iflychat.php``: ``_iflychat_get_auth``,
+``iflychat_chatcamp_process_user_data``, ``iflychat_get_hash_session``), marked [src], and the
+ChatCamp authentication guides (create the user with an access token on your server, then
+``connect(uid, accessToken)`` on the client; ``disconnect()`` only closes the socket).
+What neither shows is marked [inf]; docs/providers.md lists those points.
+
+Every call [src]: ``POST https://api.chatcamp.io/api/2.0/<method>`` with a JSON body and the
+header ``x-api-key`` (no app id header); any status but 200 is an error, whose body is not
+read (the plugin reads none).
 
 Flow of :meth:`ChatCampProvider.issue`:
 
-1. ``users.update`` ``{id, display_name?, avatar_url?, check_access_token: true}`` -> the user
-   with a new ``access_token`` [inferred: ``check_access_token`` on update generates a token];
-2. on ``user_not_found``: ``users.create`` ``{id, display_name, avatar_url?,
-   check_access_token: true}``; ``user_already_exists`` (a concurrent first login) counts as
-   success and step 1 runs again.
+1. ``users.get`` ``{id}`` -> 200: the user exists; 404: it does not [src].
+2. A new access token, generated here as the plugin does [src] (43 URL-safe characters:
+   256 random bits, unpadded base64url), is bound with ``users.update`` (user exists) or
+   ``users.create`` (it does not) ``{id, display_name, avatar_url?, check_access_token: true,
+   access_token}`` [src]; the answer's top-level ``access_token`` is the token [src].
+3. A ``users.create`` refused because a concurrent first login created the user meanwhile
+   [inf: the answer for a duplicate is unknown] is followed by ``users.get``: when the user is
+   there now, ``users.update`` binds the token; otherwise the create's refusal is raised.
 
-A ChatCamp user has **one** access token [inferred]: issuing a token for a second app session
-of the same user replaces the first session's token. Revocation is therefore user-wide
-(``revocation = "user"``): :meth:`ChatCampProvider.revoke` rotates the user's token to a random
-value nobody holds (``users.update`` with ``access_token``), so the token handed out stops
-working for new connections. Whether ChatCamp closes a socket that is already connected is
-unknown: document logout as "best effort".
+A ChatCamp user has **one** access token [inf]: issuing one for a second app session of the
+same user replaces the first's, and revocation is user-wide (``revocation = "user"``):
+:meth:`ChatCampProvider.revoke` binds a fresh random token nobody holds (``users.update``),
+so the handed-out one stops working for new connections [inf]. Whether ChatCamp closes an
+already connected socket is unknown: logout is best effort.
 
-Settings: ``CHATCAMP_APP_ID`` (public, required), ``CHATCAMP_API_KEY`` (secret, required),
-``CHATCAMP_BASE_URL`` (default ``https://api.chatcamp.io/api/1.0``).
+Settings: ``CHATCAMP_APP_ID`` (public, required; the client's ``appId``),
+``CHATCAMP_API_KEY`` (secret, required), ``CHATCAMP_BASE_URL`` (default
+``https://api.chatcamp.io/api/2.0``).
 """
 
 from __future__ import annotations
 
 import secrets
-import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import httpx
 
-from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, require_setting
-from chatauth.tokens import ChatToken, check_token_value, utcnow
+from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.tokens import ChatToken, utcnow
 
-__all__ = ["ChatCampProvider"]
+__all__ = ["ChatCampProvider", "new_access_token"]
 
-DEFAULT_BASE_URL = "https://api.chatcamp.io/api/1.0"
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or body.get("ok") is not False:
-        return None
-    error = body.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    return str(code) if code is not None else "unknown_error"
+DEFAULT_BASE_URL = "https://api.chatcamp.io/api/2.0"
 
 
-def _ok(response: httpx.Response) -> dict[str, Any] | None:
-    """The body of a successful answer (HTTP 200 and ``"ok": true``), else ``None``."""
-    if response.status_code != 200:
-        return None
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and body.get("ok") is True else None
+def new_access_token() -> str:
+    """A fresh access token shaped as the plugin's ``iflychat_get_hash_session`` shapes it:
+    256 bits as unpadded base64url, 43 characters [src]."""
+    return secrets.token_urlsafe(32)
 
 
-class ChatCampProvider(BaseProvider):
-    """ChatCamp access tokens (see the module docstring: best effort, undocumented API).
+class ChatCampProvider(RESTProvider):
+    """ChatCamp access tokens (see the module docstring).
 
     Args:
-        app_id: the ChatCamp app id (public; ``new ChatCamp({appId})`` needs it).
-        api_key: the server API key (secret).
-        base_url: REST root, default ``https://api.chatcamp.io/api/1.0``.
+        app_id: the ChatCamp app id (public; ``new ChatCamp({appId})`` needs it; never sent
+            to the REST API [src]).
+        api_key: the server API key (secret), sent as ``x-api-key``.
+        base_url: REST root, default ``https://api.chatcamp.io/api/2.0``.
 
     Raises:
         ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` without an API key, ``ERROR_CONFIG``
@@ -103,14 +93,8 @@ class ChatCampProvider(BaseProvider):
                 setting="CHATCAMP_API_KEY",
                 code="ERROR_API_KEY_NOT_FOUND",
             )
-        url = base_url or DEFAULT_BASE_URL
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ConfigurationError(
-                "CHATCAMP_BASE_URL must be an http(s) URL.", setting="CHATCAMP_BASE_URL"
-            )
+        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "CHATCAMP_BASE_URL")
         self.app_id = app_id
-        self.base_url = url.rstrip("/")
         self._api_key = api_key
 
     def __repr__(self) -> str:
@@ -129,87 +113,92 @@ class ChatCampProvider(BaseProvider):
             base_url=settings.get("chatcamp_base_url") or None,
         )
 
-    def _call(self, method: str, body: Mapping[str, Any]) -> httpx.Request:
-        return httpx.Request(
-            "POST",
-            f"{self.base_url}/{method}",
-            json=dict(body),
-            headers={
-                "x-app-id": self.app_id,
-                "x-api-key": self._api_key,
-                "Accept": "application/json",
-            },
-        )
+    # -- requests ----------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key}
 
-    def _refused(self, response: httpx.Response) -> ProviderError:
-        code = _error_code(response)
-        # ChatCamp answers errors with HTTP 200 and "ok": false; report them as a refusal
-        # (400) so they read as the 4xx they are.
-        status = response.status_code if response.status_code >= 400 else 400
-        return ProviderError(
-            f"{self.name} refused {response.request.url.path.rsplit('/', 1)[-1]}"
-            + (f" ({code})" if code else "")
-            + ".",
-            provider=self.name,
-            status=status,
-            code=code or f"HTTP_{response.status_code}",
-        )
+    def _call(self, method: str, body: Mapping[str, Any]) -> httpx.Request:
+        """``POST <base>/<method>`` with ``body`` as JSON [src]."""
+        return self._request("POST", f"/{method}", body)
+
+    @staticmethod
+    def _binding(identity: ChatIdentity, uid: str) -> dict[str, Any]:
+        """The create/update body binding a new token (as the plugin's
+        ``iflychat_chatcamp_process_user_data``), the token not yet in it."""
+        body: dict[str, Any] = {
+            "id": uid,
+            "display_name": identity.name or uid,
+            "check_access_token": True,
+        }
+        if identity.avatar:
+            body["avatar_url"] = identity.avatar
+        return body
 
     # -- flows -------------------------------------------------------------------------------
     def issue(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
-        """Give the user a new access token, creating the user if missing.
+        """Bind a new access token to the user, creating the user if missing.
 
         ``ttl`` is not sent (ChatCamp tokens have no known expiry): ``expires_at`` is ``None``
         and the service re-issues after ``token_ttl``.
 
         Raises:
             InvalidUIDError: the UID breaks the rules (before any request).
-            ProviderError: ChatCamp refused (its ``error.code``, e.g. ``invalid_auth``).
+            ProviderError: ChatCamp refused (``HTTP_<status>``: its error bodies are unknown).
+            InvalidTokenError: the answer carries no usable ``access_token``.
         """
         uid = self.uid_rules.validate(identity.uid, self.name)
-        profile: dict[str, Any] = {}
-        if identity.name:
-            profile["display_name"] = identity.name
-        if identity.avatar:
-            profile["avatar_url"] = identity.avatar
-        update = {"id": uid, **profile, "check_access_token": True}
-        response = yield self._call("users.update", update)
-        if _error_code(response) == "user_not_found":
+        body = self._binding(identity, uid)
+        response = yield self._call("users.get", {"id": uid})
+        if response.status_code == 404:
             response = yield self._call(
-                "users.create",
-                {
-                    "id": uid,
-                    "display_name": identity.name or uid,
-                    **profile,
-                    "check_access_token": True,
-                },
+                "users.create", {**body, "access_token": new_access_token()}
             )
-            if _error_code(response) == "user_already_exists":
-                response = yield self._call("users.update", update)
-        body = _ok(response)
-        if body is None:
-            raise self._refused(response)
-        user = body.get("user")
-        if not isinstance(user, dict):
-            user = {}
-        value = user.get("access_token")
-        check_token_value(value if isinstance(value, str) else "")
+            if response.status_code != 200:
+                created = response
+                # A concurrent first login may have created the user: bind to it then.
+                response = yield self._call("users.get", {"id": uid})
+                if response.status_code != 200:
+                    raise self._refused(created)
+            else:
+                return self._minted(uid, response)
+        self._expect(response)
+        response = yield self._call("users.update", {**body, "access_token": new_access_token()})
+        return self._minted(uid, self._expect(response))
+
+    def _minted(self, uid: str, response: httpx.Response) -> ChatToken:
         return ChatToken(
-            value=str(value), uid=uid, provider=self.name, issued_at=utcnow(), expires_at=None
+            value=self._token(response, "access_token"),
+            uid=uid,
+            provider=self.name,
+            issued_at=utcnow(),
+            expires_at=None,
         )
 
     def revoke(self, token: ChatToken) -> Flow[None]:
-        """Rotate the user's token to a random value nobody holds (best effort).
+        """Bind a fresh token nobody holds to the user (``users.update``), so ``token`` stops
+        working [inf]; an unknown user (404) counts as revoked.
 
         Raises:
-            ProviderError: ChatCamp refused for another reason than "user not found".
+            ProviderError: ChatCamp refused for another reason.
         """
         response = yield self._call(
-            "users.update", {"id": token.uid, "access_token": secrets.token_hex(24)}
+            "users.update",
+            {"id": token.uid, "check_access_token": True, "access_token": new_access_token()},
         )
-        if _ok(response) is not None or _error_code(response) == "user_not_found":
+        if response.status_code in (200, 404):
             return None
         raise self._refused(response)
+
+    def check(self) -> Flow[dict[str, str]]:
+        """Prove the API key works: look up a probe user (200 found, 404 not found).
+
+        Raises:
+            ProviderError: any other answer (a refused key).
+        """
+        response = yield self._call("users.get", {"id": "chatauth-check"})
+        if response.status_code not in (200, 404):
+            raise self._refused(response)
+        return {"provider": self.name, "app_id": self.app_id}
 
     def client_config(self) -> dict[str, str]:
         """``{"app_id"}``: what ``new ChatCamp({appId})`` needs."""

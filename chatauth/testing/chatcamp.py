@@ -1,42 +1,40 @@
-"""ChatCamp emulator: the ``/api/1.0/<method>`` REST calls and the client's ``connect`` check.
+"""ChatCamp emulator: the ``/api/2.0/<method>`` REST calls and the client's ``connect`` check.
 
-ChatCamp publishes no server API reference. This follows what could be found: the REST shape
-used by third-party code (``https://api.chatcamp.io/api/1.0/<method>``, all ``POST``, headers
-``x-app-id`` and ``x-api-key``), the ``chatcamp`` npm client 2.4.6 (``initApp(appId)``,
-``connect(uid)``, ``connect(uid, accessToken)``, ``disconnect()``) and the ChatCamp iOS/JS
-authentication guides. Everything below marked *decision* is this emulator's choice, and
-chatauth's ChatCamp provider is documented as best effort accordingly.
+ChatCamp publishes no server API reference. The only vendor-written server code found is the
+vendor's WordPress plugin "iFlyChat" 4.7.2 (``iflychat.php``: ``_iflychat_get_auth``,
+``iflychat_chatcamp_process_user_data``, ``iflychat_get_hash_session``); this emulator answers
+the calls it makes the way it expects them answered, and the ``chatcamp`` npm client 2.4.6
+(``connect(uid)``, ``connect(uid, accessToken)``) the client side. Marked [src] what the plugin
+shows, *decision* what this emulator picks where it shows nothing.
 
-Methods (JSON body; answers ``{"ok": true, ...}`` or ``{"ok": false, "error": {"code",
-"message"}}``)::
+Methods, all ``POST /api/2.0/<method>`` with a JSON object body and ``x-api-key`` [src]::
 
-    users.create  {id, display_name, avatar_url?, email?, check_access_token?}
-                  -> {ok, user}; with check_access_token true, user.access_token is a new token
-    users.update  {id, display_name?, avatar_url?, email?, access_token?, check_access_token?}
-                  -> {ok, user}
-    users.get     {id} -> {ok, user}
-    users.delete  {id} -> {ok}
-    users.list    {limit?, offset?} -> {ok, users}
+    users.get     {id} -> 200 {"user": {...}, "access_token": <current or null>};
+                  unknown user -> 404 [src]
+    users.create  {id, display_name, avatar_url?, profile_url?, metadata?,
+                   check_access_token?, access_token?}
+                  -> 200 {"user": {...}, "access_token"} [src]
+    users.update  {id, <same fields>} -> 200 {"user": {...}, "access_token"} [src];
+                  unknown user -> 404 (*decision*, as users.get)
+    users.delete  {id} -> 200 {} ; unknown -> 404 (*decision*; the call is third-party lore)
 
-User: ``{id, display_name, avatar_url, email, has_access_token, created_at}`` plus
-``access_token`` in the answer that set it.
+User: ``{id, display_name, avatar_url, profile_url, metadata, created_at}``.
 
-Decisions:
+Tokens [src]: the caller generates the access token and sends it with
+``check_access_token: true``; the answer carries it at the top level. A user has one access
+token (*decision*): binding a new one (``users.update``) replaces the old, which then stops
+working -- how chatauth revokes. ``check_access_token: true`` without ``access_token``
+generates one (*decision*); ``access_token: null`` removes it.
 
-- *Status codes*: every outcome of a known method is HTTP 200 and ``ok`` says whether it worked
-  (the convention of ``ok``-style APIs), so a client must check ``ok``. Unknown method -> 404
-  ``{"ok": false, "error": {"code": "unknown_method"}}``; non-POST -> 405.
-- *Error codes*: ``invalid_auth`` (missing or wrong ``x-app-id`` / ``x-api-key``),
-  ``invalid_request`` (body not a JSON object), ``missing_parameter``, ``invalid_id`` (not 1-255
-  characters, or contains whitespace/control characters), ``user_already_exists``,
-  ``user_not_found``; injected faults use ``rate_limited`` / ``internal_error``.
-- *Tokens*: a user has at most one access token. ``users.update`` with ``access_token: "<v>"``
-  sets it to that value, with ``check_access_token: true`` generates a new one (returned);
-  either way the old token stops working: this is how chatauth rotates (revokes) a token.
-  ``access_token: null`` removes the token (the user then connects without one).
-- *connect*: a user with a token connects only with that token; a user without one connects
-  with no token; an unknown UID with no token is auto-created (as the client docs say), with
-  a token it is refused.
+Decisions where the plugin shows nothing (it parses no error body): a wrong or missing
+``x-api-key`` -> 401; a body that is not a JSON object, a missing ``id`` or ``display_name``,
+an ``id`` that is not 1-255 characters without white space, a token that is not a non-empty
+string -> 400; an existing id on ``users.create`` -> 409; unknown method -> 404; another verb
+-> 405. Every error body is ``{"error": {"code", "message"}}``.
+
+*connect*: a user with a token connects only with that token; a user without one connects
+with no token; an unknown UID with no token is auto-created (as the client docs say), with a
+token it is refused.
 """
 
 from __future__ import annotations
@@ -53,15 +51,17 @@ from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_APP_ID", "ChatCampEmulator"]
 
-# Obviously fake test credentials, the emulator's defaults.
-DEFAULT_APP_ID = "chatcamp-emulator-app"
+# Obviously fake test credentials, the emulator's defaults. The app id has the shape the
+# plugin recognises as ChatCamp's: 19 characters without "-".
+DEFAULT_APP_ID = "chatcampemulatorapp"
 DEFAULT_API_KEY = "chatcamp-emulator-api-key"
 
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f]")
+_PROFILE = ("display_name", "avatar_url", "profile_url")
 
 
 class ChatCampEmulator(Emulator):
-    """In-memory ChatCamp REST API, see the module docstring.
+    """In-memory ChatCamp REST API 2.0, see the module docstring.
 
     ``ChatCampEmulator(app_id=..., api_key=..., clock=None)``. Inspection: ``users`` (id ->
     user, without tokens), ``token_of(uid)``; client check: ``connect(uid, access_token=None)
@@ -69,7 +69,7 @@ class ChatCampEmulator(Emulator):
     the UIDs that connected.
     """
 
-    api_prefix = "/api/1.0"
+    api_prefix = "/api/2.0"
 
     def __init__(
         self, *, app_id: str = DEFAULT_APP_ID, api_key: str = DEFAULT_API_KEY, clock: Any = None
@@ -87,7 +87,7 @@ class ChatCampEmulator(Emulator):
     def users(self) -> dict[str, dict[str, Any]]:
         """A snapshot: id -> user (no tokens in it)."""
         with self._lock:
-            return {uid: self._public(uid) for uid in self._users}
+            return {uid: dict(user) for uid, user in self._users.items()}
 
     def token_of(self, uid: str) -> str | None:
         """The user's current access token (None if it has none or does not exist)."""
@@ -100,7 +100,7 @@ class ChatCampEmulator(Emulator):
             if uid not in self._users:
                 if access_token is not None or not uid or _BAD_ID.search(uid):
                     return False
-                self._add(uid, uid, None, None)
+                self._users[uid] = self._new_user(uid, uid)
             expected = self._tokens.get(uid)
             if expected is None:
                 ok = access_token is None
@@ -112,78 +112,92 @@ class ChatCampEmulator(Emulator):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _add(
-        self, uid: str, display_name: str, avatar_url: str | None, email: str | None
-    ) -> dict[str, Any]:
-        user = {
+    def _new_user(self, uid: str, display_name: str) -> dict[str, Any]:
+        return {
             "id": uid,
             "display_name": display_name,
-            "avatar_url": avatar_url or "",
-            "email": email or "",
+            "avatar_url": "",
+            "profile_url": "",
+            "metadata": {},
             "created_at": int(self.now()),
         }
-        self._users[uid] = user
-        return user
-
-    def _public(self, uid: str) -> dict[str, Any]:
-        user = dict(self._users[uid])
-        user["has_access_token"] = uid in self._tokens
-        return user
 
     @staticmethod
-    def fail(code: str, message: str, status: int = 200) -> Response:
-        """A response in ChatCamp's error shape."""
-        return json_response({"ok": False, "error": {"code": code, "message": message}}, status)
+    def fail(code: str, message: str, status: int) -> Response:
+        """A response in this emulator's error shape (the real one is unknown)."""
+        return json_response({"error": {"code": code, "message": message}}, status)
 
     def _fault_error(self, status: int, retry_after: float | None) -> tuple[Any, dict[str, str]]:
         if status == 429:
-            return {
-                "ok": False,
-                "error": {"code": "rate_limited", "message": "Too many requests"},
-            }, {}
-        return {
-            "ok": False,
-            "error": {"code": "internal_error", "message": "Internal server error"},
-        }, {}
+            return {"error": {"code": "rate_limited", "message": "Too many requests"}}, {}
+        return {"error": {"code": "internal_error", "message": "Internal server error"}}, {}
 
     @staticmethod
     def _id_of(body: dict[str, Any]) -> str | Response:
         """The ``id`` parameter, or the error response refusing it."""
         uid = body.get("id")
-        if uid is None or uid == "":
-            return ChatCampEmulator.fail("missing_parameter", "id is required")
-        if not isinstance(uid, str) or len(uid) > 255 or _BAD_ID.search(uid):
+        if not isinstance(uid, str) or not uid or len(uid) > 255 or _BAD_ID.search(uid):
             return ChatCampEmulator.fail(
-                "invalid_id", "id must be 1-255 characters without whitespace"
+                "invalid_id", "id must be 1-255 characters without white space", 400
             )
         return uid
+
+    def _answer(self, uid: str) -> Response:
+        return json_response(
+            {"user": dict(self._users[uid]), "access_token": self._tokens.get(uid)}
+        )
+
+    def _apply(self, uid: str, body: dict[str, Any]) -> Response | None:
+        """Store the profile fields and the token of a create/update body; an error response
+        for a malformed token."""
+        user = self._users[uid]
+        for key in _PROFILE:
+            if isinstance(body.get(key), str):
+                user[key] = body[key]
+        if isinstance(body.get("metadata"), dict):
+            user["metadata"] = dict(body["metadata"])
+        if "access_token" in body:
+            value = body["access_token"]
+            if value is None:
+                self._tokens.pop(uid, None)
+            elif isinstance(value, str) and value.strip():
+                self._tokens[uid] = value
+            else:
+                return self.fail("invalid_request", "access_token must be a non-empty string", 400)
+        elif body.get("check_access_token") is True:
+            self._tokens[uid] = secrets.token_urlsafe(32)
+        return None
 
     # -- dispatch -------------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
         method = request.path_params["method"]
         handler = {
+            "users.get": self._get,
             "users.create": self._create,
             "users.update": self._update,
-            "users.get": self._get,
             "users.delete": self._delete,
-            "users.list": self._list,
         }.get(method)
         if handler is None:
             return self.fail("unknown_method", f"Unknown method {method}", 404)
         if request.method != "POST":
             return self.fail("method_not_allowed", "Use POST", 405)
-        app_id = request.headers.get("x-app-id", "")
         api_key = request.headers.get("x-api-key", "")
-        if app_id != self.app_id or not secrets.compare_digest(api_key, self._api_key):
-            return self.fail("invalid_auth", "Invalid x-app-id or x-api-key")
+        if not secrets.compare_digest(api_key.encode(), self._api_key.encode()):
+            return self.fail("invalid_auth", "Invalid x-api-key", 401)
         body = await read_json(request)
-        if body is None:
-            body = {}
         if body is INVALID_JSON or not isinstance(body, dict):
-            return self.fail("invalid_request", "Body must be a JSON object")
+            return self.fail("invalid_request", "Body must be a JSON object", 400)
         with self._lock:
             return handler(body)
+
+    def _get(self, body: dict[str, Any]) -> Response:
+        uid = self._id_of(body)
+        if isinstance(uid, Response):
+            return uid
+        if uid not in self._users:
+            return self.fail("user_not_found", "User not found", 404)
+        return self._answer(uid)
 
     def _create(self, body: dict[str, Any]) -> Response:
         uid = self._id_of(body)
@@ -191,72 +205,38 @@ class ChatCampEmulator(Emulator):
             return uid
         display_name = body.get("display_name")
         if not isinstance(display_name, str) or not display_name:
-            return self.fail("missing_parameter", "display_name is required")
+            return self.fail("missing_parameter", "display_name is required", 400)
         if uid in self._users:
-            return self.fail("user_already_exists", f"User {uid} already exists")
-        self._add(uid, display_name, body.get("avatar_url"), body.get("email"))
-        user = self._public(uid)
-        if body.get("check_access_token") is True:
-            self._tokens[uid] = user["access_token"] = secrets.token_hex(24)
-            user["has_access_token"] = True
-        return json_response({"ok": True, "user": user})
+            return self.fail("user_already_exists", "User already exists", 409)
+        self._users[uid] = self._new_user(uid, display_name)
+        refused = self._apply(uid, body)
+        if refused is not None:
+            del self._users[uid]
+            return refused
+        return self._answer(uid)
 
     def _update(self, body: dict[str, Any]) -> Response:
         uid = self._id_of(body)
         if isinstance(uid, Response):
             return uid
         if uid not in self._users:
-            return self.fail("user_not_found", f"User {uid} not found")
-        stored = self._users[uid]
-        for key in ("display_name", "avatar_url", "email"):
-            if isinstance(body.get(key), str):
-                stored[key] = body[key]
-        new_token: str | None = None
-        if "access_token" in body:
-            value = body["access_token"]
-            if value is None:
-                self._tokens.pop(uid, None)
-            elif isinstance(value, str) and value:
-                self._tokens[uid] = new_token = value
-            else:
-                return self.fail("invalid_request", "access_token must be a non-empty string")
-        elif body.get("check_access_token") is True:
-            self._tokens[uid] = new_token = secrets.token_hex(24)
-        user = self._public(uid)
-        if new_token is not None:
-            user["access_token"] = new_token
-        return json_response({"ok": True, "user": user})
-
-    def _get(self, body: dict[str, Any]) -> Response:
-        uid = self._id_of(body)
-        if isinstance(uid, Response):
-            return uid
-        if uid not in self._users:
-            return self.fail("user_not_found", f"User {uid} not found")
-        return json_response({"ok": True, "user": self._public(uid)})
+            return self.fail("user_not_found", "User not found", 404)
+        return self._apply(uid, body) or self._answer(uid)
 
     def _delete(self, body: dict[str, Any]) -> Response:
         uid = self._id_of(body)
         if isinstance(uid, Response):
             return uid
         if uid not in self._users:
-            return self.fail("user_not_found", f"User {uid} not found")
+            return self.fail("user_not_found", "User not found", 404)
         del self._users[uid]
         self._tokens.pop(uid, None)
-        return json_response({"ok": True})
-
-    def _list(self, body: dict[str, Any]) -> Response:
-        limit = body.get("limit", 100)
-        offset = body.get("offset", 0)
-        if not isinstance(limit, int) or not isinstance(offset, int) or limit < 1 or offset < 0:
-            return self.fail("invalid_request", "limit and offset must be non-negative integers")
-        uids = list(self._users)[offset : offset + limit]
-        return json_response({"ok": True, "users": [self._public(u) for u in uids]})
+        return json_response({})
 
     def _routes(self) -> list[BaseRoute]:
         return [
             Route(
-                "/api/1.0/{method}",
+                "/api/2.0/{method}",
                 self._dispatch,
                 methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             )

@@ -1,123 +1,105 @@
-"""ChatCamp emulator over real HTTP: users.* methods, token rotation, and ``connect``."""
+"""ChatCamp emulator over real HTTP: the API 2.0 users.* calls as the vendor's plugin makes
+them, token binding and rotation, and ``connect``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
+import httpx
 import pytest
 
-from chatauth.testing.chatcamp import DEFAULT_API_KEY, DEFAULT_APP_ID, ChatCampEmulator
+from chatauth.testing.chatcamp import DEFAULT_API_KEY, ChatCampEmulator
 from tests.testing import _loopback as loopback
 
-Call = Callable[..., dict[str, Any]]
+Call = Callable[..., httpx.Response]
 
 
 @pytest.fixture
 def call(chatcamp_emulator: ChatCampEmulator) -> Iterator[Call]:
     with loopback.client(
-        base_url=chatcamp_emulator.base_url,
-        timeout=5,
-        headers={"x-app-id": DEFAULT_APP_ID, "x-api-key": DEFAULT_API_KEY},
+        base_url=chatcamp_emulator.base_url, timeout=5, headers={"x-api-key": DEFAULT_API_KEY}
     ) as c:
 
-        def do(method: str, **params: Any) -> dict[str, Any]:
-            response = c.post(f"/{method}", json=params)
-            assert response.status_code == 200
-            body: dict[str, Any] = response.json()
-            return body
+        def do(method: str, **params: object) -> httpx.Response:
+            return c.post(f"/{method}", json=params)
 
         yield do
 
 
-def error_code(body: dict[str, Any]) -> str:
-    assert body["ok"] is False
-    assert body["error"]["message"]
-    return str(body["error"]["code"])
+def error_code(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status
+    return str(response.json()["error"]["code"])
 
 
-def test_create_with_access_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    body = call(
+def test_get_unknown_user_is_404_then_create_binds_the_callers_token(
+    call: Call, chatcamp_emulator: ChatCampEmulator
+) -> None:
+    assert call("users.get", id="alice").status_code == 404
+    created = call(
         "users.create",
         id="alice",
         display_name="Alice",
         avatar_url="https://example.com/a.png",
-        email="a@example.com",
         check_access_token=True,
+        access_token="token-chosen-by-the-caller",
     )
-    assert body["ok"] is True
-    user = body["user"]
-    assert user["id"] == "alice"
-    assert user["display_name"] == "Alice"
-    assert user["avatar_url"] == "https://example.com/a.png"
-    assert user["email"] == "a@example.com"
-    token = user["access_token"]
-    assert token
-    assert chatcamp_emulator.token_of("alice") == token
-    assert chatcamp_emulator.connect("alice", token) is True
+    assert created.status_code == 200
+    body = created.json()
+    assert body["access_token"] == "token-chosen-by-the-caller"  # top level, as the plugin reads
+    assert body["user"]["display_name"] == "Alice"
+    assert body["user"]["avatar_url"] == "https://example.com/a.png"
+    assert "access_token" not in body["user"]
+    fetched = call("users.get", id="alice").json()
+    assert fetched["access_token"] == "token-chosen-by-the-caller"
+    assert chatcamp_emulator.connect("alice", "token-chosen-by-the-caller") is True
     assert chatcamp_emulator.connect("alice", "guess") is False
     assert chatcamp_emulator.connect("alice") is False
     assert chatcamp_emulator.connections == ["alice"]
 
 
-def test_create_without_access_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    user = call("users.create", id="bob", display_name="Bob")["user"]
-    assert "access_token" not in user
-    assert user["has_access_token"] is False
+def test_create_without_a_token_and_generated_tokens(
+    call: Call, chatcamp_emulator: ChatCampEmulator
+) -> None:
+    assert call("users.create", id="bob", display_name="Bob").json()["access_token"] is None
     assert chatcamp_emulator.connect("bob") is True
-    assert chatcamp_emulator.connect("bob", "anything") is False
+    generated = call("users.update", id="bob", check_access_token=True).json()["access_token"]
+    assert isinstance(generated, str) and len(generated) == 43
+    assert chatcamp_emulator.connect("bob", generated) is True
 
 
-def test_duplicate_and_invalid_ids(call: Call) -> None:
-    call("users.create", id="carol", display_name="C")
-    assert error_code(call("users.create", id="carol", display_name="C")) == "user_already_exists"
-    assert error_code(call("users.create", display_name="C")) == "missing_parameter"
-    assert error_code(call("users.create", id="with space", display_name="C")) == "invalid_id"
-    assert error_code(call("users.create", id="x" * 256, display_name="C")) == "invalid_id"
-    assert error_code(call("users.create", id="dave")) == "missing_parameter"
-
-
-def test_update_rotates_the_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    old = call("users.create", id="erin", display_name="E", check_access_token=True)["user"][
-        "access_token"
-    ]
-    # A chosen value...
-    body = call("users.update", id="erin", access_token="rotated-value")
-    assert body["user"]["access_token"] == "rotated-value"
-    assert chatcamp_emulator.connect("erin", old) is False
-    assert chatcamp_emulator.connect("erin", "rotated-value") is True
-    # ...or a generated one.
-    generated = call("users.update", id="erin", check_access_token=True)["user"]["access_token"]
-    assert generated not in (old, "rotated-value")
-    assert chatcamp_emulator.connect("erin", "rotated-value") is False
-    assert chatcamp_emulator.connect("erin", generated) is True
-    # null removes the token.
-    call("users.update", id="erin", access_token=None)
+def test_update_replaces_the_one_token(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
+    call("users.create", id="erin", display_name="E", check_access_token=True, access_token="one")
+    body = call("users.update", id="erin", display_name="Erin", access_token="two").json()
+    assert (body["access_token"], body["user"]["display_name"]) == ("two", "Erin")
+    assert chatcamp_emulator.connect("erin", "one") is False
+    assert chatcamp_emulator.connect("erin", "two") is True
+    call("users.update", id="erin", access_token=None)  # null removes the token
     assert chatcamp_emulator.connect("erin") is True
 
 
-def test_update_fields_and_errors(call: Call) -> None:
-    call("users.create", id="fay", display_name="F")
-    assert call("users.update", id="fay", display_name="Fay")["user"]["display_name"] == "Fay"
-    assert error_code(call("users.update", id="nobody")) == "user_not_found"
-    assert error_code(call("users.update", id="fay", access_token="")) == "invalid_request"
+def test_refusals(call: Call) -> None:
+    call("users.create", id="carol", display_name="C")
+    assert error_code(call("users.create", id="carol", display_name="C"), 409) == (
+        "user_already_exists"
+    )
+    assert error_code(call("users.create", display_name="C"), 400) == "invalid_id"
+    assert error_code(call("users.create", id="with space", display_name="C"), 400) == (
+        "invalid_id"
+    )
+    assert error_code(call("users.create", id="x" * 256, display_name="C"), 400) == "invalid_id"
+    assert error_code(call("users.create", id="dave"), 400) == "missing_parameter"
+    assert error_code(call("users.update", id="nobody"), 404) == "user_not_found"
+    assert error_code(call("users.update", id="carol", access_token=" "), 400) == (
+        "invalid_request"
+    )
 
 
-def test_get_list_delete(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
-    token = call("users.create", id="gus", display_name="G", check_access_token=True)["user"][
-        "access_token"
-    ]
-    call("users.create", id="hal", display_name="H")
-    fetched = call("users.get", id="gus")["user"]
-    assert fetched["id"] == "gus"
-    assert "access_token" not in fetched
-    assert fetched["has_access_token"] is True
-    assert [u["id"] for u in call("users.list")["users"]] == ["gus", "hal"]
-    assert [u["id"] for u in call("users.list", limit=1, offset=1)["users"]] == ["hal"]
-    assert call("users.delete", id="gus") == {"ok": True}
-    assert chatcamp_emulator.connect("gus", token) is False
-    assert error_code(call("users.get", id="gus")) == "user_not_found"
-    assert error_code(call("users.delete", id="gus")) == "user_not_found"
+def test_delete(call: Call, chatcamp_emulator: ChatCampEmulator) -> None:
+    call("users.create", id="gus", display_name="G", check_access_token=True, access_token="t")
+    assert call("users.delete", id="gus").status_code == 200
+    assert chatcamp_emulator.connect("gus", "t") is False
+    assert error_code(call("users.get", id="gus"), 404) == "user_not_found"
+    assert error_code(call("users.delete", id="gus"), 404) == "user_not_found"
 
 
 def test_connect_unknown_uid(chatcamp_emulator: ChatCampEmulator) -> None:
@@ -128,29 +110,23 @@ def test_connect_unknown_uid(chatcamp_emulator: ChatCampEmulator) -> None:
     assert "stranger" in chatcamp_emulator.users
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"x-app-id": DEFAULT_APP_ID},
-        {"x-app-id": "other", "x-api-key": DEFAULT_API_KEY},
-        {"x-app-id": DEFAULT_APP_ID, "x-api-key": "wrong"},
-    ],
-)
-def test_auth_headers(chatcamp_emulator: ChatCampEmulator, headers: dict[str, str]) -> None:
-    response = loopback.post(chatcamp_emulator.base_url + "/users.list", json={}, headers=headers)
-    assert response.status_code == 200
-    assert error_code(response.json()) == "invalid_auth"
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}, {"x-app-id": "chatcamp"}])
+def test_only_the_api_key_authenticates(
+    chatcamp_emulator: ChatCampEmulator, headers: dict[str, str]
+) -> None:
+    response = loopback.post(
+        chatcamp_emulator.base_url + "/users.get", json={"id": "a"}, headers=headers
+    )
+    assert error_code(response, 401) == "invalid_auth"
 
 
 def test_unknown_method_verb_and_body(chatcamp_emulator: ChatCampEmulator) -> None:
-    headers = {"x-app-id": DEFAULT_APP_ID, "x-api-key": DEFAULT_API_KEY}
+    headers = {"x-api-key": DEFAULT_API_KEY}
     unknown = loopback.post(chatcamp_emulator.base_url + "/users.explode", json={}, headers=headers)
-    assert unknown.status_code == 404
-    assert error_code(unknown.json()) == "unknown_method"
-    wrong_verb = loopback.get(chatcamp_emulator.base_url + "/users.list", headers=headers)
-    assert wrong_verb.status_code == 405
+    assert error_code(unknown, 404) == "unknown_method"
+    wrong_verb = loopback.get(chatcamp_emulator.base_url + "/users.get", headers=headers)
+    assert error_code(wrong_verb, 405) == "method_not_allowed"
     bad_body = loopback.post(
-        chatcamp_emulator.base_url + "/users.list", content=b"[1, 2]", headers=headers
+        chatcamp_emulator.base_url + "/users.get", content=b"[1, 2]", headers=headers
     )
-    assert error_code(bad_body.json()) == "invalid_request"
+    assert error_code(bad_body, 400) == "invalid_request"

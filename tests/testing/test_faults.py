@@ -67,9 +67,9 @@ def _chatkitty(emu: Emulator, client: httpx.Client) -> httpx.Response:
 
 def _chatcamp(emu: Emulator, client: httpx.Client) -> httpx.Response:
     return client.post(
-        emu.base_url + "/users.list",
-        json={},
-        headers={"x-app-id": chatcamp.DEFAULT_APP_ID, "x-api-key": chatcamp.DEFAULT_API_KEY},
+        emu.base_url + "/users.get",
+        json={"id": "known"},
+        headers={"x-api-key": chatcamp.DEFAULT_API_KEY},
     )
 
 
@@ -121,11 +121,12 @@ CASES = {
         "TooManyRequestsError",
         "ServerError",
     ),
+    # ChatCamp's "known" user does not exist: the good answer is 404 (users.get), an answer.
     "chatcamp": Case(
         ChatCampEmulator,
         _chatcamp,
-        200,
-        "/api/1.0/users.list",
+        404,
+        "/api/2.0/users.get",
         lambda b: b["error"]["code"],
         "rate_limited",
         "internal_error",

@@ -31,7 +31,7 @@ FIXTURES = [
 PREFIXES = {
     CometChatEmulator: "/v3",
     ChatKittyEmulator: "",
-    ChatCampEmulator: "/api/1.0",
+    ChatCampEmulator: "/api/2.0",
     StreamEmulator: "",
     SendbirdEmulator: "/v3",
     TwilioEmulator: "/v1",

@@ -30,6 +30,6 @@ def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
         faults=chatcamp_emulator.faults,
         one_token_per_user=True,
         issue_calls=lambda: chatcamp_emulator.calls.count_of(
-            "POST", "/api/1.0/users.", prefix=True
+            "POST", "/api/2.0/users.", prefix=True
         ),
     )
