@@ -21,7 +21,10 @@ __all__ = [
     "NotAuthenticatedError",
     "ProviderError",
     "ProviderUnavailableError",
+    "RequestBodyError",
+    "RequestTooLargeError",
     "StoreUnavailableError",
+    "UnsupportedMediaTypeError",
 ]
 
 
@@ -153,3 +156,40 @@ class StoreUnavailableError(ProviderUnavailableError):
     """
 
     code = "ERROR_STORE_UNAVAILABLE"
+
+
+class RequestBodyError(ChatAuthError):
+    """An inbound request body chatauth's own endpoints refuse; answered 400.
+
+    Codes: ``ERROR_INVALID_JSON`` (not UTF-8, not JSON, ``NaN``/``Infinity``, a lone UTF-16
+    surrogate), ``ERROR_JSON_TOO_DEEP`` (nested deeper than the reader allows),
+    ``ERROR_BAD_REQUEST`` (valid JSON that is not an object, a malformed ``Content-Length``).
+    The message never quotes the body.
+    """
+
+    code = "ERROR_BAD_REQUEST"
+
+
+class RequestTooLargeError(RequestBodyError):
+    """The body is larger than the endpoint accepts (``ERROR_BODY_TOO_LARGE``); answered 413.
+
+    Attributes:
+        limit: the largest accepted body, in bytes.
+    """
+
+    code = "ERROR_BODY_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body is larger than {limit} bytes.")
+        self.limit = limit
+
+
+class UnsupportedMediaTypeError(RequestBodyError):
+    """The body is not declared as UTF-8 JSON (``ERROR_UNSUPPORTED_MEDIA_TYPE``); answered
+    415. ``application/json`` and ``application/<anything>+json`` are accepted, with no
+    ``charset`` or ``charset=utf-8``."""
+
+    code = "ERROR_UNSUPPORTED_MEDIA_TYPE"
+
+    def __init__(self) -> None:
+        super().__init__("Send the body as Content-Type: application/json (UTF-8).")

@@ -15,11 +15,11 @@ answer everything the same way. One rule for all of them:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from chatauth.bodies import ARequestBody, RequestBody, aread_json_object, read_json_object
 from chatauth.errors import (
     ChatAuthError,
     ConfigurationError,
@@ -28,6 +28,9 @@ from chatauth.errors import (
     NotAuthenticatedError,
     ProviderError,
     ProviderUnavailableError,
+    RequestBodyError,
+    RequestTooLargeError,
+    UnsupportedMediaTypeError,
 )
 from chatauth.session import ChatSession
 
@@ -79,6 +82,9 @@ def error_answer(exc: ChatAuthError) -> Answer:
     """The status, JSON body ``{"error": {"code", "message"}}`` and headers for an error.
 
     ===========================  ======  ==========================================
+    RequestTooLargeError          413    a body over the endpoint's cap
+    UnsupportedMediaTypeError     415    a body not declared as UTF-8 JSON
+    RequestBodyError              400    a body that is not a JSON object (or too deep)
     NotAuthenticatedError         401    no app login on the request
     ProviderUnavailableError      503    with ``Retry-After`` (seconds); also a store outage
     InvalidUIDError               422    the user's UID breaks the provider's rules
@@ -90,7 +96,13 @@ def error_answer(exc: ChatAuthError) -> Answer:
     A 5xx answer is logged (see the module docstring).
     """
     headers = dict(NO_STORE)
-    if isinstance(exc, NotAuthenticatedError):
+    if isinstance(exc, RequestTooLargeError):
+        status = 413
+    elif isinstance(exc, UnsupportedMediaTypeError):
+        status = 415
+    elif isinstance(exc, RequestBodyError):
+        status = 400
+    elif isinstance(exc, NotAuthenticatedError):
         status = 401
     elif isinstance(exc, ProviderUnavailableError):
         status = 503
@@ -183,40 +195,35 @@ def find_endpoint(service: Any, path: str, method: str) -> ProviderEndpoint | An
     )
 
 
-def _payload(body: bytes) -> dict[str, Any] | Answer:
-    try:
-        payload = json.loads(body) if body else None
-    except ValueError:  # also UnicodeDecodeError
-        payload = None
-    if not isinstance(payload, dict):
-        return message_answer(400, "ERROR_BAD_REQUEST", "Expected a JSON object.")
-    return payload
+def endpoint_answer(service: Any, path: str, method: str, body: RequestBody) -> Answer:
+    """Answer a request to a provider endpoint (404/405, a refused body, or the handler's).
 
-
-def endpoint_answer(service: Any, path: str, method: str, body: bytes) -> Answer:
-    """Answer a request to a provider endpoint (404/405/400 or the handler's answer).
+    The body is read only once the endpoint is found, and only within the bounds of
+    :func:`chatauth.bodies.read_json_object` (413, 415, 400 otherwise).
 
     Args:
         service: the app's :class:`~chatauth.service.ChatAuth`.
         path: the path after the chat prefix.
         method: the HTTP method.
-        body: the raw request body (a JSON object is expected).
+        body: the request's headers and body reader (a JSON object is expected).
     """
     endpoint = find_endpoint(service, path, method)
     if not isinstance(endpoint, ProviderEndpoint):
         return endpoint
-    payload = _payload(body)
-    if not isinstance(payload, dict):
-        return payload
+    try:
+        payload = read_json_object(body)
+    except RequestBodyError as exc:
+        return error_answer(exc)
     return endpoint.handle(service, payload)
 
 
-async def aendpoint_answer(service: Any, path: str, method: str, body: bytes) -> Answer:
-    """Async twin of :func:`endpoint_answer`."""
+async def aendpoint_answer(service: Any, path: str, method: str, body: ARequestBody) -> Answer:
+    """Async twin of :func:`endpoint_answer`, reading the body's chunk stream."""
     endpoint = find_endpoint(service, path, method)
     if not isinstance(endpoint, ProviderEndpoint):
         return endpoint
-    payload = _payload(body)
-    if not isinstance(payload, dict):
-        return payload
+    try:
+        payload = await aread_json_object(body)
+    except RequestBodyError as exc:
+        return error_answer(exc)
     return await endpoint.ahandle(service, payload)

@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
+from chatauth.bodies import RequestBody
 from chatauth.errors import ChatAuthError, NotAuthenticatedError
 from chatauth.responses import endpoint_answer, token_answer
 
@@ -56,7 +57,12 @@ def provider_endpoint(request: HttpRequest, path: str) -> JsonResponse:
     (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none. The caller is
     the provider's server, not a browser (so no CSRF token and no app login): the handler
     checks its own credential."""
-    return json_response(endpoint_answer(get_service(), path, request.method or "", request.body))
+    body = RequestBody(
+        request.META.get("CONTENT_TYPE"),
+        request.META.get("CONTENT_LENGTH") or None,
+        request.read,  # read within the core's cap; request.body would read it all
+    )
+    return json_response(endpoint_answer(get_service(), path, request.method or "", body))
 
 
 ViewFunc = Callable[..., Any]

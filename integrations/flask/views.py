@@ -9,6 +9,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from chatauth.bodies import RequestBody
 from chatauth.errors import ChatAuthError
 from chatauth.responses import Answer, endpoint_answer, error_answer, token_answer
 from chatauth.session import ChatSession
@@ -76,7 +77,12 @@ def token() -> Response:
 def provider_endpoint(path: str) -> Response:
     """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
     (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none."""
-    return json_answer(endpoint_answer(get_service(), path, request.method, request.get_data()))
+    body = RequestBody(
+        request.headers.get("Content-Type"),
+        request.headers.get("Content-Length"),
+        request.stream.read,  # read within the core's cap, never get_data()'s whole body
+    )
+    return json_answer(endpoint_answer(get_service(), path, request.method, body))
 
 
 def make_blueprint() -> Blueprint:

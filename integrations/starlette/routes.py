@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from chatauth.bodies import ARequestBody
 from chatauth.responses import Answer, aendpoint_answer, atoken_answer
 
 from .chat import _chat
@@ -43,7 +44,12 @@ async def provider_endpoint(request: Request) -> JSONResponse:
     (:func:`chatauth.responses.aendpoint_answer`); 404 where it declares none."""
     chatauth = _chat(request).chatauth
     path = request.path_params["path"]
-    return _response(await aendpoint_answer(chatauth, path, request.method, await request.body()))
+    body = ARequestBody(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),  # left after the core's cap, never request.body()'s whole upload
+    )
+    return _response(await aendpoint_answer(chatauth, path, request.method, body))
 
 
 def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:

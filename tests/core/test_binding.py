@@ -7,12 +7,14 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from chatauth import ChatAuth, ChatIdentity
 from chatauth.binding import SESSION_KEY, ChatBinding, read_slot
+from chatauth.bodies import ARequestBody, RequestBody
 from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.journal import EndJournal
 from chatauth.responses import NO_STORE, aendpoint_answer, endpoint_answer, token_answer
@@ -187,12 +189,17 @@ def test_token_answers_carry_one_header_set_and_5xx_are_logged(
     assert set(unauthenticated[1]["error"]) == {"code", "message"}
 
 
+async def _no_chunks() -> AsyncIterator[bytes]:
+    for chunk in ():
+        yield chunk
+
+
 async def test_providers_without_endpoints_answer_404_and_bad_bodies_never_reach_one(
     chat: ChatAuth,
 ) -> None:
     for answer in (
-        endpoint_answer(chat, "chatkitty/verify", "POST", b"{}"),
-        await aendpoint_answer(chat, "anything", "GET", b""),
+        endpoint_answer(chat, "chatkitty/verify", "POST", RequestBody.of(b"{}")),
+        await aendpoint_answer(chat, "anything", "GET", ARequestBody(None, None, _no_chunks())),
     ):
         assert answer[0] == 404
         assert answer[1]["error"]["code"] == "ERROR_NOT_FOUND"

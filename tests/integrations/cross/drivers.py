@@ -105,6 +105,10 @@ def reply(status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
     return Reply(status, json.loads(body), {k: lower[k] for k in COMPARED if k in lower})
 
 
+#: The media type a browser's request body is sent as unless told otherwise.
+JSON = "application/json"
+
+
 class Browser:
     """One browser (one cookie jar) on a driver's app."""
 
@@ -114,7 +118,9 @@ class Browser:
     def logout(self) -> None:
         raise NotImplementedError
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, content_type: str | None = JSON
+    ) -> Reply:
         raise NotImplementedError
 
 
@@ -214,8 +220,15 @@ class StarletteDriver(Driver):
             def logout(self) -> None:
                 assert client.post("/logout").status_code == 200
 
-            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
-                answer = client.request(method, path, content=body)
+            def request(
+                self,
+                method: str,
+                path: str,
+                body: bytes | None = None,
+                content_type: str | None = JSON,
+            ) -> Reply:
+                headers = {"Content-Type": content_type} if body and content_type else {}
+                answer = client.request(method, path, content=body, headers=headers)
                 return reply(answer.status_code, answer.content, answer.headers)
 
         return StarletteBrowser()
@@ -273,8 +286,14 @@ class FlaskDriver(Driver):
             def logout(self) -> None:
                 assert client.post("/logout").status_code == 200
 
-            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
-                answer = client.open(path, method=method, data=body)
+            def request(
+                self,
+                method: str,
+                path: str,
+                body: bytes | None = None,
+                content_type: str | None = JSON,
+            ) -> Reply:
+                answer = client.open(path, method=method, data=body, content_type=content_type)
                 return reply(answer.status_code, answer.get_data(), answer.headers)
 
         return FlaskBrowser()
@@ -315,8 +334,14 @@ class DjangoDriver(Driver):
             def logout(self) -> None:
                 assert client.post("/accounts/logout/").status_code == 302
 
-            def request(self, method: str, path: str, body: bytes | None = None) -> Reply:
-                answer = client.generic(method, path, body or b"")
+            def request(
+                self,
+                method: str,
+                path: str,
+                body: bytes | None = None,
+                content_type: str | None = JSON,
+            ) -> Reply:
+                answer = client.generic(method, path, body or b"", content_type=content_type or "")
                 return reply(answer.status_code, answer.content, dict(answer.items()))
 
         return DjangoBrowser()

@@ -197,6 +197,8 @@ def test_verify_endpoint_good_and_forged(driver: Driver) -> None:
     verify(caller, t, "user-mallory", t.token(1))
     verify(caller, t, "user-alice", "forged." + t.token(1)[7:])
     t.add(caller.request("POST", "/chat/chatkitty/verify", b"not json"))
+    t.add(caller.request("POST", "/chat/chatkitty/verify", b"[]"))
+    t.add(caller.request("POST", "/chat/chatkitty/verify", b"{}", content_type="text/plain"))
     t.add(caller.request("GET", "/chat/chatkitty/verify"))
     t.add(caller.request("POST", "/chat/no/such/endpoint", b"{}"))
     check(
@@ -206,7 +208,9 @@ def test_verify_endpoint_good_and_forged(driver: Driver) -> None:
             (200, {"allow": True, "username": "user-alice"}, NO_STORE),
             (403, error("ERROR_AUTH_PARAMS_USERNAME"), NO_STORE),
             (403, error("ERROR_AUTH_PARAMS_INVALID"), NO_STORE),
+            (400, error("ERROR_INVALID_JSON"), NO_STORE),
             (400, error("ERROR_BAD_REQUEST"), NO_STORE),
+            (415, error("ERROR_UNSUPPORTED_MEDIA_TYPE"), NO_STORE),
             (405, error("ERROR_METHOD_NOT_ALLOWED"), {**NO_STORE, "allow": "POST"}),
             (404, error("ERROR_NOT_FOUND"), NO_STORE),
         ],

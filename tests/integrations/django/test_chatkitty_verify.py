@@ -17,6 +17,9 @@ from chatauth.testing.chatkitty import (
 from tests.integrations.django.site import csrf_token
 from tests.integrations.django.test_live_server import log_in
 
+#: The verify URL takes JSON only (415 otherwise).
+JSON = {"Content-Type": "application/json"}
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -42,7 +45,7 @@ def test_verify_url_allows_the_live_session_and_refuses_it_after_logout(
         page = client.get("/accounts/login/")
         client.post("/accounts/logout/", data={"csrfmiddlewaretoken": csrf_token(page.text)})
     assert not chatkitty_emulator.start_session(body["uid"], params, verify_url)
-    assert httpx.post(verify_url, content=b"not json").status_code == 400
+    assert httpx.post(verify_url, content=b"not json", headers=JSON).status_code == 400
 
 
 def test_verify_url_is_404_for_other_providers(live_server: Any) -> None:

@@ -20,6 +20,9 @@ from chatauth.testing.chatkitty import (
 )
 from tests.integrations.flask.apps import build_app
 
+#: The verify URL takes JSON only (415 otherwise).
+JSON = {"Content-Type": "application/json"}
+
 
 @contextmanager
 def served(app: Flask) -> Iterator[str]:
@@ -58,7 +61,7 @@ def test_verify_url_allows_the_live_session_and_refuses_it_after_logout(
         assert not chatkitty_emulator.start_session("user-mallory", params, verify_url)
         browser.post("/logout").raise_for_status()
         assert not chatkitty_emulator.start_session(body["uid"], params, verify_url)
-        assert httpx.post(verify_url, content=b"not json").status_code == 400
+        assert httpx.post(verify_url, content=b"not json", headers=JSON).status_code == 400
     with app.app_context():
         get_service().close()
 

@@ -21,6 +21,9 @@ from chatauth.testing.chatkitty import (
 )
 from tests.integrations.starlette.helpers import make_app, serve_app
 
+#: The verify URL takes JSON only (415 otherwise).
+JSON = {"Content-Type": "application/json"}
+
 
 def app_closing(chat: ChatAuth) -> Starlette:
     """The tiny app, closing the service's async client on the server's own loop."""
@@ -58,7 +61,7 @@ def test_verify_url_allows_the_live_session_and_refuses_it_after_logout(
         assert not chatkitty_emulator.start_session("user-mallory", params, verify_url)
         browser.post("/logout").raise_for_status()
         assert not chatkitty_emulator.start_session(body["uid"], params, verify_url)
-        bad = httpx.post(verify_url, content=b"not json")
+        bad = httpx.post(verify_url, content=b"not json", headers=JSON)
         assert bad.status_code == 400
 
 
