@@ -1,4 +1,4 @@
-"""Stream Chat emulator: user upsert, token revocation, and the client's token check.
+"""Stream Chat emulator: query and upsert users, token revocation, the client's token check.
 
 Follows the Stream Chat server REST API as the official Python SDK uses it
 (``GetStream/stream-chat-python`` ``stream_chat/base/client.py``: ``upsert_users``,
@@ -8,6 +8,9 @@ Follows the Stream Chat server REST API as the official Python SDK uses it
 Every call carries the query ``api_key``, ``Stream-Auth-Type: jwt`` and ``Authorization: <server
 JWT>`` (HS256 over ``{"server": true}`` with the API secret; no "Bearer")::
 
+    GET   /users?payload=<JSON>  query users [src ``query_users``]: payload
+                   {"filter_conditions": {...}, "sort": [...], "limit"?, "offset"?}
+                   -> 200 {"users": [...], "duration"}; no match -> an empty list
     POST  /users   {"users": {"<id>": {"id", "name"?, "image"?, "role"?, ...}}} (<= 100)
                    -> 201 {"users": {...}, "duration"}
     PATCH /users   {"users": [{"id", "set"?: {...}, "unset"?: [...]}]} -> 200 {"users", "duration"}
@@ -32,12 +35,16 @@ Decisions where the docs are silent:
   same second as, but before, the revocation instant is revoked; so is one minted in that same
   second just *after* it (its ``iat`` is truncated). Real Stream may round differently.
 - ``PATCH /users`` for an unknown user -> 404 code 16.
+- Query filters: only ``id`` is understood, as ``{"$eq": id}``, ``{"$in": [ids]}`` or a bare
+  id; another field, operator or a malformed payload -> 400 code 4. ``limit`` defaults to 30
+  (at most 100), results in creation order; ``sort`` is accepted and ignored.
 - A valid JWT without ``"server": true`` on a server endpoint -> 403 code 17.
 - 429 faults add ``X-RateLimit-Limit/Remaining/Reset``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -66,6 +73,32 @@ def _rfc3339(ts: float) -> str:
         .isoformat(timespec="microseconds")
         .replace("+00:00", "Z")
     )
+
+
+def _queried_ids(raw: str) -> tuple[set[str], int, int] | None:
+    """``(ids, limit, offset)`` of a query-users payload filtering on ``id``, else None."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict) or not isinstance(payload.get("filter_conditions"), dict):
+        return None
+    conditions = payload["filter_conditions"]
+    limit, offset = payload.get("limit", 30), payload.get("offset", 0)
+    if set(conditions) != {"id"} or not isinstance(payload.get("sort", []), list):
+        return None
+    if not (isinstance(limit, int) and 0 < limit <= 100 and isinstance(offset, int)):
+        return None
+    condition = conditions["id"]
+    if isinstance(condition, str):
+        return {condition}, limit, max(0, offset)
+    if isinstance(condition, dict) and len(condition) == 1:
+        ((operator, value),) = condition.items()
+        if operator == "$eq" and isinstance(value, str):
+            return {value}, limit, max(0, offset)
+        if operator == "$in" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return set(value), limit, max(0, offset)
+    return None
 
 
 def _parse_rfc3339(value: str) -> float | None:
@@ -291,6 +324,20 @@ class StreamEmulator(Emulator):
                 out[uid] = self._resource(uid)
         return json_response({"users": out, "duration": "1.23ms"}, 201)
 
+    async def _query(self, request: Request) -> Response:
+        denied = self._authenticate(request)
+        if denied:
+            return denied
+        ids = _queried_ids(request.query_params.get("payload", ""))
+        if ids is None:
+            return self.error(
+                400, 4, 'QueryUsers failed with error: "payload must be a filter on id"'
+            )
+        wanted, limit, offset = ids
+        with self._lock:
+            found = [self._resource(uid) for uid in self._users if uid in wanted]
+        return json_response({"users": found[offset : offset + limit], "duration": "0.87ms"})
+
     async def _partial_update(self, request: Request) -> Response:
         denied = self._authenticate(request)
         if denied:
@@ -386,6 +433,7 @@ class StreamEmulator(Emulator):
 
     def _routes(self) -> list[BaseRoute]:
         return [
+            Route("/users", self._query, methods=["GET"]),
             Route("/users", self._upsert, methods=["POST"]),
             Route("/users", self._partial_update, methods=["PATCH"]),
             Route("/app", self._update_app, methods=["PATCH"]),

@@ -115,6 +115,7 @@ ANSWER = {
     "device_id": "D",
     "ok": True,
     "user": {"access_token": "tok"},
+    "users": [],
 }
 
 

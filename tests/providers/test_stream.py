@@ -89,6 +89,55 @@ def test_user_is_created_then_updated_without_losing_fields(
     chat.close()
 
 
+def test_existence_is_asked_with_the_sdks_query_users(stream_emulator: StreamEmulator) -> None:
+    """The lookup is the SDK's ``query_users({"id": {"$eq": uid}}, limit=1)`` request, and a
+    user it does not find is upserted, one it finds partially updated: no error code of
+    another call decides."""
+    sdk = StreamChat(api_key=DEFAULT_API_KEY, api_secret=DEFAULT_API_SECRET)
+    sent: list[tuple[str, dict[str, str]]] = []
+    sdk.get = lambda path, params=None: sent.append((path, params))  # type: ignore[method-assign]
+    sdk.query_users({"id": {"$eq": "alice"}}, limit=1)
+    provider = StreamProvider(
+        DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=stream_emulator.base_url
+    )
+    flow = provider.issue(ChatIdentity("alice"), timedelta(hours=1))
+    query = next(flow)
+    assert (query.method, query.url.path) == ("GET", "/users")
+    assert query.url.params["payload"] == sent[0][1]["payload"]
+    assert query.url.params["api_key"] == DEFAULT_API_KEY
+    # Against the emulator: the unknown user is found missing and upserted...
+    chat = ChatAuth(provider, MemoryStore())
+    chat.get_session(ChatIdentity("alice", name="Alice"), "s1")
+    assert [(c.method, c.path) for c in stream_emulator.calls] == [
+        ("GET", "/users"),
+        ("POST", "/users"),
+    ]
+    # ...a known one updated; with nothing to set, only looked up.
+    chat.get_session(ChatIdentity("alice", name="Alice B."), "s2")
+    chat.get_session(ChatIdentity("alice"), "s3")
+    assert [(c.method, c.path) for c in stream_emulator.calls][2:] == [
+        ("GET", "/users"),
+        ("PATCH", "/users"),
+        ("GET", "/users"),
+    ]
+    assert stream_emulator.calls.count_of("PATCH", "/users") == 1
+    chat.close()
+
+
+def test_a_user_the_query_does_not_list_is_upserted_whatever_patch_would_say() -> None:
+    """No branch rests on the emulator's 404 code 16: an empty query result alone leads to the
+    upsert, and a query listing the user to the partial update."""
+    provider = StreamProvider(DEFAULT_API_KEY, DEFAULT_API_SECRET)
+    flow = provider.issue(ChatIdentity("bob", name="Bob"), timedelta(hours=1))
+    query = next(flow)
+    upsert = flow.send(httpx.Response(200, json={"users": []}, request=query))
+    assert (upsert.method, upsert.url.path) == ("POST", "/users")
+    flow = provider.issue(ChatIdentity("bob", name="Bob"), timedelta(hours=1))
+    query = next(flow)
+    patch = flow.send(httpx.Response(200, json={"users": [{"id": "bob"}]}, request=query))
+    assert (patch.method, patch.url.path) == ("PATCH", "/users")
+
+
 def test_end_session_is_user_wide(stream_emulator: StreamEmulator) -> None:
     chat = ChatAuth(
         StreamProvider(DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=stream_emulator.base_url),

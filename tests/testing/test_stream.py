@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -257,3 +258,28 @@ def test_app_wide_revocation(api: httpx.Client, emulator: StreamEmulator, clock:
     api.patch("/app", json={"revoke_tokens_issued_before": None})
     assert emulator.connect_user(token) == (True, None)
     assert stream_error(api.patch("/app", json={"revoke_tokens_issued_before": 5}), 400) == 4
+
+
+def test_query_users_as_the_sdk_sends_it(api: httpx.Client, emulator: StreamEmulator) -> None:
+    """``query_users`` (GET /users?payload=...) lists matching users, an empty list for none."""
+
+    def query(payload: Any) -> httpx.Response:
+        return api.get("/users", params={"payload": json.dumps(payload)})
+
+    assert (
+        query({"limit": 1, "filter_conditions": {"id": {"$eq": "alice"}}, "sort": []}).json()[
+            "users"
+        ]
+        == []
+    )
+    api.post("/users", json={"users": {u: {"id": u, "name": u.upper()} for u in ("alice", "bo")}})
+    found = query({"limit": 1, "filter_conditions": {"id": {"$eq": "alice"}}, "sort": []})
+    assert found.status_code == 200
+    assert [(u["id"], u["name"]) for u in found.json()["users"]] == [("alice", "ALICE")]
+    both = query({"filter_conditions": {"id": {"$in": ["alice", "bo", "nobody"]}}})
+    assert [u["id"] for u in both.json()["users"]] == ["alice", "bo"]
+    assert [u["id"] for u in query({"filter_conditions": {"id": "bo"}}).json()["users"]] == ["bo"]
+    for bad in ({}, {"filter_conditions": {"name": "x"}}, {"filter_conditions": {"id": 5}}):
+        assert stream_error(query(bad), 400) == 4
+    assert stream_error(api.get("/users", params={"payload": "{not json"}), 400) == 4
+    assert stream_error(loopback.get(emulator.base_url + "/users"), 401) == 2

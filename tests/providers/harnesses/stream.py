@@ -29,6 +29,6 @@ def harness_stream(stream_emulator: StreamEmulator) -> Harness:
         ),
         is_alive=is_alive,
         faults=stream_emulator.faults,
-        # The user upkeep (PATCH, then POST when missing) is the only call of an issue.
+        # The user upkeep (query, then POST or PATCH) is the only call of an issue.
         issue_calls=lambda: stream_emulator.calls.count_of(path="/users"),
     )
