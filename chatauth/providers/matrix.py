@@ -12,8 +12,11 @@ Two documented ways, chosen by the ``MATRIX_MODE`` setting:
     ``POST /_matrix/client/v3/login`` ``{"type": "org.matrix.login.jwt", "token": <JWT with
     sub=localpart>}`` creates the user if missing and returns ``{user_id, access_token,
     device_id}``: a real device per app session. The token does not expire at the server;
-    chatauth re-issues it after ``token_ttl`` and logs the old one out. Reference: Synapse
-    docs/jwt.md.
+    chatauth re-issues it after ``token_ttl`` and logs the old one out. The new token then
+    sets the profile admin mode sets, display name and avatar (``PUT
+    /_matrix/client/v3/profile/{user_id}/displayname`` and ``.../avatar_url``); if that fails,
+    the token is logged out before the error is raised. Reference: Synapse docs/jwt.md, Matrix
+    client-server API "Profiles".
 
 Either way, end_session is ``POST /_matrix/client/v3/logout`` with the token itself (Matrix
 client-server API, "POST /_matrix/client/v3/logout"); a token the server no longer knows
@@ -231,18 +234,25 @@ class MatrixProvider(RESTProvider):
         # Parsed in a helper: the answer's access token never sits in this frame's locals,
         # which an error page shows if the display name call below fails.
         token = self._login_token(response, identity.uid, now)
-        if identity.name:
-            # The login created a device and its token: if naming the user fails, log that
+        # The profile, as admin mode's PUT sets it: display name, then avatar.
+        profile = [
+            (field, value)
+            for field, value in (("displayname", identity.name), ("avatar_url", identity.avatar))
+            if value
+        ]
+        if profile:
+            # The login created a device and its token: if setting the profile fails, log that
             # token out before raising, or it would stay valid forever, held by nobody.
             quoted = urllib.parse.quote(token.data["user_id"], safe="@:")
             try:
-                response = yield self._request(
-                    "PUT",
-                    f"/_matrix/client/v3/profile/{quoted}/displayname",
-                    {"displayname": identity.name},
-                    headers={"Authorization": f"Bearer {token.value}"},
-                )
-                self._expect(response)
+                for field, value in profile:
+                    response = yield self._request(
+                        "PUT",
+                        f"/_matrix/client/v3/profile/{quoted}/{field}",
+                        {field: value},
+                        headers={"Authorization": f"Bearer {token.value}"},
+                    )
+                    self._expect(response)
             except Exception as exc:
                 yield from self.undo_issue(token, exc)
                 raise
