@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import select
+import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -124,6 +127,24 @@ class Browser:
         raise NotImplementedError
 
 
+class Upload:
+    """A request body of ``total`` spaces, made as it is read (a 100 MB upload costs no
+    memory); ``taken`` counts the bytes the app pulled from it."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.taken = 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.total - self.taken
+        size = left if n is None or n < 0 else min(n, left)
+        self.taken += size
+        return b" " * size
+
+    def readline(self, limit: int = -1) -> bytes:  # WSGI asks for it; never used here
+        return self.read(limit)
+
+
 class Driver:
     """A framework's app, built from the settings over ``store``."""
 
@@ -138,6 +159,15 @@ class Driver:
         raise NotImplementedError
 
     def browser(self) -> Browser:
+        raise NotImplementedError
+
+    def upload(self, path: str, total: int, *, declared: bool) -> tuple[Reply, int]:
+        """POST ``total`` bytes of JSON-typed body to ``path``, with their ``Content-Length``
+        (``declared``) or without one (chunked where the server supports it).
+
+        Returns:
+            The answer and how many bytes of the body the app read before answering.
+        """
         raise NotImplementedError
 
 
@@ -204,7 +234,59 @@ class StarletteDriver(Driver):
         )
         # A real uvicorn on loopback: Starlette's TestClient is on its way out.
         self._stack = contextlib.ExitStack()
-        self.url = self._stack.enter_context(serve_app(self.app))
+        self.url = self._stack.enter_context(serve_app(self._counting(self.app)))
+
+    def _counting(self, app: Any) -> Any:
+        """``app`` behind a count of the request body bytes it receives (:meth:`upload`)."""
+        self.received = 0
+
+        async def counted(scope: Any, receive: Any, send: Any) -> None:
+            async def counting_receive() -> Any:
+                message = await receive()
+                self.received += len(message.get("body", b""))
+                return message
+
+            await app(scope, counting_receive, send)
+
+        return counted
+
+    def upload(self, path: str, total: int, *, declared: bool) -> tuple[Reply, int]:
+        """Over a raw socket: the body is sent until the answer arrives (or all of it is)."""
+        self.received = 0
+        address = urlsplit(self.url)
+        framing = f"Content-Length: {total}" if declared else "Transfer-Encoding: chunked"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {JSON}\r\n"
+            f"{framing}\r\nConnection: close\r\n\r\n"
+        )
+        piece = b" " * 65_536
+        chunk = piece if declared else b"10000\r\n" + piece + b"\r\n"
+        with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+            sock.sendall(head.encode())
+            pending, sent = b"", 0
+            while True:
+                readable, writable, _ = select.select([sock], [sock], [], 30)
+                if readable or not writable:
+                    break  # the answer came (or nothing moves: read what there is)
+                if not pending:
+                    if sent >= total:  # all of it sent: end it, then wait for the answer
+                        sock.sendall(b"" if declared else b"0\r\n\r\n")
+                        break
+                    pending, sent = chunk, sent + len(piece)
+                try:
+                    pending = pending[sock.send(pending) :]
+                except OSError:  # the server closed its side once it had answered
+                    break
+            raw = b""
+            with contextlib.suppress(OSError):
+                while part := sock.recv(65_536):
+                    raw += part
+        head_part, _, body = raw.partition(b"\r\n\r\n")
+        lines = head_part.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = dict(line.split(": ", 1) for line in lines[1:])
+        length = int(headers.get("content-length", headers.get("Content-Length", "0")))
+        return reply(status, body[:length], headers), self.received
 
     @property
     def service(self) -> ChatAuthService:
@@ -298,6 +380,18 @@ class FlaskDriver(Driver):
 
         return FlaskBrowser()
 
+    def upload(self, path: str, total: int, *, declared: bool) -> tuple[Reply, int]:
+        """Through the test client's WSGI environ: an undeclared length is a chunked upload
+        (``wsgi.input_terminated``, as Werkzeug's and gunicorn's servers set it)."""
+        body = Upload(total)
+        environ: dict[str, Any] = {"wsgi.input": body, "CONTENT_TYPE": JSON}
+        if declared:
+            environ["CONTENT_LENGTH"] = str(total)
+        else:
+            environ["wsgi.input_terminated"] = True
+        answer = self.app.test_client().open(path, method="POST", environ_overrides=environ)
+        return reply(answer.status_code, answer.get_data(), answer.headers), body.taken
+
     def close(self) -> None:
         self.app.extensions["chatauth"].close()
 
@@ -345,6 +439,17 @@ class DjangoDriver(Driver):
                 return reply(answer.status_code, answer.content, dict(answer.items()))
 
         return DjangoBrowser()
+
+    def upload(self, path: str, total: int, *, declared: bool) -> tuple[Reply, int]:
+        """Through the test client's WSGI environ. Django's WSGI request reads no further
+        than ``CONTENT_LENGTH`` (nothing without one), so an undeclared upload is empty."""
+        from django.test import Client
+
+        body = Upload(total)
+        environ: dict[str, Any] = {"wsgi.input": body, "CONTENT_TYPE": JSON}
+        environ["CONTENT_LENGTH"] = str(total) if declared else ""
+        answer = Client().generic("POST", path, b"", **environ)
+        return reply(answer.status_code, answer.content, dict(answer.items())), body.taken
 
     def close(self) -> None:
         from chatauth.integrations.django.conf import reset
