@@ -17,6 +17,7 @@ from chatauth.errors import (
     ProviderError,
     ProviderUnavailableError,
     StoreUnavailableError,
+    UnsupportedOperationError,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ __all__ = [
     "StoreUnavailableError",
     "SweepReport",
     "UIDRules",
+    "UnsupportedOperationError",
     "__version__",
     "from_settings",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "RequestTooLargeError",
     "StoreUnavailableError",
     "UnsupportedMediaTypeError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -193,3 +194,23 @@ class UnsupportedMediaTypeError(RequestBodyError):
 
     def __init__(self) -> None:
         super().__init__("Send the body as Content-Type: application/json (UTF-8).")
+
+
+class UnsupportedOperationError(ChatAuthError):
+    """The provider has no documented call for a chat-user operation (update the profile,
+    deactivate, erase), so chatauth refuses it instead of pretending: code
+    ``ERROR_UNSUPPORTED_OPERATION``.
+
+    Raised before any side effect (no session is ended, nothing is queued).
+
+    Attributes:
+        provider: provider name, e.g. ``"jwt"``.
+        operation: ``"update"``, ``"deactivate"`` or ``"erase"``.
+    """
+
+    code = "ERROR_UNSUPPORTED_OPERATION"
+
+    def __init__(self, message: str, *, provider: str, operation: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.operation = operation

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from chatauth import chat_users
+from chatauth.chat_users import ChatUserChange
 from chatauth.clock import SYSTEM_CLOCK, Clock
 from chatauth.errors import (
     ChatAuthError,
@@ -648,18 +650,30 @@ class ChatAuth:
 
     def _settle(self, entry: PendingRevocation) -> bool | None:
         """True if the entry needs no more work, None if it must be attempted."""
+        if chat_users.is_queued_operation(entry.token):
+            return None  # a queued chat-user operation, whatever the revocation scope
         if entry.token.is_expired(now=self.clock.now()) or self.provider.revocation == "none":
             return True
         return None
 
+    def _pending_flow(self, token: ChatToken) -> Flow[Any]:
+        """What finishes a pending entry: its revocation, or a queued chat-user operation."""
+        if chat_users.is_queued_operation(token):
+            return chat_users.replay_flow(self, token)
+        return self.provider.revoke(token)
+
     def revoke_pending(self, limit: int = 100) -> RevocationReport:
         """Retry queued revocations (up to ``limit``). Expired tokens are dropped as done;
-        failures stay queued with their attempt count. Nothing is dropped silently."""
+        failures stay queued with their attempt count. Nothing is dropped silently.
+
+        Queued chat-user operations (:mod:`chatauth.chat_users`: an update, deactivation or
+        erasure the provider was down for) share the queue and are finished here too; they
+        count as ``revoked``/``failed`` like revocations."""
         revoked = failed = 0
         for entry in self.store.pending(limit):
             if self._settle(entry) is None:
                 try:
-                    self._run(self.provider.revoke(entry.token))
+                    self._run(self._pending_flow(entry.token))
                 except (ProviderUnavailableError, ProviderError) as exc:
                     self.store.retry_failed(entry, exc.code)
                     failed += 1
@@ -681,7 +695,7 @@ class ChatAuth:
         for entry in await self.store.apending(limit):
             if self._settle(entry) is None:
                 try:
-                    await self._arun(self.provider.revoke(entry.token))
+                    await self._arun(self._pending_flow(entry.token))
                 except (ProviderUnavailableError, ProviderError) as exc:
                     await self.store.aretry_failed(entry, exc.code)
                     failed += 1
@@ -807,3 +821,57 @@ class ChatAuth:
         """
         result: dict[str, str] = self._run(self.provider.check())
         return result
+
+    # -- the chat user follows the app user (chatauth.chat_users) ---------------------------
+    def update_chat_user(self, user: Any) -> ChatUserChange:
+        """Push ``user``'s mapped display name and avatar to the provider's chat profile.
+
+        Named ``update_chat_user`` rather than ``sync_user``: in this API ``a``-prefixed
+        names are the async twins, and ``sync``/``async`` would read as that distinction.
+
+        Returns:
+            a :class:`~chatauth.chat_users.ChatUserChange`; ``done`` is ``False`` when the
+            provider failed and the update was queued for ``revoke-pending``/``sweep``.
+
+        Raises:
+            UnsupportedOperationError: the provider keeps no profile chatauth can write.
+            NotAuthenticatedError, InvalidUIDError: as :meth:`identity_for`.
+            StoreUnavailableError: the store is down.
+        """
+        return chat_users.change(self, "update", user)
+
+    async def aupdate_chat_user(self, user: Any) -> ChatUserChange:
+        """Async twin of :meth:`update_chat_user`."""
+        return await chat_users.achange(self, "update", user)
+
+    def deactivate_chat_user(self, user: Any) -> ChatUserChange:
+        """End every chat session of ``user`` (as :meth:`end_all_sessions`), then deactivate
+        the chat user at the provider with its documented call (docs/providers.md).
+
+        Raises:
+            UnsupportedOperationError: the provider has no deactivate call (raised before any
+                session is ended).
+            NotAuthenticatedError, InvalidUIDError, StoreUnavailableError: as
+                :meth:`update_chat_user`.
+        """
+        return chat_users.change(self, "deactivate", user)
+
+    async def adeactivate_chat_user(self, user: Any) -> ChatUserChange:
+        """Async twin of :meth:`deactivate_chat_user`."""
+        return await chat_users.achange(self, "deactivate", user)
+
+    def erase_chat_user(self, user: Any) -> ChatUserChange:
+        """End every chat session of ``user``, then delete the chat user and its profile at
+        the provider for good (GDPR erasure), with its documented call.
+
+        Raises:
+            UnsupportedOperationError: the provider has no delete call (raised before any
+                session is ended).
+            NotAuthenticatedError, InvalidUIDError, StoreUnavailableError: as
+                :meth:`update_chat_user`.
+        """
+        return chat_users.change(self, "erase", user)
+
+    async def aerase_chat_user(self, user: Any) -> ChatUserChange:
+        """Async twin of :meth:`erase_chat_user`."""
+        return await chat_users.achange(self, "erase", user)

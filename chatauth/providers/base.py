@@ -13,7 +13,12 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
-from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
+from chatauth.errors import (
+    ChatAuthError,
+    ConfigurationError,
+    ProviderError,
+    UnsupportedOperationError,
+)
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.responses import ProviderEndpoint
@@ -23,6 +28,7 @@ __all__ = [
     "BaseProvider",
     "Provider",
     "Revocation",
+    "UserOperation",
     "error_from_response",
     "no_requests",
     "require_setting",
@@ -30,6 +36,8 @@ __all__ = [
 
 Revocation = Literal["token", "user", "none"]
 T = TypeVar("T")
+#: The chat-user operations of :mod:`chatauth.chat_users`: push the profile, deactivate, erase.
+UserOperation = Literal["update", "deactivate", "erase"]
 
 
 @runtime_checkable
@@ -69,6 +77,32 @@ class Provider(Protocol):
 
     def check(self) -> Flow[dict[str, str]]:
         """Reach the provider with the configured secret; returns facts for ``chatauth check``."""
+        ...
+
+    #: Which of ``"update"``, ``"deactivate"``, ``"erase"`` the provider has a documented
+    #: call for; the others raise :class:`~chatauth.errors.UnsupportedOperationError`.
+    user_operations: frozenset[UserOperation]
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Push ``identity.name`` and ``identity.avatar`` to the chat user's profile.
+
+        A chat user the provider does not know is left alone (it gets the profile when it
+        is created, at its first chat session).
+        """
+        ...
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Deactivate the chat user at the provider: it can no longer connect or log in.
+
+        A chat user the provider does not know counts as done.
+        """
+        ...
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Delete the chat user at the provider for good, with its profile (GDPR erasure).
+
+        A chat user the provider does not know counts as done.
+        """
         ...
 
 
@@ -127,6 +161,42 @@ class BaseProvider:
     def __repr__(self) -> str:
         # Never show settings: some of them are secrets.
         return f"<{type(self).__name__} {self.name!r}>"
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    #: The operations a subclass implements; the default flows refuse the others.
+    user_operations: frozenset[UserOperation] = frozenset()
+
+    def unsupported(self, operation: UserOperation, why: str) -> UnsupportedOperationError:
+        """The named refusal for ``operation``; ``why`` says what the provider lacks."""
+        return UnsupportedOperationError(
+            f"{self.name} cannot {operation} a chat user: {why}",
+            provider=self.name,
+            operation=operation,
+        )
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused by default (see :attr:`user_operations`).
+
+        Raises:
+            UnsupportedOperationError: ``ERROR_UNSUPPORTED_OPERATION``.
+        """
+        raise self.unsupported("update", "it keeps no chat profile chatauth can write.")
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused by default (see :attr:`user_operations`).
+
+        Raises:
+            UnsupportedOperationError: ``ERROR_UNSUPPORTED_OPERATION``.
+        """
+        raise self.unsupported("deactivate", "it documents no call to deactivate a user.")
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused by default (see :attr:`user_operations`).
+
+        Raises:
+            UnsupportedOperationError: ``ERROR_UNSUPPORTED_OPERATION``.
+        """
+        raise self.unsupported("erase", "it documents no call to delete a user.")
 
 
 def no_requests(value: T) -> Flow[T]:

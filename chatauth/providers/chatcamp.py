@@ -45,7 +45,7 @@ import httpx
 from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.tokens import ChatToken, utcnow
 
@@ -203,3 +203,49 @@ class ChatCampProvider(RESTProvider):
     def client_config(self) -> dict[str, str]:
         """``{"app_id"}``: what ``new ChatCamp({appId})`` needs."""
         return {"app_id": self.app_id}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "erase"})
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``users.update`` ``{id, display_name, avatar_url}`` with no token field, so the
+        user's access token stays as it is (the vendor plugin calls ``users.update`` when the
+        display name or avatar changed; see the module docstring for the sources). A user
+        ChatCamp does not know (404, as ``users.get``) is left alone.
+
+        Raises:
+            ProviderError: ChatCamp refused.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        body = {
+            "id": uid,
+            "display_name": identity.name or uid,
+            "avatar_url": identity.avatar or "",
+        }
+        response = yield self._call("users.update", body)
+        if response.status_code in (200, 404):
+            return None
+        raise self._refused(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused: no ChatCamp source documents a deactivate call.
+
+        Raises:
+            UnsupportedOperationError: always (``ERROR_UNSUPPORTED_OPERATION``).
+        """
+        raise self.unsupported(
+            "deactivate", "no ChatCamp source documents a deactivate call (erase deletes)."
+        )
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``users.delete`` ``{id}`` (named in third-party code; its shape is not confirmed by
+        the vendor, docs/providers.md). A user ChatCamp does not know counts as done.
+
+        Raises:
+            ProviderError: ChatCamp refused.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        response = yield self._call("users.delete", {"id": uid})
+        if response.status_code in (200, 404):
+            return None
+        raise self._refused(response)

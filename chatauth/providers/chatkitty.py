@@ -57,7 +57,7 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.redacted import Redacted
 from chatauth.responses import NO_STORE, Answer, ProviderEndpoint, error_answer
@@ -321,8 +321,79 @@ class ChatKittyProvider(RESTProvider):
         ``startSession({username: uid, authParams: {token}})``."""
         return {"api_key": self.api_key}
 
+    # -- the verify URL's logic, shared by the framework adapters -------------------------------
 
-# -- the verify URL's logic, shared by the framework adapters -------------------------------
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "erase"})
+
+    def _user_id(self, uid: str) -> Flow[int | None]:
+        """ChatKitty's numeric id of the user named ``uid`` (``GET /v1/users?name=``), or
+        ``None`` when there is no such user."""
+        response = yield from self._api(lambda b: self._users_request("GET", b, name=uid))
+        if response.status_code != 200:
+            raise self._refused(response)
+        # An empty page has no _embedded at all (Spring HATEOAS).
+        users = replies.optional(response, ("_embedded", "users"), list) or []
+        for user in users:
+            if (
+                isinstance(user, dict)
+                and user.get("name") == uid
+                and isinstance(user.get("id"), int)
+            ):
+                return int(user["id"])
+        return None
+
+    def _item_request(
+        self, method: str, bearer: str, user_id: int, body: Mapping[str, Any] | None = None
+    ) -> httpx.Request:
+        return self._request(
+            method, f"/v1/users/{user_id}", body, headers={"Authorization": f"Bearer {bearer}"}
+        )
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``PATCH /v1/users/{id}`` ``{"displayName"}`` (Platform API "Update a user"). The
+        avatar is not sent: ChatKitty takes a display picture as a file
+        (``POST /v1/users/{id}/display-picture``), not as a URL in the profile. A user
+        ChatKitty does not know is left alone.
+
+        Raises:
+            ProviderError: ChatKitty refused.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        user_id = yield from self._user_id(uid)
+        if user_id is None:
+            return None
+        body = {"displayName": identity.name or uid}
+        response = yield from self._api(lambda b: self._item_request("PATCH", b, user_id, body))
+        if response.status_code in (200, 404):
+            return None
+        raise self._refused(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused: the Platform API has no call to deactivate a user (only delete).
+
+        Raises:
+            UnsupportedOperationError: always (``ERROR_UNSUPPORTED_OPERATION``).
+        """
+        raise self.unsupported(
+            "deactivate", "its Platform API has no deactivate call (erase deletes the user)."
+        )
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /v1/users/{id}`` (Platform API "Delete a user"). A user ChatKitty does not
+        know counts as done.
+
+        Raises:
+            ProviderError: ChatKitty refused.
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        user_id = yield from self._user_id(uid)
+        if user_id is None:
+            return None
+        response = yield from self._api(lambda b: self._item_request("DELETE", b, user_id))
+        if response.status_code in (200, 404):
+            return None
+        raise self._refused(response)
 
 
 class _Denied(Exception):

@@ -56,7 +56,7 @@ from chatauth.errors import ConfigurationError, InvalidTokenError
 from chatauth.http import REDACT, Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.tokens import ChatToken, utcnow
 
@@ -251,6 +251,56 @@ class CometChatProvider(RESTProvider):
     def client_config(self) -> dict[str, str]:
         """``{"app_id", "region"}``: what ``CometChat.init`` (``AppSettingsBuilder``) needs."""
         return {"app_id": self.app_id, "region": self.region}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "deactivate", "erase"})
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``PUT /users/{uid}`` ``{name, avatar}`` (REST API v3 "Users -> Update",
+        https://www.cometchat.com/docs/rest-api/users/update); without an avatar,
+        ``"unset": ["avatar"]`` removes the old one. An unknown or deactivated user
+        (``ERR_UID_NOT_FOUND``) is left alone: it gets the profile when it is created.
+
+        Raises:
+            ProviderError: CometChat refused (its ``error.code``).
+        """
+        body = self._user_body(identity)
+        del body["uid"]
+        if "avatar" not in body:
+            body["unset"] = ["avatar"]
+        response = yield self._request("PUT", f"/users/{self._quote(identity.uid)}", body)
+        if response.status_code == 200 or self._error_code(response) == "ERR_UID_NOT_FOUND":
+            return None
+        raise self._refused(response)
+
+    def _delete_user(self, identity: ChatIdentity, *, permanent: bool) -> Flow[None]:
+        response = yield self._request(
+            "DELETE", f"/users/{self._quote(identity.uid)}", {"permanent": permanent}
+        )
+        if response.status_code == 200 or self._error_code(response) == "ERR_UID_NOT_FOUND":
+            return None
+        raise self._refused(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /users/{uid}`` ``{"permanent": false}``: "by default, deleting a user only
+        deactivates them" (REST API v3 "Users -> Delete",
+        https://www.cometchat.com/docs/rest-api/users/delete). A user already gone counts as
+        done.
+
+        Raises:
+            ProviderError: CometChat refused (its ``error.code``).
+        """
+        return self._delete_user(identity, permanent=False)
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /users/{uid}`` ``{"permanent": true}``: deletes the user "along with all
+        their messages, conversations, and associated data", irreversibly (REST API v3
+        "Users -> Delete"). A user already gone counts as done.
+
+        Raises:
+            ProviderError: CometChat refused (its ``error.code``).
+        """
+        return self._delete_user(identity, permanent=True)
 
 
 class CometChatCallsProvider(CometChatProvider):

@@ -39,11 +39,11 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from chatauth.errors import ConfigurationError
+from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.jwt import JWTSigner
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.tokens import ChatToken, utcnow
@@ -302,3 +302,128 @@ class MatrixProvider(RESTProvider):
 
     def client_config(self) -> dict[str, str]:
         return {"homeserver_url": self.homeserver_url, "server_name": self.server_name}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    @property
+    def user_operations(self) -> frozenset[UserOperation]:  # type: ignore[override]
+        """All three with an admin token (admin mode, or ``MATRIX_ADMIN_TOKEN`` set in jwt
+        mode too); only ``update`` without one (done as the user, through a JWT login)."""
+        if self._admin_token:
+            return frozenset({"update", "deactivate", "erase"})
+        return frozenset({"update"})
+
+    def _profile(self, identity: ChatIdentity) -> dict[str, str]:
+        # Synapse's profile fields; "" clears one (as deactivation with erase does).
+        return {"displayname": identity.name or identity.uid, "avatar_url": identity.avatar or ""}
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Set the display name and avatar URL.
+
+        With an admin token: ``GET /_synapse/admin/v2/users/{user_id}`` (404: the user does
+        not exist yet and is left alone; ``deactivated``: left alone), then ``PUT`` the same
+        path ``{displayname, avatar_url}`` (Synapse admin API "Create or modify account",
+        docs/admin_api/user_admin_api.md). Without one (jwt mode): ``GET
+        /_matrix/client/v3/profile/{userId}`` (any 404: no such user or no profile, left
+        alone), log in as the user with a
+        JWT, ``PUT /_matrix/client/v3/profile/{userId}/displayname`` and ``/avatar_url``
+        (client-server API "Profiles"), then log that login's device out again.
+
+        Raises:
+            ProviderError: Synapse refused (its ``errcode``).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        if self._admin_token:
+            return self._update_admin(identity, uid)
+        return self._update_as_user(identity, uid)
+
+    def _update_admin(self, identity: ChatIdentity, uid: str) -> Flow[None]:
+        path = f"/_synapse/admin/v2/users/{urllib.parse.quote(self.user_id(uid), safe='@:')}"
+        response = yield self._admin("GET", path)
+        if self._error_code(response) == "M_NOT_FOUND":
+            return None
+        if response.status_code != 200:
+            raise self._refused(response)
+        if replies.optional(response, ("deactivated",), bool):
+            return None
+        response = yield self._admin("PUT", path, self._profile(identity))
+        if response.status_code not in (200, 201):
+            raise self._refused(response)
+        return None
+
+    def _update_as_user(self, identity: ChatIdentity, uid: str) -> Flow[None]:
+        # A JWT login would create a user that does not exist yet: ask first.
+        quoted = urllib.parse.quote(self.user_id(uid), safe="@:")
+        response = yield self._request("GET", f"/_matrix/client/v3/profile/{quoted}")
+        if response.status_code == 404:
+            # Synapse 1.163: M_UNKNOWN "No row found" for an unknown user, M_NOT_FOUND for one
+            # without a profile; either way there is no profile to keep in step.
+            return None
+        try:
+            token = yield from self._issue_jwt(ChatIdentity(uid), timedelta(minutes=1))
+        except ProviderError as exc:
+            if exc.code == "M_USER_DEACTIVATED":
+                return None  # a deactivated user keeps no profile to update
+            raise
+        quoted = urllib.parse.quote(token.data["user_id"], safe="@:")
+        # The login made a device and a token nobody holds: it is logged out in every case,
+        # or handed to the service (error.unrevoked) to be queued for revoke-pending.
+        try:
+            for field, value in self._profile(identity).items():
+                response = yield self._request(
+                    "PUT",
+                    f"/_matrix/client/v3/profile/{quoted}/{field}",
+                    {field: value},
+                    headers={"Authorization": f"Bearer {token.value}"},
+                )
+                self._expect(response)
+        except Exception as exc:
+            yield from self.undo_issue(token, exc)
+            raise
+        try:
+            yield from self.revoke(token)
+        except ChatAuthError as exc:
+            exc.unrevoked.append(token)
+            raise
+        return None
+
+    def _deactivate(self, identity: ChatIdentity, *, erase: bool) -> Flow[None]:
+        operation: UserOperation = "erase" if erase else "deactivate"
+        if not self._admin_token:
+            raise self.unsupported(
+                operation, "Synapse deactivates through its admin API: set MATRIX_ADMIN_TOKEN."
+            )
+        return self._deactivate_flow(identity, erase=erase)
+
+    def _deactivate_flow(self, identity: ChatIdentity, *, erase: bool) -> Flow[None]:
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        quoted = urllib.parse.quote(self.user_id(uid), safe="@:")
+        response = yield self._admin(
+            "POST", f"/_synapse/admin/v1/deactivate/{quoted}", {"erase": erase}
+        )
+        if response.status_code == 200 or self._error_code(response) == "M_NOT_FOUND":
+            return None
+        raise self._refused(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``POST /_synapse/admin/v1/deactivate/{user_id}`` ``{"erase": false}`` (Synapse
+        admin API "Deactivate Account"): the user can no longer log in, and every access token
+        of theirs is deleted (each then gets 401 ``M_UNKNOWN_TOKEN``). An unknown user counts
+        as done.
+
+        Raises:
+            UnsupportedOperationError: no admin token (jwt mode without
+                ``MATRIX_ADMIN_TOKEN``), raised before any request.
+            ProviderError: Synapse refused (its ``errcode``).
+        """
+        return self._deactivate(identity, erase=False)
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """As :meth:`deactivate_user` with ``{"erase": true}``: Synapse also removes the
+        display name and avatar and marks the user erased (its messages are hidden from users
+        who join later), the GDPR erasure of Synapse's admin API "Deactivate Account".
+
+        Raises:
+            UnsupportedOperationError: no admin token, raised before any request.
+            ProviderError: Synapse refused (its ``errcode``).
+        """
+        return self._deactivate(identity, erase=True)

@@ -31,11 +31,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
+import httpx
+
 from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.tokens import ChatToken, utcnow
 
@@ -189,3 +191,48 @@ class SendbirdProvider(RESTProvider):
     def client_config(self) -> dict[str, str]:
         """``{"app_id"}``: what ``SendbirdChat.init({appId})`` needs."""
         return {"app_id": self.application_id}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "deactivate", "erase"})
+
+    def _done(self, response: httpx.Response) -> None:
+        if response.status_code == 200 or self._error_code(response) == str(USER_NOT_FOUND):
+            return None
+        raise self._refused(response)
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``PUT /v3/users/{user_id}`` ``{nickname, profile_url}`` (Platform API "Update a
+        user", https://sendbird.com/docs/chat/v3/platform-api/user/managing-users/update-a-user);
+        ``profile_url`` ``""`` clears the avatar. A user Sendbird does not know (400201) is left
+        alone.
+
+        Raises:
+            ProviderError: Sendbird refused (its numeric code).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        avatar = identity.avatar if identity.avatar and len(identity.avatar) <= 2048 else ""
+        body = {"nickname": (identity.name or uid)[:MAX_NICKNAME], "profile_url": avatar}
+        response = yield self._request("PUT", f"/users/{self._quote(uid)}", body)
+        return self._done(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``PUT /v3/users/{user_id}`` ``{"is_active": false, "leave_all_when_deactivated":
+        true}`` (Platform API "Update a user": "you can also deactivate or reactivate a user";
+        a deactivated user cannot connect). A user Sendbird does not know counts as done.
+
+        Raises:
+            ProviderError: Sendbird refused (its numeric code).
+        """
+        body = {"is_active": False, "leave_all_when_deactivated": True}
+        response = yield self._request("PUT", f"/users/{self._quote(identity.uid)}", body)
+        return self._done(response)
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /v3/users/{user_id}`` (Platform API "Delete a user"). A user Sendbird does
+        not know counts as done.
+
+        Raises:
+            ProviderError: Sendbird refused (its numeric code).
+        """
+        response = yield self._request("DELETE", f"/users/{self._quote(identity.uid)}")
+        return self._done(response)

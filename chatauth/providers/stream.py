@@ -47,7 +47,7 @@ import jwt as pyjwt
 from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import Revocation, require_setting
+from chatauth.providers.base import Revocation, UserOperation, require_setting
 from chatauth.providers.hmacjwt import HMACSigner
 from chatauth.providers.rest import RESTProvider, checked_url
 from chatauth.settings import check_hmac_secret
@@ -228,3 +228,58 @@ class StreamProvider(RESTProvider):
     def client_config(self) -> dict[str, str]:
         """``{"api_key"}``: what ``StreamChat.getInstance(apiKey)`` needs."""
         return {"api_key": self.api_key}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "deactivate", "erase"})
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Partial update, ``PATCH /users`` ``{"users": [{"id", "set": {name, image}}]}``
+        (stream-chat-python ``update_users_partial``; "Managing Users", partial updates);
+        without an avatar, ``"unset": ["image"]``. A user Stream does not know (code 16) is
+        left alone.
+
+        Raises:
+            ProviderError: Stream refused (its numeric ``code``).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        change: dict[str, Any] = {"id": uid, "set": {"name": identity.name or uid}}
+        if identity.avatar:
+            change["set"]["image"] = identity.avatar
+        else:
+            change["unset"] = ["image"]
+        response = yield self._request("PATCH", "/users", {"users": [change]})
+        if response.status_code == 200 or self._error_code(response) == str(NOT_FOUND):
+            return None
+        raise self._refused(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``POST /users/{id}/deactivate`` (stream-chat-python ``deactivate_user``):
+        "deactivated users cannot connect to Stream Chat or send/receive messages"; they can be
+        reactivated. A user Stream does not know counts as done.
+
+        Raises:
+            ProviderError: Stream refused (its numeric ``code``).
+        """
+        quoted = self._quote(identity.uid)
+        response = yield self._request("POST", f"/users/{quoted}/deactivate", {})
+        if response.status_code == 200 or self._error_code(response) == str(NOT_FOUND):
+            return None
+        raise self._refused(response)
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /users/{id}?hard_delete=true&mark_messages_deleted=true``
+        (stream-chat-python ``delete_user(user_id, **options)``; stream-cli
+        ``delete-user --hard-delete``: "hard deletes everything related to this user"). A
+        user Stream does not know counts as done.
+
+        Raises:
+            ProviderError: Stream refused (its numeric ``code``).
+        """
+        response = yield self._request(
+            "DELETE",
+            f"/users/{self._quote(identity.uid)}",
+            params={"hard_delete": "true", "mark_messages_deleted": "true"},
+        )
+        if response.status_code == 200 or self._error_code(response) == str(NOT_FOUND):
+            return None
+        raise self._refused(response)

@@ -26,23 +26,34 @@ hex).
 
 Settings: ``TWILIO_ACCOUNT_SID`` (``AC...``), ``TWILIO_API_KEY_SID`` (``SK...``),
 ``TWILIO_API_KEY_SECRET`` (secret), ``TWILIO_SERVICE_SID`` (``IS...``, the Conversations
-service), ``TWILIO_REGION`` (optional, e.g. ``ie1``: the ``twr`` header).
+service), ``TWILIO_REGION`` (optional, e.g. ``ie1``: the ``twr`` header), ``TWILIO_BASE_URL``
+(the Conversations REST root for the chat-user operations; default
+``https://conversations.twilio.com/v1``).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import urllib.parse
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
+import httpx
 import jwt as pyjwt
 
 from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import BaseProvider, Revocation, no_requests, require_setting
+from chatauth.providers.base import (
+    BaseProvider,
+    Revocation,
+    UserOperation,
+    error_from_response,
+    no_requests,
+    require_setting,
+)
 from chatauth.settings import check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
@@ -50,6 +61,20 @@ __all__ = ["MAX_TTL", "TwilioProvider"]
 
 #: Twilio's ceiling on an Access Token's lifetime, in seconds (error 20157 beyond).
 MAX_TTL = 86_400
+#: The Conversations REST API root (the User resource lives under it).
+DEFAULT_BASE_URL = "https://conversations.twilio.com/v1"
+#: Twilio's error code for "the requested resource was not found".
+USER_NOT_FOUND = 20404
+
+
+def _twilio_code(response: httpx.Response) -> int | None:
+    """Twilio's ``{"code": int, ...}`` error code, or ``None`` for another body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _not_a_user_sid(uid: str) -> str | None:
@@ -96,6 +121,7 @@ class TwilioProvider(BaseProvider):
             "twilio_api_key_secret",
             "twilio_service_sid",
             "twilio_region",
+            "twilio_base_url",
         }
     )
 
@@ -107,6 +133,7 @@ class TwilioProvider(BaseProvider):
         service_sid: str,
         *,
         region: str | None = None,
+        base_url: str | None = None,
     ) -> None:
         for value, setting in (
             (api_key_sid, "TWILIO_API_KEY_SID"),
@@ -122,6 +149,7 @@ class TwilioProvider(BaseProvider):
         self.api_key_sid = _sid(api_key_sid, "SK", "TWILIO_API_KEY_SID")
         self.service_sid = _sid(service_sid, "IS", "TWILIO_SERVICE_SID")
         self.region = region or None
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self._secret = api_key_secret
 
     def __repr__(self) -> str:
@@ -140,6 +168,7 @@ class TwilioProvider(BaseProvider):
             str(require_setting(settings, "twilio_api_key_secret", secret=True)),
             str(require_setting(settings, "twilio_service_sid")),
             region=settings.get("twilio_region") or None,
+            base_url=settings.get("twilio_base_url") or None,
         )
 
     @staticmethod
@@ -194,3 +223,61 @@ class TwilioProvider(BaseProvider):
         """``{"region"}`` when a region is set, else ``{}``: ``new Client(token)`` needs only
         the token."""
         return {"region": self.region} if self.region else {}
+
+    # -- chat-user operations (chatauth.chat_users) ---------------------------------------
+    user_operations: frozenset[UserOperation] = frozenset({"update", "erase"})
+
+    def _user_request(
+        self, method: str, identity: str, form: Mapping[str, str] | None = None
+    ) -> httpx.Request:
+        request = httpx.Request(
+            method,
+            f"{self.base_url}/Users/{urllib.parse.quote(identity, safe='')}",
+            data=dict(form) if form is not None else None,
+            headers={"Accept": "application/json"},
+        )
+        # httpx's Basic scheme writes the header: no local of this frame holds the secret.
+        return next(httpx.BasicAuth(self.api_key_sid, self._secret).auth_flow(request))
+
+    def _done(self, response: httpx.Response) -> None:
+        if response.status_code in (200, 204) or _twilio_code(response) == USER_NOT_FOUND:
+            return None
+        code = _twilio_code(response)
+        raise error_from_response(self.name, response, str(code) if code else None)
+
+    def update_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``POST /v1/Users/{Identity}`` form ``FriendlyName`` (Conversations "User resource":
+        update a User; the path takes the SID or the identity,
+        https://www.twilio.com/docs/conversations/api/user-resource). Twilio keeps no avatar
+        field (``Attributes`` is the app's own JSON and is left alone). A user Twilio does not
+        know (20404: it never connected) is left alone.
+
+        Raises:
+            ProviderError: Twilio refused (its numeric ``code``).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        response = yield self._user_request("POST", uid, {"FriendlyName": identity.name or uid})
+        return self._done(response)
+
+    def deactivate_user(self, identity: ChatIdentity) -> Flow[None]:
+        """Refused: the Conversations User resource has no active/inactive state.
+
+        Raises:
+            UnsupportedOperationError: always (``ERROR_UNSUPPORTED_OPERATION``).
+        """
+        raise self.unsupported(
+            "deactivate",
+            "a Conversations User has no active state (erase deletes it; tokens die at exp).",
+        )
+
+    def erase_user(self, identity: ChatIdentity) -> Flow[None]:
+        """``DELETE /v1/Users/{Identity}`` -> 204 (Conversations "User resource": delete a
+        User). A user Twilio does not know (20404) counts as done. Access tokens already
+        minted stay valid until ``exp`` (Twilio cannot revoke one).
+
+        Raises:
+            ProviderError: Twilio refused (its numeric ``code``).
+        """
+        uid = self.uid_rules.validate(identity.uid, self.name)
+        response = yield self._user_request("DELETE", uid)
+        return self._done(response)

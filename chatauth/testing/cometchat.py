@@ -14,7 +14,9 @@ REST (header ``apikey``; success ``200 {"data": ...}``)::
     POST   /v3/users                              {uid, name, avatar?, link?, role?, metadata?,
                                                    tags?, withAuthToken?} -> user (+authToken)
     GET    /v3/users/{uid}                        -> user
-    DELETE /v3/users/{uid}                        -> {success, message}; tokens die with it
+    PUT    /v3/users/{uid}                        {name?, avatar?, unset?: [field]} -> user
+    DELETE /v3/users/{uid}                        {permanent?} -> {success, message}; tokens
+                                                  die with it; without permanent: deactivated
     POST   /v3/users/{uid}/auth_tokens            {force?} -> {uid, authToken, createdAt}
     GET    /v3/users/{uid}/auth_tokens            -> [token...], meta.pagination
     GET    /v3/users/{uid}/auth_tokens/{token}    -> token
@@ -46,6 +48,9 @@ Decisions where the docs are silent (PROVIDERS.md "Emulator" lines):
 - Client login: missing ``appid`` -> 401 ``AUTH_ERR_EMPTY_APPID``, wrong -> 401
   ``AUTH_ERR_INVALID_APPID``, missing token -> 401 ``AUTH_ERR_EMPTY_AUTH_TOKEN``, unknown or
   deleted token -> 401 ``AUTH_ERR_AUTH_TOKEN_NOT_FOUND``.
+- A deactivated user (deleted without ``permanent: true``) answers 404 ``ERR_UID_NOT_FOUND``
+  everywhere and its UID cannot be created again (``ERR_UID_ALREADY_EXISTS``); a permanent
+  delete of it removes it for good. ``PUT`` on a deactivated user is ``ERR_UID_NOT_FOUND``.
 - Injected 429 -> ``ERR_TOO_MANY_REQUESTS`` with ``X-Rate-Limit-Reset``; 5xx ->
   ``ERR_INTERNAL_SERVER_ERROR`` / ``ERR_SERVICE_UNAVAILABLE`` (real gateways may send HTML).
 
@@ -108,6 +113,8 @@ class CometChatEmulator(Emulator):
         self._auth_key = auth_key
         self.max_tokens_per_user = max_tokens_per_user
         self._users: dict[str, dict[str, Any]] = {}
+        #: Users deleted without ``permanent`` (deactivated): gone from lookups, UID kept.
+        self.deactivated: dict[str, dict[str, Any]] = {}
         # uid -> {token: record}, insertion order = creation order (oldest first)
         self._tokens: dict[str, dict[str, dict[str, Any]]] = {}
         self.logins: list[str] = []
@@ -319,7 +326,7 @@ class CometChatEmulator(Emulator):
             )
         with_token = body.get("withAuthToken") is True
         with self._lock:
-            if uid.lower() in self._users:
+            if uid.lower() in self._users or uid.lower() in self.deactivated:
                 return self.error(
                     400,
                     "ERR_UID_ALREADY_EXISTS",
@@ -344,10 +351,14 @@ class CometChatEmulator(Emulator):
         denied, uid = self._authorized_uid(request, auth_key_ok=False)
         if denied:
             return denied
+        body = await read_json(request)
+        permanent = isinstance(body, dict) and body.get("permanent") is True
         with self._lock:
-            if uid not in self._users:
+            if uid not in self._users and not (permanent and uid in self.deactivated):
                 return self._user_not_found(uid)
-            del self._users[uid]
+            user = self._users.pop(uid, None) or self.deactivated.pop(uid)
+            if not permanent:
+                self.deactivated[uid] = user
             self._tokens.pop(uid, None)
         return self._success(f"User with UID {uid} deleted successfully.")
 
@@ -481,6 +492,7 @@ class CometChatEmulator(Emulator):
             Route("/v3/users", self._create_user, methods=["POST"]),
             Route("/v3/users/{uid}", self._get_user, methods=["GET"]),
             Route("/v3/users/{uid}", self._delete_user, methods=["DELETE"]),
+            Route("/v3/users/{uid}", self._update_user, methods=["PUT"]),
             Route("/v3/users/{uid}/auth_tokens", self._create_token, methods=["POST"]),
             Route("/v3/users/{uid}/auth_tokens", self._list_tokens, methods=["GET"]),
             Route("/v3/users/{uid}/auth_tokens", self._flush_tokens, methods=["DELETE"]),
@@ -492,3 +504,30 @@ class CometChatEmulator(Emulator):
             Route("/v3.0/me", self._me_login, methods=["PUT"]),
             Route("/v3.0/me", self._me_logout, methods=["DELETE"]),
         ]
+
+    async def _update_user(self, request: Request) -> Response:
+        denied, uid = self._authorized_uid(request, auth_key_ok=False)
+        if denied:
+            return denied
+        body = await read_json(request)
+        if body is INVALID_JSON or not isinstance(body, dict):
+            return self._bad_request({"body": ["The request body must be a JSON object."]})
+        name, avatar, unset = body.get("name"), body.get("avatar"), body.get("unset") or []
+        if name is not None and (not isinstance(name, str) or not name or len(name) > 100):
+            return self._bad_request({"name": ["The name must be 1-100 characters."]})
+        if avatar is not None and (not isinstance(avatar, str) or len(avatar) > 3000):
+            return self._bad_request({"avatar": ["The avatar may not be greater than 3000."]})
+        if not isinstance(unset, list) or not all(f in ("avatar", "link") for f in unset):
+            return self._bad_request({"unset": ["Only avatar and link can be unset."]})
+        with self._lock:
+            user = self._users.get(uid)
+            if user is None:
+                return self._user_not_found(uid)
+            for field in unset:
+                user.pop(field, None)
+            if name is not None:
+                user["name"] = name
+            if avatar is not None:
+                user["avatar"] = avatar
+            user["updatedAt"] = int(self.now())
+            return json_response({"data": dict(user)})

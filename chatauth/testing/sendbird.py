@@ -12,6 +12,8 @@ URL-encoded by the caller and decoded here segment by segment (so ``a%2Fb`` is t
     POST   /v3/users                     {user_id, nickname, profile_url, issue_access_token?,
                                           metadata?} -> 200 user
     GET    /v3/users/{user_id}           -> user
+    PUT    /v3/users/{user_id}           {nickname?, profile_url?, is_active?,
+                                          leave_all_when_deactivated?} -> user
     DELETE /v3/users/{user_id}           -> {}
     POST   /v3/users/{user_id}/token     {expires_at?: Unix ms} -> {token, expires_at}
     DELETE /v3/users/{user_id}/token     -> {} (revokes *all* of the user's session tokens)
@@ -32,6 +34,8 @@ Decisions where the docs are silent:
 - ``DELETE .../token`` answers ``{}``; the access token from ``issue_access_token`` is not a
   session token and survives it (use ``is_access_token_alive`` for it).
 - Injected 429 carries ``X-RateLimit-RetryAfter``; 5xx -> code 500901.
+- A deactivated user (``is_active: false``) cannot connect with any session token, and
+  ``leave_all_when_deactivated`` is recorded in ``left_all_channels``.
 """
 
 from __future__ import annotations
@@ -101,7 +105,8 @@ class SendbirdEmulator(Emulator):
         """Whether the client SDK could ``connect(user_id, token)`` with this session token."""
         with self._lock:
             expires_at = self._sessions.get(user_id, {}).get(token)
-        return expires_at is not None and expires_at > self._now_ms()
+            active = self._users.get(user_id, {}).get("is_active", False)
+        return active and expires_at is not None and expires_at > self._now_ms()
 
     def is_access_token_alive(self, user_id: str, token: str) -> bool:
         """Whether ``token`` is the user's (non-expiring) access token."""
@@ -150,6 +155,8 @@ class SendbirdEmulator(Emulator):
                 return self._view_user(segments[0])
             if method == "DELETE":
                 return self._delete_user(segments[0])
+            if method == "PUT":
+                return await self._update_user(request, segments[0])
         elif len(segments) == 2 and segments[0] and segments[1] == "token":
             if method == "POST":
                 return await self._issue_token(request, segments[0])
@@ -258,3 +265,29 @@ class SendbirdEmulator(Emulator):
             Route("/v3/users", self._dispatch, methods=methods),
             Route("/v3/users/{rest:path}", self._dispatch, methods=methods),
         ]
+
+    async def _update_user(self, request: Request, user_id: str) -> Response:
+        body = await read_json(request)
+        if body is INVALID_JSON or not isinstance(body, dict):
+            return self.error(400103, "The request body must be a JSON object.")
+        for field, limit in (("nickname", 80), ("profile_url", 2048)):
+            value = body.get(field)
+            if value is not None and not isinstance(value, str):
+                return self.error(400100, f'"{field}" must be a string.')
+            if isinstance(value, str) and len(value) > limit:
+                return self.error(400110, f'"{field}" is too long (max {limit}).')
+        active = body.get("is_active")
+        if active is not None and not isinstance(active, bool):
+            return self.error(400111, '"is_active" must be a boolean.')
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                return self._not_found(user_id)
+            for field in ("nickname", "profile_url"):
+                if isinstance(body.get(field), str):
+                    user[field] = body[field]
+            if active is not None:
+                user["is_active"] = active
+                if not active:
+                    user["left_all_channels"] = body.get("leave_all_when_deactivated", True)
+            return json_response(dict(user))

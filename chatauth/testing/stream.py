@@ -16,6 +16,10 @@ JWT>`` (HS256 over ``{"server": true}`` with the API secret; no "Bearer")::
     PATCH /users   {"users": [{"id", "set"?: {...}, "unset"?: [...]}]} -> 200 {"users", "duration"}
                    set.revoke_tokens_issued_before: RFC 3339 (or null to lift the cut-off)
     PATCH /app     {"revoke_tokens_issued_before": RFC 3339 | null} -> 200 {"duration"}
+    POST  /users/{id}/deactivate  {mark_messages_deleted?} -> 200 {"user", "duration"}
+    DELETE /users/{id}?hard_delete=&mark_messages_deleted= -> 200 {"user", "duration"}
+
+(``deactivate_user`` and ``delete_user`` of the same SDK.)
 
 Errors: ``{"code", "message", "StatusCode", "duration", "more_info"}`` - 4 input (400), 2 bad
 API key (401), 5 authentication (401), 17 not allowed (403), 16 not found (404), 40 expired or
@@ -40,6 +44,9 @@ Decisions where the docs are silent:
   (at most 100), results in creation order; ``sort`` is accepted and ignored.
 - A valid JWT without ``"server": true`` on a server endpoint -> 403 code 17.
 - 429 faults add ``X-RateLimit-Limit/Remaining/Reset``.
+- A deactivated user cannot connect (code 17); deactivating or deleting an unknown user -> 404
+  code 16. A deleted user is gone from ``users`` and every token issued before the deletion is
+  refused (code 40), as after a revocation; ``deleted[id]`` records ``"hard"`` or ``"soft"``.
 """
 
 from __future__ import annotations
@@ -134,6 +141,10 @@ class StreamEmulator(Emulator):
         self._users: dict[str, dict[str, Any]] = {}
         self._revoked_before: dict[str, float] = {}
         self.app_revoked_before: float | None = None
+        #: Deactivated user ids (``POST /users/{id}/deactivate``): they cannot connect.
+        self.deactivated: set[str] = set()
+        #: Deleted user ids -> how (``"soft"`` or ``"hard"``), from ``DELETE /users/{id}``.
+        self.deleted: dict[str, str] = {}
         super().__init__(clock=clock)
 
     # -- inspection and the client check --------------------------------------------------
@@ -183,6 +194,8 @@ class StreamEmulator(Emulator):
         if iat is not None and iat > now + 5:  # small leeway for clock skew
             return False, 42
         with self._lock:
+            if user_id in self.deactivated:
+                return False, 17
             cutoffs = [
                 c
                 for c in (self._revoked_before.get(user_id), self.app_revoked_before)
@@ -437,4 +450,36 @@ class StreamEmulator(Emulator):
             Route("/users", self._upsert, methods=["POST"]),
             Route("/users", self._partial_update, methods=["PATCH"]),
             Route("/app", self._update_app, methods=["PATCH"]),
+            Route("/users/{id}/deactivate", self._deactivate, methods=["POST"]),
+            Route("/users/{id}", self._delete, methods=["DELETE"]),
         ]
+
+    async def _deactivate(self, request: Request) -> Response:
+        denied = self._authenticate(request)
+        if denied:
+            return denied
+        uid = request.path_params["id"]
+        with self._lock:
+            if uid not in self._users:
+                return self.error(404, 16, f"user {uid!r} not found")
+            self.deactivated.add(uid)
+            user = self._resource(uid)
+        user["deactivated_at"] = _rfc3339(self.now())
+        return json_response({"user": user, "duration": "0.98ms"})
+
+    async def _delete(self, request: Request) -> Response:
+        denied = self._authenticate(request)
+        if denied:
+            return denied
+        uid = request.path_params["id"]
+        hard = request.query_params.get("hard_delete") == "true"
+        with self._lock:
+            if uid not in self._users:
+                return self.error(404, 16, f"user {uid!r} not found")
+            user = self._resource(uid)
+            del self._users[uid]
+            self.deactivated.discard(uid)
+            self._revoked_before[uid] = self.now()
+            self.deleted[uid] = "hard" if hard else "soft"
+        user["deleted_at"] = _rfc3339(self.now())
+        return json_response({"user": user, "duration": "0.98ms"})

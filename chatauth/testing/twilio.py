@@ -12,6 +12,7 @@ auth token)::
     POST   /v1/Users            form Identity, FriendlyName?, Attributes?, RoleSid?
                                 -> 201 user; duplicate Identity -> 409 code 50201
     GET    /v1/Users/{Sid}      Sid is "US..." or the identity -> user | 404 code 20404
+    POST   /v1/Users/{Sid}      form FriendlyName?, Attributes?, RoleSid? -> 200 user
     DELETE /v1/Users/{Sid}      -> 204
 
 User: ``{sid, account_sid, chat_service_sid, role_sid, identity, friendly_name, attributes,
@@ -284,6 +285,10 @@ class TwilioEmulator(Emulator):
         if denied:
             return denied
         sid = request.path_params["sid"]
+        form: dict[str, list[str]] = {}
+        if request.method == "POST":
+            body = (await request.body()).decode("utf-8", "replace")
+            form = parse_qs(body, keep_blank_values=True)
         with self._lock:
             user = self._find(sid)
             if user is None:
@@ -291,10 +296,27 @@ class TwilioEmulator(Emulator):
             if request.method == "DELETE":
                 del self._users[user["identity"]]
                 return Response(status_code=204)
+            if request.method == "POST":
+                return self._update(user, form)
             return json_response(self._resource(user))
 
     def _routes(self) -> list[BaseRoute]:
         return [
             Route("/v1/Users", self._create, methods=["POST"]),
-            Route("/v1/Users/{sid}", self._item, methods=["GET", "DELETE"]),
+            Route("/v1/Users/{sid}", self._item, methods=["GET", "POST", "DELETE"]),
         ]
+
+    def _update(self, user: dict[str, Any], form: dict[str, list[str]]) -> Response:
+        """Update a User (called with the lock held): the fields given, ``date_updated``."""
+        if "Attributes" in form:
+            try:
+                json.loads(form["Attributes"][0] or "{}")
+            except ValueError:
+                return self.error(400, 20001, "Attributes must be valid JSON")
+            user["attributes"] = form["Attributes"][0] or "{}"
+        if "FriendlyName" in form:
+            user["friendly_name"] = form["FriendlyName"][0]
+        if "RoleSid" in form:
+            user["role_sid"] = form["RoleSid"][0]
+        user["date_updated"] = _iso8601(self.now())
+        return json_response(self._resource(user))
