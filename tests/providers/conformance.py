@@ -40,6 +40,11 @@ class Harness:
             verify URL answers from that service's store).
         one_token_per_user: the provider keeps one live token per user (ChatCamp), so a
             second app session's token replaces the first one's at the provider.
+        connect: what the front-end SDK's first connection does at the server, for a
+            provider that creates the chat user only then (Twilio): ``(uid, name)``.
+        chat_user: the chat user as the server keeps it, asked of the server itself:
+            ``{"name", "active"}`` plus ``"avatar"`` where the provider keeps one, or ``None``
+            when the server keeps no profile of that UID (never created, deleted, erased).
     """
 
     name: str
@@ -51,6 +56,8 @@ class Harness:
     valid_uid: str = "user-conformance-1"
     one_token_per_user: bool = False
     attach: Callable[[Any], None] | None = None
+    chat_user: Callable[[str], dict[str, Any] | None] = lambda uid: None
+    connect: Callable[[str, str], None] = lambda uid, name: None
 
 
 class AnswerDeadlines(httpx.BaseTransport):

@@ -8,6 +8,7 @@ unless a fault queued on ``proxy.faults`` answers it first (the emulators' own
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -95,4 +96,24 @@ def matrix_harness(synapse: SynapseServer, mode: Literal["admin", "jwt"]) -> Ite
             issue_calls=lambda: sum(
                 1 for c in proxy.calls if c.method == "POST" and c.path.startswith(login_path)
             ),
+            chat_user=lambda uid: matrix_chat_user(synapse, uid),
         )
+
+
+def matrix_chat_user(synapse: SynapseServer, uid: str) -> dict[str, Any] | None:
+    """The user as Synapse's admin API shows it; ``None`` for no user, or an erased one (the
+    erasure removed its profile: no display name, no avatar)."""
+    user_id = f"@{uid}:{synapse.server_name}"
+    response = httpx.get(
+        synapse.url(f"/_synapse/admin/v2/users/{urllib.parse.quote(user_id, safe='@:')}"),
+        headers={"Authorization": f"Bearer {synapse.admin_token}"},
+        timeout=REQUEST_DEADLINE,
+    )
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    body = response.json()
+    name, avatar = body.get("displayname"), body.get("avatar_url")
+    if body.get("deactivated") and not name and not avatar:
+        return None
+    return {"name": name, "avatar": avatar, "active": not body.get("deactivated")}

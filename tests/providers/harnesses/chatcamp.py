@@ -3,6 +3,8 @@ accessToken)`` would succeed."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chatauth.providers.chatcamp import ChatCampProvider
@@ -18,6 +20,13 @@ def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
     def is_alive(token: ChatToken) -> bool:
         return chatcamp_emulator.connect(token.uid, token.value)
 
+    def chat_user(uid: str) -> dict[str, Any] | None:
+        user = chatcamp_emulator.users.get(uid)
+        if user is None:
+            return None
+        avatar = user.get("avatar_url") or None
+        return {"name": user["display_name"], "avatar": avatar, "active": True}
+
     return Harness(
         name="chatcamp",
         provider=ChatCampProvider(
@@ -32,4 +41,5 @@ def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
         issue_calls=lambda: chatcamp_emulator.calls.count_of(
             "POST", "/api/2.0/users.", prefix=True
         ),
+        chat_user=chat_user,
     )

@@ -80,6 +80,10 @@ def harness_chatkitty(chatkitty_emulator: ChatKittyEmulator) -> Iterator[Harness
         def is_alive(token: ChatToken) -> bool:
             return chatkitty_emulator.start_session(token.uid, {"token": token.value}, verify_url)
 
+        def chat_user(uid: str) -> dict[str, Any] | None:
+            user = chatkitty_emulator.users.get(uid)
+            return None if user is None else {"name": user["displayName"], "active": True}
+
         yield Harness(
             name="chatkitty",
             provider=provider,
@@ -88,4 +92,5 @@ def harness_chatkitty(chatkitty_emulator: ChatKittyEmulator) -> Iterator[Harness
             faults=chatkitty_emulator.faults,
             issue_calls=lambda: chatkitty_emulator.calls.count_of(path="/v1/users"),
             attach=services.append,
+            chat_user=chat_user,
         )

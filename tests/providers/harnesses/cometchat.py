@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -47,7 +49,18 @@ def cometchat_harness(
         is_alive=is_alive,
         faults=emulator.faults,
         issue_calls=issue_calls,
+        chat_user=lambda uid: chat_user(emulator, uid),
     )
+
+
+def chat_user(emulator: CometChatEmulator, uid: str) -> dict[str, Any] | None:
+    """The user as the emulator keeps it; a deactivated one is kept, inactive."""
+    user = emulator.users.get(uid)
+    active = user is not None
+    user = user or emulator.deactivated.get(uid)
+    if user is None:
+        return None
+    return {"name": user.get("name"), "avatar": user.get("avatar"), "active": active}
 
 
 @pytest.fixture(name="harness_cometchat")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chatauth.providers.sendbird import SendbirdProvider
@@ -24,6 +26,13 @@ def harness_sendbird(sendbird_emulator: SendbirdEmulator) -> Harness:
             if call.method == "POST" and call.path.endswith("/token")
         )
 
+    def chat_user(uid: str) -> dict[str, Any] | None:
+        user = sendbird_emulator.users.get(uid)
+        if user is None:
+            return None
+        avatar = user["profile_url"] or None
+        return {"name": user["nickname"], "avatar": avatar, "active": user["is_active"]}
+
     return Harness(
         name="sendbird",
         provider=SendbirdProvider(
@@ -35,4 +44,5 @@ def harness_sendbird(sendbird_emulator: SendbirdEmulator) -> Harness:
         is_alive=is_alive,
         faults=sendbird_emulator.faults,
         issue_calls=issue_calls,
+        chat_user=chat_user,
     )

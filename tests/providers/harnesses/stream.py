@@ -3,6 +3,8 @@ check Stream's edge makes when a client connects) accepts it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chatauth.providers.stream import StreamProvider
@@ -19,6 +21,13 @@ def harness_stream(stream_emulator: StreamEmulator) -> Harness:
         ok, _code = stream_emulator.connect_user(token.value)
         return ok
 
+    def chat_user(uid: str) -> dict[str, Any] | None:
+        user = stream_emulator.users.get(uid)
+        if user is None:
+            return None
+        active = uid not in stream_emulator.deactivated
+        return {"name": user.get("name"), "avatar": user.get("image"), "active": active}
+
     return Harness(
         name="stream",
         provider=StreamProvider(
@@ -31,4 +40,5 @@ def harness_stream(stream_emulator: StreamEmulator) -> Harness:
         faults=stream_emulator.faults,
         # The user upkeep (query, then POST or PATCH) is the only call of an issue.
         issue_calls=lambda: stream_emulator.calls.count_of(path="/users"),
+        chat_user=chat_user,
     )
