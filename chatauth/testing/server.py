@@ -103,7 +103,8 @@ def _serve_on(
         # object, and test behaviour must not change with whether httptools/uvloop are installed.
         http="h11",
         loop="asyncio",
-        ws="none",
+        # wsproto (h11's sibling) for the emulators that speak WebSocket (Stream's /connect).
+        ws="wsproto",
         lifespan="off",
         log_level=log_level,
         access_log=False,

@@ -30,7 +30,8 @@ revoked token (401), 41 not valid yet, 42 issued in the future, 43 bad signature
 user token (the user need not exist: ``connectUser`` upserts it): signature (43), ``user_id``
 claim (5), ``exp`` (40), ``nbf`` (41), ``iat`` in the future (42), and the revocation cut-offs:
 a token whose ``iat`` is earlier than the user's (or the app's) ``revoke_tokens_issued_before``,
-or that has no ``iat`` while a cut-off is set, is refused with 40.
+or that has no ``iat`` while a cut-off is set, is refused with 40. The client SDK's WebSocket
+``/connect`` makes that check (``connections``, see ``chatauth/testing/stream_ws.py``).
 
 Decisions where the docs are silent:
 
@@ -59,9 +60,10 @@ from typing import Any
 import jwt
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
+from chatauth.testing.stream_ws import StreamConnections
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "StreamEmulator"]
 
@@ -145,6 +147,8 @@ class StreamEmulator(Emulator):
         self.deactivated: set[str] = set()
         #: Deleted user ids -> how (``"soft"`` or ``"hard"``), from ``DELETE /users/{id}``.
         self.deleted: dict[str, str] = {}
+        #: The client SDK's WebSocket edge, ``/connect`` (chatauth/testing/stream_ws.py).
+        self.connections = StreamConnections(self)
         super().__init__(clock=clock)
 
     # -- inspection and the client check --------------------------------------------------
@@ -452,6 +456,7 @@ class StreamEmulator(Emulator):
             Route("/app", self._update_app, methods=["PATCH"]),
             Route("/users/{id}/deactivate", self._deactivate, methods=["POST"]),
             Route("/users/{id}", self._delete, methods=["DELETE"]),
+            WebSocketRoute("/connect", self.connections.endpoint),
         ]
 
     async def _deactivate(self, request: Request) -> Response:
