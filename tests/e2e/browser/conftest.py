@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     )
 
 from tests.e2e.browser.browsing import CHROMIUM, CHROMIUM_ARGS, VIEWPORTS, Browsing
+from tests.e2e.browser.sdks.build import SDKBuildError, build
 from tests.servers.deadlines import REQUEST_DEADLINE
 
 
@@ -77,3 +79,12 @@ def app_servers() -> Iterator[AppServers]:
         yield servers
     finally:
         servers.close()
+
+
+@pytest.fixture(scope="session")
+def sdk_bundles() -> Path:
+    """The official chat SDKs from npm, bundled for the browser (built once, then cached)."""
+    try:
+        return build()
+    except SDKBuildError as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -1,0 +1,2 @@
+// stream-chat, as one ES module for the browser.
+export * from "stream-chat";

@@ -1,0 +1,100 @@
+"""matrix-js-sdk, the official Matrix client SDK from npm, in headless Chromium against the
+real Synapse, with the token each sample app hands out.
+
+A person logs in to the app through its form; a page of the app's origin loads the SDK (the
+npm package, bundled for the browser) and, with the token from the app's endpoint, asks the
+homeserver who it is, joins a room by alias, sends a message and reads it back by event id and
+from the room's timeline. What the page read is checked against the homeserver itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.e2e.browser.apps import DEMO_USER, AppServers
+from tests.e2e.browser.browsing import Browsing
+from tests.e2e.browser.sdk_page import open_sdk_page, run_scenario, sdk_version
+from tests.servers.deadlines import REQUEST_DEADLINE
+from tests.servers.synapse import SynapseServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.synapse]
+
+APPS = ["starlette", "django", "flask"]
+#: The room the SDK joins (made by the homeserver's admin; another alias than chat.js's room,
+#: so the two suites' messages never mix).
+ROOM = "chatauth-sdk"
+
+
+def matrix_settings(synapse: SynapseServer) -> dict[str, str]:
+    """The Matrix provider in JWT-login mode: one device (and token) per app session."""
+    return {
+        "provider": "matrix",
+        "matrix_homeserver_url": synapse.base_url,
+        "matrix_server_name": synapse.server_name,
+        "matrix_jwt_secret": synapse.jwt_secret,
+    }
+
+
+@pytest.fixture(scope="module")
+def sdk_room(synapse: SynapseServer) -> str:
+    """A public room with the alias ``#chatauth-sdk``, made by the homeserver's admin."""
+    response = httpx.post(
+        f"{synapse.base_url}/_matrix/client/v3/createRoom",
+        headers={"Authorization": f"Bearer {synapse.admin_token}"},
+        json={"preset": "public_chat", "room_alias_name": ROOM, "name": "chatauth SDK tests"},
+        timeout=REQUEST_DEADLINE,
+    )
+    assert response.status_code == 200, response.text
+    room_id: str = response.json()["room_id"]
+    return room_id
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_matrix_js_sdk_logs_in_sends_and_reads(
+    app: str,
+    synapse: SynapseServer,
+    sdk_room: str,
+    sdk_bundles: Path,
+    app_servers: AppServers,
+    browsing_factory: Any,
+) -> None:
+    server = app_servers.get(app, matrix_settings(synapse))
+    browsing: Browsing = browsing_factory(app, "desktop")
+    page, token_url = open_sdk_page(browsing, server, sdk_bundles)
+    message = f"Hello from matrix-js-sdk through the {app} sample"
+
+    result = run_scenario(
+        page,
+        "matrix",
+        "run",
+        {"tokenUrl": token_url, "roomAlias": f"#{ROOM}:{synapse.server_name}", "message": message},
+    )
+
+    user_id = f"@user-{DEMO_USER}:{synapse.server_name}"
+    session = result["session"]
+    assert session["provider"] == "matrix"
+    assert result["whoami"]["user_id"] == user_id
+    assert result["whoami"]["device_id"] == session["client"]["device_id"]
+    assert result["roomId"] == sdk_room
+    assert result["read"] == {"sender": user_id, "body": message}
+    assert {"event_id": result["event_id"], "sender": user_id, "body": message} in result[
+        "timeline"
+    ]
+    # The homeserver, asked directly with the same token, holds the event the SDK sent.
+    stored = httpx.get(
+        f"{synapse.base_url}/_matrix/client/v3/rooms/{quote(sdk_room, safe='')}/event/"
+        f"{quote(result['event_id'], safe='')}",
+        headers={"Authorization": f"Bearer {session['token']}"},
+        timeout=REQUEST_DEADLINE,
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["content"]["body"] == message
+    # The token never reached the page's markup.
+    assert session["token"] not in page.content()
+    browsing.assert_no_errors()
+    print(f"matrix-js-sdk {sdk_version(sdk_bundles, 'matrix')} through the {app} sample")
