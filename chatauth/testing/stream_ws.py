@@ -18,8 +18,9 @@ Follows what the official JavaScript SDK (npm ``stream-chat``, ``src/connection.
   with a ``health.check`` event.
 
 The token is checked by :meth:`StreamEmulator.connect_user` (signature 43, claims 5, expiry and
-revocation 40, ...), the API key as the REST API checks it (2), and the token's ``user_id`` must
-be the ``user_id`` the client names (5, as Stream refuses a token of another user).
+revocation 40, a deactivated user 17, ...), the API key as the REST API checks it (2), and the
+token's ``user_id`` must be the ``user_id`` the client names (5, as Stream refuses a token of
+another user).
 
 :meth:`StreamConnections.drop` ends a user's open connections with close code 1011 (an abnormal
 end, as when the edge restarts or the network fails), which makes the SDK reconnect: that is how
@@ -138,7 +139,7 @@ class StreamConnections:
         with self._lock:
             self._attempts.append(record)
         if code is not None:
-            status = 400 if code == 4 else 401
+            status = {4: 400, 17: 403}.get(code, 401)
             error = self._emulator._error_body(status, code, message)
             await websocket.send_text(json.dumps({"error": error}))
             await websocket.close(code=1000, reason=message)
@@ -170,6 +171,7 @@ class StreamConnections:
         if not accepted:
             code = code or 5
             reason = {
+                17: "user is deactivated",
                 40: "JWTAuth error: token has expired or was revoked",
                 41: "JWTAuth error: token is not valid yet",
                 42: "JWTAuth error: token was issued in the future",

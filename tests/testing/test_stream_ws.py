@@ -154,6 +154,13 @@ def test_refusals(client: Client, user_id: str, token: str, api_key: str | None,
     assert token not in json.dumps(error)
 
 
+def test_a_deactivated_user_cannot_connect(client: Client, emulator: StreamEmulator) -> None:
+    with emulator._lock:
+        emulator.deactivated.add("alice")
+    error, close_code = refusal(client, connect_url("alice", user_token("alice")))
+    assert (error["code"], error["StatusCode"], close_code) == (17, 403, 1000)
+
+
 def test_drop_ends_the_users_connections_abnormally(
     client: Client, emulator: StreamEmulator
 ) -> None:
