@@ -32,7 +32,8 @@ secret, and the chat token lives only in the store.
   :meth:`~ChatBinding.finish` when the request started with a bound id and the session no
   longer holds it when the response starts (``session.clear()`` without the logout helper).
 
-Without a session mapping (token-auth APIs) there is no id: one chat session per user.
+Without a session mapping (token-auth APIs) the id is the one the adapter derives from the
+request's API credential (``app_session``), or none: one chat session per user.
 
 **The per-request cache.** The first :meth:`~ChatBinding.get` decides, and its outcome --
 the session *or the error* -- is the answer for the rest of the request: a request never sees
@@ -53,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chatauth.errors import ChatAuthError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.identity import ChatIdentity
+from chatauth.refresh import arefresh_session, refresh_session
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
 
@@ -137,6 +139,9 @@ class ChatBinding:
             request. Adapters whose session is loaded lazily from a server (Django) pass
             ``False``, rely on their logout signal and call :meth:`watch` just before the
             framework clears the session; the id is watched from its first use anyway.
+        app_session: without a session mapping, the app-session id to bind the chat session
+            to: an API client's credential (:mod:`chatauth.credentials`), so that it ends when
+            that credential ends. ``None`` (the default): one chat session per user.
     """
 
     def __init__(
@@ -147,9 +152,13 @@ class ChatBinding:
         key: str = SESSION_KEY,
         writable: bool = True,
         watch: bool = True,
+        app_session: str | None = None,
     ) -> None:
         self.service = service
         self.session = session
+        #: The app-session id used without a session mapping (an API credential's,
+        #: :func:`chatauth.credentials.credential_session_id`); ``None``: one per user.
+        self.app_session = app_session
         self.key = key
         self.writable = writable
         self._parsed: tuple[object, Slot | None] = (_UNREAD, None)
@@ -204,16 +213,35 @@ class ChatBinding:
             later call in this request.
         """
         if self._outcome is None:
-            try:
-                identity = self.service.identity_for(load_user())
-                sid, previous = self._decide(identity)
-                if previous is not None:
-                    self.service.end_session_durably(ChatIdentity(previous[1]), previous[0])
-                self._bind(sid, identity.uid)
-                self._outcome = self.service.get_session(identity, sid)
-            except ChatAuthError as exc:
-                self._outcome = exc
+            self._load(load_user, self.service.get_session)
         return self._result()
+
+    def refresh(self, load_user: Callable[[], Any], rejected: str) -> ChatSession:
+        """Replace the token the chat SDK ``rejected`` (:func:`chatauth.refresh.refresh_session`)
+        and make the session returned the request's chat session.
+
+        Raises:
+            RefreshLimitError: too many replacements of this session.
+            The errors of :meth:`get`.
+        """
+        self._load(
+            load_user,
+            lambda identity, sid: refresh_session(self.service, identity, sid, rejected),
+        )
+        return self._result()
+
+    def _load(
+        self, load_user: Callable[[], Any], fetch: Callable[[ChatIdentity, str | None], ChatSession]
+    ) -> None:
+        try:
+            identity = self.service.identity_for(load_user())
+            sid, previous = self._decide(identity)
+            if previous is not None:
+                self.service.end_session_durably(ChatIdentity(previous[1]), previous[0])
+            self._bind(sid, identity.uid)
+            self._outcome = fetch(identity, sid)
+        except ChatAuthError as exc:
+            self._outcome = exc
 
     async def aget(self, load_user: Callable[[], Awaitable[Any]]) -> ChatSession:
         """Async twin of :meth:`get`; concurrent awaits in one request share one decision."""
@@ -222,18 +250,35 @@ class ChatBinding:
                 self._alock = asyncio.Lock()
             async with self._alock:
                 if self._outcome is None:
-                    try:
-                        identity = self.service.identity_for(await load_user())
-                        sid, previous = self._decide(identity)
-                        if previous is not None:
-                            await self.service.aend_session_durably(
-                                ChatIdentity(previous[1]), previous[0]
-                            )
-                        self._bind(sid, identity.uid)
-                        self._outcome = await self.service.aget_session(identity, sid)
-                    except ChatAuthError as exc:
-                        self._outcome = exc
+                    await self._aload(load_user, self.service.aget_session)
         return self._result()
+
+    async def arefresh(self, load_user: Callable[[], Awaitable[Any]], rejected: str) -> ChatSession:
+        """Async twin of :meth:`refresh`."""
+
+        async def fetch(identity: ChatIdentity, sid: str | None) -> ChatSession:
+            return await arefresh_session(self.service, identity, sid, rejected)
+
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            await self._aload(load_user, fetch)
+        return self._result()
+
+    async def _aload(
+        self,
+        load_user: Callable[[], Awaitable[Any]],
+        fetch: Callable[[ChatIdentity, str | None], Awaitable[ChatSession]],
+    ) -> None:
+        try:
+            identity = self.service.identity_for(await load_user())
+            sid, previous = self._decide(identity)
+            if previous is not None:
+                await self.service.aend_session_durably(ChatIdentity(previous[1]), previous[0])
+            self._bind(sid, identity.uid)
+            self._outcome = await fetch(identity, sid)
+        except ChatAuthError as exc:
+            self._outcome = exc
 
     def _result(self) -> ChatSession:
         outcome = self._outcome
@@ -246,7 +291,7 @@ class ChatBinding:
         """``(sid, previous)``: the id to use for ``identity`` and the other user's bound id
         to end first, if any. Writes nothing."""
         if self.session is None:
-            return None, None
+            return self.app_session, None
         current = self._slot()
         if current is not None and current[1] == identity.uid:
             return current[0], None
@@ -320,7 +365,7 @@ class ChatBinding:
                 except NotAuthenticatedError:
                     identity = None
                 if identity is not None:
-                    popped = self._end_one(identity, None)
+                    popped = self._end_one(identity, self.app_session)
         else:
             for sid, uid in self._to_end():
                 popped += self._end_one(ChatIdentity(uid), sid)
@@ -337,7 +382,7 @@ class ChatBinding:
                 except NotAuthenticatedError:
                     identity = None
                 if identity is not None:
-                    popped = await self._aend_one(identity, None)
+                    popped = await self._aend_one(identity, self.app_session)
         else:
             for sid, uid in self._to_end():
                 popped += await self._aend_one(ChatIdentity(uid), sid)

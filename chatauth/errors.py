@@ -21,6 +21,7 @@ __all__ = [
     "NotAuthenticatedError",
     "ProviderError",
     "ProviderUnavailableError",
+    "RefreshLimitError",
     "RequestBodyError",
     "RequestTooLargeError",
     "StoreUnavailableError",
@@ -214,3 +215,18 @@ class UnsupportedOperationError(ChatAuthError):
         super().__init__(message)
         self.provider = provider
         self.operation = operation
+
+
+class RefreshLimitError(ChatAuthError):
+    """A chat session asked the refresh endpoint to replace its token too often
+    (:mod:`chatauth.refresh`): answered 429 with ``Retry-After``.
+
+    Attributes:
+        retry_after: whole seconds (at least 1) until a replacement is allowed again.
+    """
+
+    code = "ERROR_REFRESH_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

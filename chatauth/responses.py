@@ -28,6 +28,7 @@ from chatauth.errors import (
     NotAuthenticatedError,
     ProviderError,
     ProviderUnavailableError,
+    RefreshLimitError,
     RequestBodyError,
     RequestTooLargeError,
     UnsupportedMediaTypeError,
@@ -39,11 +40,13 @@ __all__ = [
     "Answer",
     "ProviderEndpoint",
     "aendpoint_answer",
+    "arefresh_answer",
     "atoken_answer",
     "endpoint_answer",
     "error_answer",
     "find_endpoint",
     "message_answer",
+    "refresh_answer",
     "session_answer",
     "token_answer",
 ]
@@ -86,6 +89,7 @@ def error_answer(exc: ChatAuthError) -> Answer:
     UnsupportedMediaTypeError     415    a body not declared as UTF-8 JSON
     RequestBodyError              400    a body that is not a JSON object (or too deep)
     NotAuthenticatedError         401    no app login on the request
+    RefreshLimitError             429    with ``Retry-After``: too many token replacements
     ProviderUnavailableError      503    with ``Retry-After`` (seconds); also a store outage
     InvalidUIDError               422    the user's UID breaks the provider's rules
     InvalidTokenError             502    the provider answered an unusable token
@@ -106,6 +110,9 @@ def error_answer(exc: ChatAuthError) -> Answer:
         status = 401
     elif isinstance(exc, ProviderUnavailableError):
         status = 503
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, RefreshLimitError):
+        status = 429
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, InvalidUIDError):
         status = 422
@@ -140,6 +147,51 @@ async def atoken_answer(read: Callable[[], Awaitable[ChatSession]]) -> Answer:
     """Async twin of :func:`token_answer`."""
     try:
         return session_answer(await read())
+    except ChatAuthError as exc:
+        return error_answer(exc)
+
+
+# -- the refresh endpoint -----------------------------------------------------------------------
+def _rejected(payload: dict[str, Any]) -> str:
+    value = payload.get("token")
+    if not isinstance(value, str) or not value:
+        raise RequestBodyError('Expected a JSON object {"token": "<the rejected token>"}.')
+    return value
+
+
+def refresh_answer(body: RequestBody, refresh: Callable[[str], ChatSession]) -> Answer:
+    """The refresh endpoint's answer (``POST <prefix>/token/refresh``, DESIGN §5).
+
+    Args:
+        body: the request's headers and body reader, ``{"token": "<the rejected token>"}``
+            (read by :func:`chatauth.bodies.read_json_object`).
+        refresh: ``(rejected token) -> ChatSession``, the adapter's call of
+            :meth:`chatauth.binding.ChatBinding.refresh` for this request.
+
+    Returns:
+        200 and the body of ``GET <prefix>/token`` (the new session, or the current one when
+        the rejected token was already replaced); 415 for any body not declared as JSON (an
+        HTML form cannot send that type cross-site without a CORS preflight, so a form on
+        another site cannot post here: no CSRF token is needed); 400/413 for a body that is
+        not ``{"token": "<non-empty string>"}`` within the reader's bounds; 429 with
+        ``Retry-After`` past the replacement limit (:mod:`chatauth.refresh`); the token
+        endpoint's error answers otherwise (401 without a login, 503 ...). The body is
+        checked before the user or the session is looked at.
+    """
+    try:
+        rejected = _rejected(read_json_object(body))
+        return session_answer(refresh(rejected))
+    except ChatAuthError as exc:
+        return error_answer(exc)
+
+
+async def arefresh_answer(
+    body: ARequestBody, refresh: Callable[[str], Awaitable[ChatSession]]
+) -> Answer:
+    """Async twin of :func:`refresh_answer`, reading the body's chunk stream."""
+    try:
+        rejected = _rejected(await aread_json_object(body))
+        return session_answer(await refresh(rejected))
     except ChatAuthError as exc:
         return error_answer(exc)
 

@@ -65,6 +65,7 @@ def test_wheel_ships_integrations_inside_chatauth(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("chatauth_middleware-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "chatauth/py.typed" in names
+    assert "chatauth/static/chatauth.js" in names  # served by every adapter
     assert "chatauth/integrations/starlette/__init__.py" in names
     assert "chatauth/integrations/django/migrations/__init__.py" in names
     assert not [n for n in names if n.startswith(("integrations/", "tests/", "sample_projects/"))]

@@ -1,4 +1,5 @@
-"""``path("chat/", include("chatauth.integrations.django.urls"))`` -> ``GET chat/token`` and
+"""``path("chat/", include("chatauth.integrations.django.urls"))`` -> ``GET chat/token``,
+``POST chat/token/refresh``, ``GET chat/chatauth.js`` and
 ``chat/<path>`` for the configured provider's own endpoints (404 where it declares none)."""
 
 from __future__ import annotations
@@ -10,5 +11,7 @@ from . import views
 app_name = "chatauth"
 urlpatterns = [
     path("token", views.token, name="token"),
+    path("token/refresh", views.refresh, name="refresh"),
+    path("chatauth.js", views.script, name="script"),
     path("<path:path>", views.provider_endpoint, name="endpoint"),
 ]

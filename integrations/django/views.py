@@ -14,18 +14,20 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from chatauth.assets import script_answer
 from chatauth.bodies import RequestBody
 from chatauth.errors import ChatAuthError, NotAuthenticatedError
-from chatauth.responses import endpoint_answer, token_answer
+from chatauth.responses import endpoint_answer, refresh_answer, token_answer
+from chatauth.session import ChatSession
 
 from .conf import get_service
-from .middleware import aget_chat, error_response, get_chat, json_response
+from .middleware import aget_chat, binding, error_response, get_chat, json_response
 
-__all__ = ["ChatRequiredMixin", "chat_required", "provider_endpoint", "token"]
+__all__ = ["ChatRequiredMixin", "chat_required", "provider_endpoint", "refresh", "script", "token"]
 
 
 def _login_not_required(view_func: Any) -> Any:
@@ -50,6 +52,40 @@ def token(request: HttpRequest) -> JsonResponse:
     return json_response(token_answer(lambda: get_chat(request)))
 
 
+def _body(request: HttpRequest) -> RequestBody:
+    return RequestBody(
+        request.META.get("CONTENT_TYPE"),
+        request.META.get("CONTENT_LENGTH") or None,
+        request.read,  # read within the core's cap; request.body would read it all
+    )
+
+
+@_login_not_required
+@csrf_exempt
+@require_POST
+def refresh(request: HttpRequest) -> JsonResponse:
+    """``POST <prefix>/token/refresh``: replace the token the chat SDK rejected
+    (:func:`chatauth.responses.refresh_answer`): ``{"token": "..."}`` as ``application/json``
+    (415 otherwise, which is what keeps a cross-site form out, hence no CSRF token); the
+    answer is the token endpoint's."""
+
+    def replace(rejected: str) -> ChatSession:
+        return binding(request).refresh(lambda: getattr(request, "user", None), rejected)
+
+    return json_response(refresh_answer(_body(request), replace))
+
+
+@_login_not_required
+@require_GET
+def script(request: HttpRequest) -> HttpResponse:
+    """``GET <prefix>/chatauth.js``: the SDK glue module (:func:`chatauth.assets.script_answer`)."""
+    status, body, headers = script_answer(request.headers.get("If-None-Match"))
+    if status == 304:  # no Content-Type on a 304, as the other adapters send it
+        response: HttpResponse = HttpResponseNotModified(headers=headers)
+        return response
+    return HttpResponse(body, status=status, headers=headers)
+
+
 @_login_not_required
 @csrf_exempt
 def provider_endpoint(request: HttpRequest, path: str) -> JsonResponse:
@@ -57,12 +93,7 @@ def provider_endpoint(request: HttpRequest, path: str) -> JsonResponse:
     (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none. The caller is
     the provider's server, not a browser (so no CSRF token and no app login): the handler
     checks its own credential."""
-    body = RequestBody(
-        request.META.get("CONTENT_TYPE"),
-        request.META.get("CONTENT_LENGTH") or None,
-        request.read,  # read within the core's cap; request.body would read it all
-    )
-    return json_response(endpoint_answer(get_service(), path, request.method or "", body))
+    return json_response(endpoint_answer(get_service(), path, request.method or "", _body(request)))
 
 
 ViewFunc = Callable[..., Any]

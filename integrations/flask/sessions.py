@@ -35,6 +35,7 @@ __all__ = [
     "current_user",
     "end_chat_session",
     "load_chat",
+    "refresh_chat",
 ]
 
 logger = logging.getLogger("chatauth.integrations.flask")
@@ -176,3 +177,14 @@ def end_chat_session() -> list[ChatToken]:
             raised: the revocation is queued for ``flask chatauth revoke-pending``.
     """
     return _binding().end(current_user)
+
+
+def refresh_chat(rejected: str) -> ChatSession:
+    """Replace the token the chat SDK ``rejected`` and return the session to use now (the
+    refresh endpoint's work: :meth:`chatauth.binding.ChatBinding.refresh`).
+
+    Raises:
+        RefreshLimitError: too many replacements of this session; and the errors of
+            :func:`load_chat`.
+    """
+    return _binding().refresh(current_user, rejected)

@@ -9,12 +9,19 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from chatauth.assets import script_answer
 from chatauth.bodies import RequestBody
 from chatauth.errors import ChatAuthError
-from chatauth.responses import Answer, endpoint_answer, error_answer, token_answer
+from chatauth.responses import (
+    Answer,
+    endpoint_answer,
+    error_answer,
+    refresh_answer,
+    token_answer,
+)
 from chatauth.session import ChatSession
 
-from .sessions import load_chat
+from .sessions import load_chat, refresh_chat
 from .state import get_service
 
 __all__ = ["BLUEPRINT_NAME", "chat_required", "json_answer", "make_blueprint"]
@@ -74,15 +81,30 @@ def token() -> Response:
     return json_answer(token_answer(_required_chat))
 
 
-def provider_endpoint(path: str) -> Response:
-    """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
-    (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none."""
-    body = RequestBody(
+def _body() -> RequestBody:
+    return RequestBody(
         request.headers.get("Content-Type"),
         request.headers.get("Content-Length"),
         request.stream.read,  # read within the core's cap, never get_data()'s whole body
     )
-    return json_answer(endpoint_answer(get_service(), path, request.method, body))
+
+
+def refresh() -> Response:
+    """``POST <prefix>/token/refresh``: replace the token the chat SDK rejected
+    (:func:`chatauth.responses.refresh_answer`); ``application/json`` only (415 otherwise)."""
+    return json_answer(refresh_answer(_body(), refresh_chat))
+
+
+def script() -> Response:
+    """``GET <prefix>/chatauth.js``: the SDK glue module (:func:`chatauth.assets.script_answer`)."""
+    status, body, headers = script_answer(request.headers.get("If-None-Match"))
+    return Response(body, status=status, headers=headers)
+
+
+def provider_endpoint(path: str) -> Response:
+    """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
+    (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none."""
+    return json_answer(endpoint_answer(get_service(), path, request.method, _body()))
 
 
 def make_blueprint() -> Blueprint:
@@ -90,5 +112,7 @@ def make_blueprint() -> Blueprint:
     registration is independent)."""
     blueprint = Blueprint(BLUEPRINT_NAME, __name__)
     blueprint.add_url_rule("/token", view_func=token, methods=["GET"])
+    blueprint.add_url_rule("/token/refresh", view_func=refresh, methods=["POST"])
+    blueprint.add_url_rule("/chatauth.js", view_func=script, methods=["GET"])
     blueprint.add_url_rule("/<path:path>", view_func=provider_endpoint, methods=METHODS)
     return blueprint

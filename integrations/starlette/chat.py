@@ -79,6 +79,11 @@ class LazyChatSession:
         """The chat session of the logged-in user for this app session."""
         return await self.binding.aget(self._user)
 
+    async def refresh(self, rejected: str) -> ChatSession:
+        """Replace the token the chat SDK ``rejected`` and return the session to use now
+        (:meth:`chatauth.binding.ChatBinding.arefresh`)."""
+        return await self.binding.arefresh(self._user, rejected)
+
     async def end(self) -> list[ChatToken]:
         """End this app session's chat session; see :func:`end_chat_session`."""
         return await self.binding.aend(self._user)

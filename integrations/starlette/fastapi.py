@@ -32,7 +32,7 @@ from chatauth.responses import error_answer
 from chatauth.session import ChatSession
 
 from .chat import get_chat
-from .routes import METHODS, provider_endpoint, token_endpoint
+from .routes import METHODS, provider_endpoint, refresh_endpoint, script_endpoint, token_endpoint
 
 __all__ = [
     "ChatAuthHTTPException",
@@ -92,7 +92,8 @@ CurrentChat = Annotated[ChatSession, Depends(current_chat)]
 
 
 def chat_router(prefix: str = "/chat") -> APIRouter:
-    """An ``APIRouter`` with ``GET {prefix}/token`` (DESIGN §5) and the configured provider's
+    """An ``APIRouter`` with ``GET {prefix}/token`` (DESIGN §5), ``POST
+    {prefix}/token/refresh``, ``GET {prefix}/chatauth.js`` and the configured provider's
     own endpoints (``{prefix}/{path}``), for ``app.include_router``."""
     router = APIRouter(prefix=prefix.rstrip("/"), tags=["chat"])
     router.add_api_route(
@@ -102,6 +103,21 @@ def chat_router(prefix: str = "/chat") -> APIRouter:
         name="chatauth:token",
         summary="The logged-in user's chat token",
         response_class=JSONResponse,
+    )
+    router.add_api_route(
+        "/token/refresh",
+        refresh_endpoint,
+        methods=["POST"],
+        name="chatauth:refresh",
+        summary="Replace the chat token the chat SDK rejected",
+        response_class=JSONResponse,
+    )
+    router.add_api_route(
+        "/chatauth.js",
+        script_endpoint,
+        methods=["GET"],
+        name="chatauth:script",
+        include_in_schema=False,
     )
     router.add_api_route(
         "/{path:path}",

@@ -4,15 +4,23 @@ and whatever endpoints the configured provider declares (``<prefix>/<path>``).""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.assets import script_answer
 from chatauth.bodies import ARequestBody
-from chatauth.responses import Answer, aendpoint_answer, atoken_answer
+from chatauth.responses import Answer, aendpoint_answer, arefresh_answer, atoken_answer
 
 from .chat import _chat
 
-__all__ = ["chat_routes", "provider_endpoint", "token_answer", "token_endpoint"]
+__all__ = [
+    "chat_routes",
+    "provider_endpoint",
+    "refresh_endpoint",
+    "script_endpoint",
+    "token_answer",
+    "token_endpoint",
+]
 
 # The provider endpoint answers every method itself (405 for the wrong one).
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -39,22 +47,39 @@ async def token_endpoint(request: Request) -> JSONResponse:
     return _response(await token_answer(request))
 
 
+def _body(request: Request) -> ARequestBody:
+    return ARequestBody(
+        request.headers.get("content-type"),
+        request.headers.get("content-length"),
+        request.stream(),  # left after the core's cap, never request.body()'s whole upload
+    )
+
+
+async def refresh_endpoint(request: Request) -> JSONResponse:
+    """``POST /chat/token/refresh``: replace the token the chat SDK rejected
+    (:func:`chatauth.responses.arefresh_answer`); ``application/json`` only (415 otherwise)."""
+    return _response(await arefresh_answer(_body(request), _chat(request).refresh))
+
+
+async def script_endpoint(request: Request) -> Response:
+    """``GET /chat/chatauth.js``: the SDK glue module (:func:`chatauth.assets.script_answer`)."""
+    status, body, headers = script_answer(request.headers.get("if-none-match"))
+    return Response(body, status_code=status, headers=headers)
+
+
 async def provider_endpoint(request: Request) -> JSONResponse:
     """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
     (:func:`chatauth.responses.aendpoint_answer`); 404 where it declares none."""
     chatauth = _chat(request).chatauth
     path = request.path_params["path"]
-    body = ARequestBody(
-        request.headers.get("content-type"),
-        request.headers.get("content-length"),
-        request.stream(),  # left after the core's cap, never request.body()'s whole upload
-    )
-    return _response(await aendpoint_answer(chatauth, path, request.method, body))
+    return _response(await aendpoint_answer(chatauth, path, request.method, _body(request)))
 
 
 def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:
-    """The chat routes to add to your app: ``GET {prefix}/token`` (named ``chatauth:token``)
-    and ``{prefix}/{path}`` for the provider's own endpoints (named ``chatauth:endpoint``).
+    """The chat routes to add to your app: ``GET {prefix}/token`` (named ``chatauth:token``),
+    ``POST {prefix}/token/refresh`` (``chatauth:refresh``), ``GET {prefix}/chatauth.js``
+    (``chatauth:script``) and ``{prefix}/{path}`` for the provider's own endpoints (named
+    ``chatauth:endpoint``).
 
     ::
 
@@ -63,6 +88,8 @@ def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:
     root = prefix.rstrip("/")
     return [
         Route(f"{root}/token", token_endpoint, methods=["GET"], name="chatauth:token"),
+        Route(f"{root}/token/refresh", refresh_endpoint, methods=["POST"], name="chatauth:refresh"),
+        Route(f"{root}/chatauth.js", script_endpoint, methods=["GET"], name="chatauth:script"),
         Route(
             f"{root}/{{path:path}}", provider_endpoint, methods=METHODS, name="chatauth:endpoint"
         ),

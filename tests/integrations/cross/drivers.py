@@ -37,7 +37,16 @@ from tests.integrations.starlette.helpers import serve_app
 USERS = ("alice", "bob")
 PASSWORD = "cross-password"
 #: The headers the suite compares (lower case); others are each framework's own business.
-COMPARED = ("content-type", "cache-control", "pragma", "vary", "retry-after", "allow")
+COMPARED = (
+    "content-type",
+    "cache-control",
+    "pragma",
+    "vary",
+    "retry-after",
+    "allow",
+    "etag",
+    "x-content-type-options",
+)
 
 
 class BreakableStore(SQLiteStore):
@@ -96,7 +105,8 @@ def chat_settings(emulator: ChatKittyEmulator) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class Reply:
-    """What the suite compares of an answer: status, JSON body, the :data:`COMPARED` headers."""
+    """What the suite compares of an answer: status, body (decoded JSON, or the bytes of any
+    other type), the :data:`COMPARED` headers."""
 
     status: int
     body: Any
@@ -105,7 +115,10 @@ class Reply:
 
 def reply(status: int, body: bytes, headers: Mapping[str, str]) -> Reply:
     lower = {k.lower(): v for k, v in headers.items()}
-    return Reply(status, json.loads(body), {k: lower[k] for k in COMPARED if k in lower})
+    is_json = lower.get("content-type", "").startswith("application/json")
+    return Reply(
+        status, json.loads(body) if is_json else body, {k: lower[k] for k in COMPARED if k in lower}
+    )
 
 
 #: The media type a browser's request body is sent as unless told otherwise.
@@ -122,8 +135,14 @@ class Browser:
         raise NotImplementedError
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, content_type: str | None = JSON
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        content_type: str | None = JSON,
+        headers: Mapping[str, str] | None = None,
     ) -> Reply:
+        """One request; ``headers`` are sent besides ``Content-Type`` (``If-None-Match`` ...)."""
         raise NotImplementedError
 
 
@@ -308,9 +327,12 @@ class StarletteDriver(Driver):
                 path: str,
                 body: bytes | None = None,
                 content_type: str | None = JSON,
+                headers: Mapping[str, str] | None = None,
             ) -> Reply:
-                headers = {"Content-Type": content_type} if body and content_type else {}
-                answer = client.request(method, path, content=body, headers=headers)
+                sent = dict(headers or {})
+                if body and content_type:
+                    sent["Content-Type"] = content_type
+                answer = client.request(method, path, content=body, headers=sent)
                 return reply(answer.status_code, answer.content, answer.headers)
 
         return StarletteBrowser()
@@ -374,8 +396,15 @@ class FlaskDriver(Driver):
                 path: str,
                 body: bytes | None = None,
                 content_type: str | None = JSON,
+                headers: Mapping[str, str] | None = None,
             ) -> Reply:
-                answer = client.open(path, method=method, data=body, content_type=content_type)
+                answer = client.open(
+                    path,
+                    method=method,
+                    data=body,
+                    content_type=content_type,
+                    headers=dict(headers or {}),
+                )
                 return reply(answer.status_code, answer.get_data(), answer.headers)
 
         return FlaskBrowser()
@@ -434,8 +463,15 @@ class DjangoDriver(Driver):
                 path: str,
                 body: bytes | None = None,
                 content_type: str | None = JSON,
+                headers: Mapping[str, str] | None = None,
             ) -> Reply:
-                answer = client.generic(method, path, body or b"", content_type=content_type or "")
+                answer = client.generic(
+                    method,
+                    path,
+                    body or b"",
+                    content_type=content_type or "",
+                    headers=dict(headers or {}),
+                )
                 return reply(answer.status_code, answer.content, dict(answer.items()))
 
         return DjangoBrowser()
