@@ -61,7 +61,7 @@ from chatauth.tokens import ChatToken
 if TYPE_CHECKING:
     from chatauth.service import ChatAuth
 
-__all__ = ["SESSION_KEY", "ChatBinding", "SessionMapping", "read_slot"]
+__all__ = ["SESSION_KEY", "ChatBinding", "SessionMapping", "finish_needed", "read_slot"]
 
 logger = logging.getLogger("chatauth")
 
@@ -93,7 +93,12 @@ def read_slot(session: SessionMapping | None, key: str = SESSION_KEY) -> Slot | 
     """The ``(sid, uid)`` kept in ``session``, or ``None`` (also for a malformed value)."""
     if session is None:
         return None
-    raw = session.get(key)
+    return _parse_slot(session.get(key), session)
+
+
+def _parse_slot(raw: object, session: SessionMapping) -> Slot | None:
+    """``raw``, a value found under the slot's key, as a slot; ``session`` holds the legacy
+    form's UID."""
     if isinstance(raw, Mapping):
         sid, uid = raw.get("sid"), raw.get("uid")
     elif isinstance(raw, str):
@@ -103,6 +108,36 @@ def read_slot(session: SessionMapping | None, key: str = SESSION_KEY) -> Slot | 
     if isinstance(sid, str) and sid and (uid is None or (isinstance(uid, str) and uid)):
         return sid, uid
     return None
+
+
+def finish_needed(session: SessionMapping | None, started: object, key: str = SESSION_KEY) -> bool:
+    """Whether a request that never used chat needs :meth:`ChatBinding.finish` at all.
+
+    Nothing is computed for a request that never touches the chat session (DESIGN §7): an
+    adapter that makes its binding on first use asks this when the response starts, and
+    makes one only on ``True``. It answers from two cheap facts, without parsing the slot:
+
+    Args:
+        session: the framework's session mapping (``None``: no app session, nothing to do).
+        started: the raw value under ``key`` when the request started (``None`` if absent).
+        key: the slot's key.
+
+    Returns:
+        ``False`` when the session says it was not changed (the ``modified`` flag that
+        Starlette's, Flask's and Django's sessions keep) and it is empty or holds an id
+        among other keys: then no watched id can have been lost, no id is missing and no
+        unbound id is alone, so :meth:`ChatBinding.finish` would do nothing. ``True``
+        otherwise, also for a mapping that keeps no ``modified`` flag.
+    """
+    if session is None:
+        return False
+    if getattr(session, "modified", True) is not False:
+        return True
+    size = len(session.keys())
+    if started is None:
+        return size != 0  # an app session without an id: finish makes one
+    # dict first: what every framework's session decodes to, and cheaper to test than Mapping
+    return not isinstance(started, (dict, Mapping)) or size < 2
 
 
 def _bound(slot: Slot | None) -> Entry | None:
@@ -142,6 +177,10 @@ class ChatBinding:
         app_session: without a session mapping, the app-session id to bind the chat session
             to: an API client's credential (:mod:`chatauth.credentials`), so that it ends when
             that credential ends. ``None`` (the default): one chat session per user.
+        started: for an adapter that makes the binding later than the request starts (on
+            first use, or at the response start when :func:`finish_needed`): the raw value
+            the session held under ``key`` when the request started, watched instead of
+            the value found now.
     """
 
     def __init__(
@@ -153,6 +192,7 @@ class ChatBinding:
         writable: bool = True,
         watch: bool = True,
         app_session: str | None = None,
+        started: object = _UNREAD,
     ) -> None:
         self.service = service
         self.session = session
@@ -164,7 +204,14 @@ class ChatBinding:
         self._parsed: tuple[object, Slot | None] = (_UNREAD, None)
         #: The bound id this request started with or bound; :meth:`finish` ends it if the
         #: session lost it.
-        self.watched: Entry | None = _bound(self._slot()) if watch else None
+        self.watched: Entry | None = None
+        if watch:
+            slot = (
+                self._slot()
+                if started is _UNREAD or session is None
+                else _parse_slot(started, session)
+            )
+            self.watched = _bound(slot)
         #: True after :meth:`end` in this request: no new id is made for the response.
         self.ended = False
         self._outcome: ChatSession | ChatAuthError | None = None

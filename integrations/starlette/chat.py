@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from chatauth.binding import SESSION_KEY, ChatBinding
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ConfigurationError
 from chatauth.service import ChatAuth
 from chatauth.session import ChatSession
@@ -46,6 +46,17 @@ class LazyChatSession:
     The outcome, error included, is kept for the rest of the request.
     """
 
+    __slots__ = (
+        "_binding",
+        "_scope",
+        "_session",
+        "_session_key",
+        "_started",
+        "_user_getter",
+        "_writable",
+        "chatauth",
+    )
+
     def __init__(
         self,
         chatauth: ChatAuth,
@@ -54,15 +65,28 @@ class LazyChatSession:
         session_key: str = SESSION_KEY,
     ) -> None:
         self.chatauth = chatauth
-        self._scope = scope
+        self._scope: Scope | None = scope
+        self._writable = scope["type"] == "http"
         self._user_getter = user_getter
-        #: The core's per-request state for this connection.
-        self.binding = ChatBinding(
-            chatauth,
-            scope.get("session"),
-            key=session_key,
-            writable=scope["type"] == "http",
-        )
+        self._session_key = session_key
+        self._session = session = scope.get("session")
+        # The one thing read up front (a dict lookup, nothing parsed): the binding made later
+        # watches the id the request started with.
+        self._started = session.get(session_key) if session is not None else None
+        self._binding: ChatBinding | None = None
+
+    @property
+    def binding(self) -> ChatBinding:
+        """The core's per-request state for this connection, made on first use."""
+        if self._binding is None:
+            self._binding = ChatBinding(
+                self.chatauth,
+                self._session,
+                key=self._session_key,
+                writable=self._writable,
+                started=self._started,
+            )
+        return self._binding
 
     def __repr__(self) -> str:
         return f"<LazyChatSession {'loaded' if self.is_loaded else 'not loaded'}>"
@@ -70,7 +94,22 @@ class LazyChatSession:
     @property
     def is_loaded(self) -> bool:
         """True once the chat session was fetched in this request."""
-        return self.binding.is_loaded
+        return self._binding is not None and self._binding.is_loaded
+
+    def finish_due(self) -> bool:
+        """Whether the response start needs :meth:`chatauth.binding.ChatBinding.afinish`:
+        for a request that used chat or whose session needs it
+        (:func:`chatauth.binding.finish_needed`). A plain check, so that the others pay no
+        coroutine either."""
+        return self._binding is not None or finish_needed(
+            self._session, self._started, self._session_key
+        )
+
+    def release(self) -> None:
+        """The request is over: let go of its scope. The scope holds this object, so keeping
+        it would leave every request's scope to the cyclic garbage collector rather than
+        freeing it at once. A chat session read (or ended) in the request stays readable."""
+        self._scope = None
 
     def __await__(self) -> Generator[Any, None, ChatSession]:
         return self.get().__await__()
@@ -89,6 +128,10 @@ class LazyChatSession:
         return await self.binding.aend(self._user)
 
     async def _user(self) -> Any:
+        if self._scope is None:
+            raise ConfigurationError(
+                "The chat session of a request can only be read while the request runs."
+            )
         if self._user_getter is not None:
             user = self._user_getter(HTTPConnection(self._scope))
             return await user if inspect.isawaitable(user) else user

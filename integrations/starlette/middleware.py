@@ -45,8 +45,10 @@ class ChatAuthMiddleware:
     pass straight through. When an HTTP response starts (before ``SessionMiddleware``, outside
     it, writes the cookie) it calls :meth:`chatauth.binding.ChatBinding.afinish`: a session
     cleared during the request ends its chat session before the client sees the answer, and
-    a logged-in session gets its app-session id. Without ``SessionMiddleware`` there is one
-    chat session per user (token-auth APIs).
+    a logged-in session gets its app-session id. A request that never reads chat and leaves
+    the session unchanged does no chat work: nothing is parsed, no binding is made, no store
+    is called (:func:`chatauth.binding.finish_needed`). Without ``SessionMiddleware`` there is
+    one chat session per user (token-auth APIs).
 
     Args:
         app: the ASGI app to wrap.
@@ -86,19 +88,16 @@ class ChatAuthMiddleware:
         chat = LazyChatSession(self.chatauth, scope, self.user_getter, self.session_key)
         scope["chat"] = chat
         scope.setdefault("state", {})["chat"] = chat
-        if scope["type"] != "http" or "session" not in scope:
-            await self.app(scope, receive, send)
-            return
+        try:
+            if scope["type"] != "http" or "session" not in scope:
+                await self.app(scope, receive, send)
+                return
 
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                await chat.binding.afinish()
-                if getattr(scope["session"], "accessed", False):
-                    # Starlette >= 1.0's SessionMiddleware (outside us) adds "Vary: Cookie"
-                    # to such a response without merging: leave it the only one.
-                    message["headers"] = [
-                        h for h in message.get("headers", []) if h != (b"vary", b"Cookie")
-                    ]
-            await send(message)
+            async def send_wrapper(message: Message) -> None:
+                if message["type"] == "http.response.start" and chat.finish_due():
+                    await chat.binding.afinish()
+                await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            chat.release()

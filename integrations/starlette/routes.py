@@ -3,6 +3,8 @@ and whatever endpoints the configured provider declares (``<prefix>/<path>``).""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -26,8 +28,14 @@ __all__ = [
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def _response(answer: Answer) -> JSONResponse:
+def _response(answer: Answer, request: Request) -> JSONResponse:
     status, body, headers = answer
+    session: Any = request.scope.get("session")
+    if headers.get("Vary") == "Cookie" and hasattr(session, "mark_accessed"):
+        # Starlette >= 1.0's SessionMiddleware adds "Vary: Cookie" to a response whose
+        # session was accessed, without merging: let it add the only one.
+        session.mark_accessed()
+        headers = {k: v for k, v in headers.items() if k != "Vary"}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -44,7 +52,7 @@ async def token_endpoint(request: Request) -> JSONResponse:
     422 for a UID the provider refuses; 503 with ``Retry-After`` (seconds) when the provider
     or the token store is down; always ``Cache-Control: no-store`` and ``Vary: Cookie``.
     """
-    return _response(await token_answer(request))
+    return _response(await token_answer(request), request)
 
 
 def _body(request: Request) -> ARequestBody:
@@ -58,7 +66,7 @@ def _body(request: Request) -> ARequestBody:
 async def refresh_endpoint(request: Request) -> JSONResponse:
     """``POST /chat/token/refresh``: replace the token the chat SDK rejected
     (:func:`chatauth.responses.arefresh_answer`); ``application/json`` only (415 otherwise)."""
-    return _response(await arefresh_answer(_body(request), _chat(request).refresh))
+    return _response(await arefresh_answer(_body(request), _chat(request).refresh), request)
 
 
 async def script_endpoint(request: Request) -> Response:
@@ -72,7 +80,8 @@ async def provider_endpoint(request: Request) -> JSONResponse:
     (:func:`chatauth.responses.aendpoint_answer`); 404 where it declares none."""
     chatauth = _chat(request).chatauth
     path = request.path_params["path"]
-    return _response(await aendpoint_answer(chatauth, path, request.method, _body(request)))
+    answer = await aendpoint_answer(chatauth, path, request.method, _body(request))
+    return _response(answer, request)
 
 
 def chat_routes(prefix: str = "/chat") -> list[BaseRoute]:

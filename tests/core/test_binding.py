@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chatauth import ChatAuth, ChatIdentity
-from chatauth.binding import SESSION_KEY, ChatBinding, read_slot
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, read_slot
 from chatauth.bodies import ARequestBody, RequestBody
 from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.journal import EndJournal
@@ -258,3 +258,63 @@ def test_logout_with_the_store_down_is_journaled_and_the_sweep_finishes_it(
     assert chat.sweep().journaled == 1
     assert revoked(chat) == ["user-alice"]
     assert store.sessions() == []
+
+
+# -- finish_needed: when a request that never used chat may skip finish() ------------------
+class TrackedSession(dict[str, Any]):
+    """A session that records changes, as Starlette's, Flask's and Django's do."""
+
+    modified = False
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.modified = True
+        super().__setitem__(key, value)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.modified = True
+        return super().pop(key, *default)
+
+
+BOUND = {"sid": "s" * 22, "uid": "user-alice"}
+
+
+@pytest.mark.parametrize(
+    ("content", "modified", "needed"),
+    [
+        ({}, False, False),  # an anonymous, untouched session: nothing to make or end
+        ({"user": "alice", SESSION_KEY: BOUND}, False, False),  # the common page view
+        ({"user": "alice"}, False, True),  # an app session without an id gets one
+        ({SESSION_KEY: {"sid": "s" * 22, "uid": None}}, False, True),  # an inert id alone
+        ({"user": "alice", SESSION_KEY: "legacy-sid"}, False, True),  # the old two-key form
+        ({"user": "alice", SESSION_KEY: BOUND}, True, True),  # changed: maybe cleared
+    ],
+)
+def test_finish_is_skipped_only_where_it_would_do_nothing(
+    chat: ChatAuth, content: dict[str, Any], modified: bool, needed: bool
+) -> None:
+    session = TrackedSession(content)
+    session.modified = modified
+    started = session.get(SESSION_KEY)
+    assert finish_needed(session, started) is needed
+    if not needed:  # what finish() would have done: nothing at all
+        before = dict(session)
+        ChatBinding(chat, session, started=started).finish()
+        assert dict(session) == before and not session.modified
+
+
+def test_finish_is_needed_for_a_session_that_keeps_no_modified_flag() -> None:
+    assert finish_needed({"user": "alice", SESSION_KEY: BOUND}, BOUND) is True
+    assert finish_needed(None, None) is False
+
+
+def test_a_binding_made_late_watches_the_id_the_request_started_with(chat: ChatAuth) -> None:
+    identity = ChatIdentity("user-alice")
+    session = TrackedSession({"user": "alice"})
+    first = ChatBinding(chat, session)
+    first.get(lambda: identity)
+    started = session.get(SESSION_KEY)
+    assert chat.store.sessions(uid="user-alice")
+    session.clear()  # the app cleared the session; the binding is made only now
+    late = ChatBinding(chat, session, started=started)
+    late.finish()
+    assert chat.store.sessions(uid="user-alice") == []

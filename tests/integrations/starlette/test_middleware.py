@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -11,13 +12,17 @@ from typing import Any
 import httpx
 import pytest
 from chatauth.integrations.starlette import ChatAuthMiddleware, get_chat
+from chatauth.integrations.starlette import chat as chat_module
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from chatauth import ChatAuth, ChatIdentity
+from chatauth.binding import ChatBinding
+from chatauth.errors import ConfigurationError
 from chatauth.providers.matrix import MatrixProvider
 from tests.integrations.starlette.helpers import (
     ROUTES,
@@ -72,6 +77,65 @@ async def test_requests_that_never_read_it_do_no_store_or_provider_work(
     assert store.calls == []
 
 
+async def asgi_get(app: Starlette, method: str, path: str, cookie: str) -> tuple[int, str]:
+    """One request straight into ``app`` (no client, no server thread); ``(status, cookie)``
+    with the cookie the answer set, else the one sent."""
+    scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode()}
+    scope |= {"query_string": b"", "headers": [(b"cookie", cookie.encode())]}
+    sent = await run_asgi(app, scope, [{"type": "http.request", "body": b""}])
+    for name, value in sent[0].get("headers", []):
+        if name == b"set-cookie":
+            cookie = value.decode().split(";", 1)[0]
+    return sent[0]["status"], cookie
+
+
+async def test_requests_that_never_read_it_make_no_binding_and_leave_no_cycles(
+    app: Starlette, store: CountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ChatBinding] = []
+
+    class Counted(ChatBinding):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(chat_module, "ChatBinding", Counted)
+    status, cookie = await asgi_get(app, "POST", "/login/alice", "")
+    assert status == 200
+    assert len(made) == 1  # the login answer's: the session changed, it gets its id
+    status, cookie = await asgi_get(app, "GET", "/chat/token", cookie)
+    assert status == 200
+    made.clear()
+    store.calls.clear()
+
+    gc.collect()
+    gc.disable()  # what the requests leave behind is counted below, not collected meanwhile
+    try:
+        for _ in range(5):
+            assert (await asgi_get(app, "GET", "/plain", cookie))[0] == 200
+        # Each request's scope holds its LazyChatSession; were that object to keep the scope
+        # after the request, every request would leave a cycle to the garbage collector.
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert made == []
+    assert store.calls == []
+
+
+async def test_a_lazy_chat_session_kept_past_its_request_says_so(app: Starlette) -> None:
+    kept: list[Any] = []
+
+    async def keep(request: Request) -> Response:
+        kept.append(request.state.chat)
+        return Response("ok")
+
+    app.router.routes.insert(0, Route("/keep", keep))
+    cookie = (await asgi_get(app, "POST", "/login/alice", ""))[1]
+    assert (await asgi_get(app, "GET", "/keep", cookie))[0] == 200
+    with pytest.raises(ConfigurationError, match="while the request runs"):
+        await kept[0]
+
+
 async def test_the_accessor_is_memoised_per_request(browser: Browser, store: CountingStore) -> None:
     client = await logged_in(browser)
     response = await client.get("/chat-info")
@@ -87,6 +151,13 @@ async def test_the_accessor_is_memoised_per_request(browser: Browser, store: Cou
 
 
 # -- the token route ----------------------------------------------------------------------
+async def test_token_answers_vary_on_the_cookie_once(browser: Browser) -> None:
+    client = await logged_in(browser)
+    for response in (await client.get("/chat/token"), await browser().get("/chat/token")):
+        assert response.status_code in (200, 401)
+        assert response.headers.get_list("vary") == ["Cookie"]
+
+
 async def test_anonymous_gets_401_json_with_no_store(
     browser: Browser, store: CountingStore
 ) -> None:
