@@ -116,8 +116,9 @@ class ChatToken:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> ChatToken:
-        """The inverse of :meth:`to_dict`, for a store reading back what it wrote.
+    def from_dict(cls, raw: Mapping[str, Any], *, served_at: datetime | None = None) -> ChatToken:
+        """The inverse of :meth:`to_dict`, for a store reading back what it wrote, with the
+        store's ``served_at`` (aware UTC) when it keeps one (outside the dict).
 
         The value is not checked again: it was checked when the token was made, and this is
         the cached request path.
@@ -138,6 +139,7 @@ class ChatToken:
             refresh_at=when("refresh_at"),
             data=raw.get("data") or {},
             public=tuple(raw.get("public") or ()),
+            served_at=served_at,
             checked=True,
         )
 

@@ -103,12 +103,13 @@ class BaseStore:
         raw = json.dumps(token.to_dict(), separators=(",", ":")).encode()
         return self.cipher.encrypt(raw) if self.cipher else raw
 
-    def load(self, data: bytes | str) -> ChatToken:
-        """The inverse of :meth:`dump`."""
+    def load(self, data: bytes | str, *, served_at: datetime | None = None) -> ChatToken:
+        """The inverse of :meth:`dump`; ``served_at`` (aware UTC) is the store's record of
+        when the token was last served, kept outside the payload."""
         raw = data.encode() if isinstance(data, str) else data
         if self.cipher:
             raw = self.cipher.decrypt(raw)
-        return ChatToken.from_dict(json.loads(raw))
+        return ChatToken.from_dict(json.loads(raw), served_at=served_at)
 
     # -- tokens ----------------------------------------------------------------------------
     def get(self, key: SessionKey) -> ChatToken | None:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -364,10 +363,9 @@ class RedisStore(BaseStore):
     def _loaded(self, data: bytes | None, served: float | None) -> ChatToken | None:
         if data is None:
             return None
-        token = self.load(data)
         if served is None:
-            return token
-        return dataclasses.replace(token, served_at=datetime.fromtimestamp(served, timezone.utc))
+            return self.load(data)
+        return self.load(data, served_at=datetime.fromtimestamp(served, timezone.utc))
 
     def get(self, key: SessionKey) -> ChatToken | None:
         name = self.token_key(key)

@@ -26,7 +26,6 @@ the error's type, never the SQL or its parameters (which carry payloads).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -215,7 +214,7 @@ class SQLAlchemyStore(BaseStore):
         if row is None:
             return None
         served = datetime.fromtimestamp(row.served_at, timezone.utc)
-        return dataclasses.replace(self.load(row.payload), served_at=served)
+        return self.load(row.payload, served_at=served)
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         now = self.clock.time()

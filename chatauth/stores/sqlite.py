@@ -27,7 +27,6 @@ Token payloads are JSON, encrypted when a cipher is given; the file is created w
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sqlite3
 import threading
@@ -60,6 +59,10 @@ _RETRY_WAIT_MAX = 0.25
 _RETRY_WAIT_JITTER = 0.01
 
 _SQLITE_BUSY = 5  # the primary result code behind "database is locked" (and its extended codes)
+
+
+class _WouldWait(Exception):
+    """A read on the event loop found the database locked: it goes to a thread instead."""
 
 
 def database_is_locked(exc: BaseException) -> bool:
@@ -176,13 +179,16 @@ class SQLiteStore(BaseStore):
         return f"<SQLiteStore {str(self.path)!r}>"
 
     # sqlite3 connections must not be shared between threads: one per thread.
-    def _db(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+    def _db(self, busy_ms: int) -> sqlite3.Connection:
+        """This thread's connection, its busy timeout set to ``busy_ms`` (set only when it
+        changes: a statement per operation otherwise)."""
+        local = self._local
+        db: sqlite3.Connection | None = getattr(local, "db", None)
         if db is None:
             # Errors go to the caller, _run(), which retries "database is locked" (switching a
             # new file to WAL needs a moment of exclusive access) and reports the others.
             db = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
             )
             try:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -190,9 +196,12 @@ class SQLiteStore(BaseStore):
             except BaseException:
                 db.close()
                 raise
-            self._local.db = db
+            local.db, local.busy_ms = db, busy_ms
             with self._connections_guard:
                 self._connections.append(db)
+        elif local.busy_ms != busy_ms:
+            db.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            local.busy_ms = busy_ms
         return db
 
     def _unavailable(self, exc: sqlite3.Error) -> StoreUnavailableError:
@@ -206,31 +215,52 @@ class SQLiteStore(BaseStore):
         """``work(connection)``, in a ``BEGIN IMMEDIATE`` transaction when ``write``; retried
         while the database is locked, within ``self.timeout`` seconds in total.
 
+        The first attempt runs as is, with the whole timeout as SQLite's busy wait: the
+        common case, an unlocked database, costs the statement and nothing more. Only
+        "database is locked" after it goes to the retry loop, with what is left of the
+        timeout. Inside :meth:`aget`'s read on the event loop there is one attempt with no
+        busy wait, and a locked database raises :class:`_WouldWait` instead.
+
         Raises:
             StoreUnavailableError: any :class:`sqlite3.Error`, once the retries are over.
         """
+        local = self._local
+        if getattr(local, "inline", False):
+            try:
+                return self._attempt(work, write, 0)
+            except sqlite3.Error as exc:
+                if database_is_locked(exc):
+                    raise _WouldWait from None
+                raise self._unavailable(exc) from None
         started = time.monotonic()  # real time: this bounds a real wait, whatever the clock
         try:
+            try:
+                return self._attempt(work, write, max(0, int(self.timeout * 1000)))
+            except sqlite3.Error as exc:
+                if not database_is_locked(exc) or self.timeout <= 0:
+                    raise
             for attempt in stamina.retry_context(
                 on=database_is_locked,
-                attempts=None if self.timeout > 0 else 1,
-                timeout=self.timeout if self.timeout > 0 else None,
+                attempts=None,
+                # stamina wants a positive budget; once it is spent, the loop's own first
+                # attempt (no busy wait left) is the last one.
+                timeout=max(self.timeout - (time.monotonic() - started), 0.001),
                 wait_initial=_RETRY_WAIT_INITIAL,
                 wait_max=_RETRY_WAIT_MAX,
                 wait_jitter=_RETRY_WAIT_JITTER,
             ):
                 with attempt:
-                    db = self._db()
                     # This attempt's busy timeout is what is left of the operation's, so
                     # that busy waits and retries together stay within self.timeout.
                     left = self.timeout - (time.monotonic() - started)
-                    db.execute(f"PRAGMA busy_timeout = {max(0, int(left * 1000))}")
-                    if not write:
-                        return work(db)
-                    return self._transaction(db, work)
+                    return self._attempt(work, write, max(0, int(left * 1000)))
         except sqlite3.Error as exc:
             raise self._unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(self, work: Callable[[sqlite3.Connection], T], write: bool, busy_ms: int) -> T:
+        db = self._db(busy_ms)
+        return self._transaction(db, work) if write else work(db)
 
     @staticmethod
     def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -263,9 +293,23 @@ class SQLiteStore(BaseStore):
         )
         if not rows:
             return None
-        return dataclasses.replace(
-            self.load(rows[0][0]), served_at=datetime.fromtimestamp(rows[0][1], timezone.utc)
-        )
+        return self.load(rows[0][0], served_at=datetime.fromtimestamp(rows[0][1], timezone.utc))
+
+    async def aget(self, key: SessionKey) -> ChatToken | None:
+        """:meth:`get` run on the event loop, not in a worker thread: a read of a WAL database
+        never waits for a writer, and costs a few microseconds, less than the hop to a thread
+        and back. It runs with no busy wait, so the loop is never blocked waiting for a lock:
+        should the database be locked all the same (WAL recovery, a checkpoint), the read
+        goes to a worker thread, with the usual waits and retries."""
+        local = self._local
+        local.inline = True
+        try:
+            return self.get(key)
+        except _WouldWait:
+            pass
+        finally:
+            local.inline = False
+        return await super().aget(key)
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         expires = token.expires_at.timestamp() if token.expires_at else None

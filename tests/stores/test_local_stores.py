@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+import stamina
 
 from chatauth import ChatToken, SessionKey, StoreUnavailableError
 from chatauth.stores.base import BaseStore, LockTimeoutError
@@ -194,3 +199,77 @@ def test_sqlite_file_from_before_the_sweep_gets_its_columns(
         check_sweep_contract(store, clock)
     finally:
         store.close()
+
+
+class ThreadNoting(SQLiteStore):
+    """SQLiteStore, unchanged, noting the thread of every read (and saying when one runs off
+    the event loop's thread)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, timeout=60)
+        self.threads: list[int] = []
+        self.off_loop = threading.Event()
+        self.loop_thread = threading.get_ident()
+
+    def get(self, key: SessionKey) -> ChatToken | None:
+        self.threads.append(threading.get_ident())
+        if self.threads[-1] != self.loop_thread:
+            self.off_loop.set()
+        return super().get(key)
+
+
+async def test_an_async_sqlite_read_runs_on_the_event_loop(tmp_path: Path) -> None:
+    store = ThreadNoting(tmp_path / "s.db")
+    key = SessionKey("p", "u1", "s1")
+    await store.aset(key, token("v1"))
+    store.threads.clear()
+    for _ in range(3):
+        found = await store.aget(key)
+        assert found is not None and found.value == "v1" and found.served_at is not None
+    assert await store.aget(SessionKey("p", "u1", "other")) is None
+    # No hop to a worker thread: each read ran here, where the loop runs.
+    assert store.threads == [threading.get_ident()] * 4
+    store.close()
+
+
+async def test_an_async_read_of_a_locked_sqlite_file_waits_in_a_thread(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = ThreadNoting(path)
+    key = SessionKey("p", "u1", "s1")
+    store.set(key, token("v1"))
+    store.close()
+    # A connection in exclusive locking mode keeps even WAL readers out until it closes.
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.threads.clear()
+    read = asyncio.ensure_future(store.aget(key))
+    # Refused on the loop without waiting, the read went to a worker thread, which waits.
+    assert await asyncio.to_thread(store.off_loop.wait, 30)
+    assert not read.done()
+    blocker.close()
+    found = await read
+    assert found is not None and found.value == "v1"
+    assert store.threads[0] == threading.get_ident() != store.threads[1]
+    store.close()
+
+
+def test_a_sqlite_read_of_an_unlocked_file_takes_no_retry_machinery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    key = SessionKey("p", "u1", "s1")
+    store.set(key, token("v1"))
+    contexts: list[dict[str, object]] = []
+    original = stamina.retry_context
+
+    def noted(**kwargs: Any) -> Any:
+        contexts.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(stamina, "retry_context", noted)
+    for _ in range(3):
+        assert store.get(key) is not None
+    store.set(key, token("v2"))
+    assert contexts == []  # only "database is locked" enters the retry loop
+    store.close()
