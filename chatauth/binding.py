@@ -71,6 +71,7 @@ SESSION_KEY = "_chatauth_sid"
 _LEGACY_UID_KEY = "_chatauth_uid"
 
 _UNREAD = object()
+_NOBODY_WAITS = object()
 
 #: ``(sid, uid)``; ``uid`` is ``None`` while the id is unbound.
 Slot = tuple[str, str | None]
@@ -215,7 +216,8 @@ class ChatBinding:
         #: True after :meth:`end` in this request: no new id is made for the response.
         self.ended = False
         self._outcome: ChatSession | ChatAuthError | None = None
-        self._alock: asyncio.Lock | None = None
+        # None, _NOBODY_WAITS while an await decides alone, or the future its waiters await.
+        self._deciding: asyncio.Future[None] | object | None = None
 
     def _slot(self) -> Slot | None:
         """The session's slot, parsed once per value: the mapping is read each time (the app
@@ -292,12 +294,11 @@ class ChatBinding:
 
     async def aget(self, load_user: Callable[[], Awaitable[Any]]) -> ChatSession:
         """Async twin of :meth:`get`; concurrent awaits in one request share one decision."""
-        if self._outcome is None:
-            if self._alock is None:
-                self._alock = asyncio.Lock()
-            async with self._alock:
-                if self._outcome is None:
-                    await self._aload(load_user, self.service.aget_session)
+        while self._outcome is None:
+            if self._deciding is not None:
+                await self._await_decider()
+                continue
+            await self._decide_alone(self._aload(load_user, self.service.aget_session))
         return self._result()
 
     async def arefresh(self, load_user: Callable[[], Awaitable[Any]], rejected: str) -> ChatSession:
@@ -306,11 +307,29 @@ class ChatBinding:
         async def fetch(identity: ChatIdentity, sid: str | None) -> ChatSession:
             return await arefresh_session(self.service, identity, sid, rejected)
 
-        if self._alock is None:
-            self._alock = asyncio.Lock()
-        async with self._alock:
-            await self._aload(load_user, fetch)
+        while self._deciding is not None:  # a decision in progress goes first
+            await self._await_decider()
+        await self._decide_alone(self._aload(load_user, fetch))
         return self._result()
+
+    async def _await_decider(self) -> None:
+        """Wait until the await deciding this request's chat session is done (or cancelled)."""
+        waiting = self._deciding
+        if not isinstance(waiting, asyncio.Future):
+            waiting = self._deciding = asyncio.get_running_loop().create_future()
+        await asyncio.shield(waiting)
+
+    async def _decide_alone(self, decision: Awaitable[None]) -> None:
+        """Await ``decision`` as the request's one decider; the others wait for it. Nothing is
+        allocated for the common case, one await per request: a future only once a second
+        await has to wait."""
+        self._deciding = _NOBODY_WAITS
+        try:
+            await decision
+        finally:
+            deciding, self._deciding = self._deciding, None
+            if isinstance(deciding, asyncio.Future) and not deciding.done():
+                deciding.set_result(None)
 
     async def _aload(
         self,

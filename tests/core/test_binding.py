@@ -152,6 +152,35 @@ async def test_concurrent_awaits_in_one_request_share_one_decision(chat: ChatAut
     assert calls == ["user"]
 
 
+async def test_three_awaits_share_one_decision_and_a_cancelled_one_hands_it_on(
+    chat: ChatAuth,
+) -> None:
+    binding = ChatBinding(chat, {"user": "alice"})
+    calls: list[str] = []
+    release = asyncio.Event()
+
+    async def user() -> User:
+        calls.append("user")
+        await release.wait()  # the first decider waits here until cancelled
+        return User("alice")
+
+    first = asyncio.ensure_future(binding.aget(user))
+    await asyncio.sleep(0)
+    assert calls == ["user"]
+    waiters = [asyncio.ensure_future(binding.aget(user)) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert calls == ["user"]  # the other two wait for the first's decision
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.sleep(0)
+    assert calls == ["user", "user"]  # one waiter took the decision over, the other waits
+    release.set()
+    one, two = await asyncio.gather(*waiters)
+    assert one is two and one.uid == "user-alice"
+    assert calls == ["user", "user"]
+
+
 async def test_the_memory_store_reads_on_the_event_loop(chat: ChatAuth) -> None:
     await chat.aget_session(ChatIdentity("user-alice"), "s")
     seen: list[threading.Thread] = []
