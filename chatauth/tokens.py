@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -171,6 +172,13 @@ def check_token_value(value: str) -> None:
     raise InvalidTokenError("The token contains white space.", code="ERROR_AUTHTOKEN_WITH_SPACE")
 
 
+# Every cached request hashes its key: the digests of the recently used keys are kept (the
+# app session ids in it are in this process's memory anyway, in the requests that carry them).
+@functools.lru_cache(maxsize=4096)
+def _digest(provider: str, uid: str, app_session: str) -> str:
+    return hashlib.sha256("\x1f".join((provider, uid, app_session)).encode()).hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class SessionKey:
     """What one stored token belongs to: (provider, uid, app session).
@@ -187,8 +195,7 @@ class SessionKey:
     @property
     def digest(self) -> str:
         """sha256 hex over the three parts; the store's primary key."""
-        raw = "\x1f".join((self.provider, self.uid, self.app_session or ""))
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return _digest(self.provider, self.uid, self.app_session or "")
 
     @property
     def user_digest(self) -> str:

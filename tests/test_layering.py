@@ -51,3 +51,17 @@ def test_import_chatauth_loads_only_its_errors() -> None:
     assert {m for m in loaded if m.startswith("chatauth")} == {"chatauth", "chatauth.errors"}
     assert not loaded & {"httpx", "jwt", "stamina", "dataclasses", "hashlib", "inspect"}
     assert not loaded & {"django", "flask", "starlette"}
+
+
+def test_importing_an_integration_loads_no_service_or_http_client() -> None:
+    # issue 19: the adapters load the service (httpx, stamina, pyjwt) with the ChatAuth an app
+    # makes, not when their module is imported.
+    for module in ("chatauth.integrations.starlette", "chatauth.integrations.flask"):
+        code = f"import sys, {module}; print(' '.join(sorted(sys.modules)))"
+        loaded = set(
+            subprocess.run(
+                [sys.executable, "-c", code], check=True, capture_output=True, text=True
+            ).stdout.split()
+        )
+        assert module in loaded
+        assert not loaded & {"chatauth.service", "chatauth.http", "httpx", "stamina", "jwt"}, module

@@ -21,13 +21,11 @@ import os
 import warnings
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask
 
-from chatauth.config import from_settings, normalize_settings
 from chatauth.errors import ConfigurationError
-from chatauth.service import ChatAuth as ChatAuthService
 from chatauth.tokens import ChatToken
 
 from .cli import cli
@@ -40,6 +38,9 @@ from .state import (
     get_state,
 )
 from .views import make_blueprint
+
+if TYPE_CHECKING:
+    from chatauth.service import ChatAuth as ChatAuthService
 
 __all__ = [
     "CONFIG_PREFIX",
@@ -141,6 +142,9 @@ class ChatAuth:
             raise RuntimeError(
                 "chatauth is already initialised on this Flask app; call init_app once per app."
             )
+        # The service (httpx, stamina) loads when an app is set up, not with this module.
+        from chatauth.config import from_settings, normalize_settings
+
         # None means "not set", as with Flask's own defaults (SECRET_KEY=None).
         settings = {
             k: v for k, v in normalize_settings(app.config, CONFIG_PREFIX).items() if v is not None

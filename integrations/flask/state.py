@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 
-from chatauth.service import ChatAuth as ChatAuthService
-
 if TYPE_CHECKING:
+    from chatauth.service import ChatAuth as ChatAuthService
+
     from .extension import ChatAuth
 
 __all__ = ["EXTENSION_KEY", "ChatAuthState", "get_service", "get_state"]

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ConfigurationError
-from chatauth.service import ChatAuth
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
+
+if TYPE_CHECKING:
+    # The service (and httpx, stamina) loads with the ChatAuth an app makes, not with this
+    # module.
+    from chatauth.service import ChatAuth
 
 __all__ = [
     "LazyChatSession",

@@ -7,11 +7,12 @@ nothing until awaited; the rules it follows are the core's (:mod:`chatauth.bindi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatauth.binding import SESSION_KEY
 from chatauth.errors import ConfigurationError
-from chatauth.service import ChatAuth
 
 from .chat import LazyChatSession, UserGetter, end_chat_session, get_chat, get_service
 
@@ -24,6 +25,9 @@ __all__ = [
     "get_chat",
     "get_service",
 ]
+
+if TYPE_CHECKING:
+    from chatauth.service import ChatAuth
 
 #: The key under which the chat session's id lives in ``request.session``.
 DEFAULT_SESSION_KEY = SESSION_KEY
@@ -70,6 +74,10 @@ class ChatAuthMiddleware:
         user_getter: UserGetter | None = None,
         session_key: str = DEFAULT_SESSION_KEY,
     ) -> None:
+        # Imported here: the app's ChatAuth has loaded the service already; importing this
+        # module alone does not (httpx, stamina).
+        from chatauth.service import ChatAuth
+
         if not isinstance(chatauth, ChatAuth):
             raise ConfigurationError(
                 "ChatAuthMiddleware(chatauth=...) must be a chatauth.ChatAuth instance, e.g. "
