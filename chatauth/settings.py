@@ -5,18 +5,23 @@ and a lower-case key, and either returns a clean value or raises
 :class:`~chatauth.errors.ConfigurationError` whose ``setting`` is the key in upper case. A
 message never shows the value: some settings are secrets, and a malformed secret is still one.
 
-Provider settings are checked by kind before the provider reads them
-(:func:`check_provider_settings`): for chatauth's own providers a key ending in ``_url`` is an
-http(s) URL, the keys in :data:`MAPPING_KEYS` are dicts, every other key is a string. A
-provider class of your own (``PROVIDER = "myapp.chat.MyProvider"``) declares the kinds of its
-extra keys, ``settings_kinds = {"key": "text" | "url" | "mapping" | "any"}``; undeclared
-extra keys are left to it.
+A provider declares each of its settings once, as a :class:`Setting` (name, kind, secret or
+not, required or default, allowed values, doc line) in its ``settings_spec``; one reader,
+:func:`read_setting`, checks a value against its declaration, and the provider's
+``settings_keys`` and the docs tables are derived from (and tested against) the same
+declarations. Provider settings are also checked by kind before the provider reads them
+(:func:`check_provider_settings`). A provider class of your own (``PROVIDER =
+"myapp.chat.MyProvider"``) declares its settings the same way, or only the kinds of its extra
+keys, ``settings_kinds = {"key": "text" | "url" | "mapping" | "any"}``; undeclared extra keys
+are left to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -26,14 +31,15 @@ from chatauth.errors import ConfigurationError
 
 __all__ = [
     "HMAC_MIN_KEY_BYTES",
-    "MAPPING_KEYS",
     "MAX_SESSION_IDLE",
     "MAX_TIMEOUT",
     "MAX_TOKEN_TTL",
+    "Setting",
     "check_hmac_secret",
     "check_provider_settings",
     "count",
     "mapping",
+    "read_setting",
     "reference",
     "seconds",
     "text",
@@ -53,8 +59,6 @@ MAX_TIMEOUT = 300.0
 MAX_RETRY_ATTEMPTS = 10
 #: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
 HMAC_MIN_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
-#: Provider keys whose value is a dict.
-MAPPING_KEYS = frozenset({"jwt_claims"})
 
 
 def _num(value: float) -> str:
@@ -213,20 +217,92 @@ def check_hmac_secret(secret: str | bytes, algorithm: str, setting: str) -> None
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One provider setting, declared once.
+
+    Attributes:
+        name: the provider constructor's argument; the key is ``<settings_prefix>_<name>``
+            (lower case; upper case in messages and docs).
+        doc: one line for the docs: what the value is, where to find it.
+        kind: ``"text"`` (a string; blank counts as absent), ``"url"`` (an absolute http(s)
+            URL) or ``"mapping"`` (a dict with string keys).
+        secret: a credential: missing gives ``ERROR_API_KEY_NOT_FOUND``; it never reaches a
+            message, a repr or the client config.
+        key: an API key or key id that is public (Stream's API key): missing gives
+            ``ERROR_API_KEY_NOT_FOUND`` too.
+        required: absent or blank is an error (``ERROR_CONFIG``, or as ``secret`` says).
+        default: the value when absent or blank (``None``: stays absent).
+        choices: the values a text setting may take.
+        lower: a text value is lower-cased before ``choices`` and ``pattern`` are checked.
+        pattern: a regular expression a text value must match whole.
+        shape: what ``pattern`` or ``choices`` mean, for the message ("one of us, eu, in").
+    """
+
+    name: str
+    doc: str
+    kind: Literal["text", "url", "mapping"] = "text"
+    secret: bool = False
+    key: bool = False
+    required: bool = False
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    lower: bool = False
+    pattern: str | None = None
+    shape: str | None = None
+
+
+def read_setting(settings: Mapping[str, Any], key: str, declared: Setting) -> Any:
+    """The value of ``key`` checked against its declaration: the clean value, the default,
+    or ``None`` for an optional setting left out.
+
+    Raises:
+        ConfigurationError: naming the key, never showing the value: ``ERROR_API_KEY_NOT_FOUND``
+            for a missing secret, ``ERROR_CONFIG`` for anything else (wrong type, a URL that
+            is not http(s), a value outside ``choices`` or not matching ``pattern``, a missing
+            required value).
+    """
+    value: Any
+    if declared.kind == "url":
+        value = url(settings, key)
+    elif declared.kind == "mapping":
+        value = mapping(settings, key)
+    else:
+        value = text(settings, key)
+        if value is not None and not value.strip():
+            value = None
+    if value is None:
+        value = declared.default
+    if value is None:
+        if declared.required:
+            raise _fail(
+                key,
+                "is required.",
+                code="ERROR_API_KEY_NOT_FOUND"
+                if declared.secret or declared.key
+                else "ERROR_CONFIG",
+            )
+        return None
+    if declared.kind == "text" and isinstance(value, str):
+        if declared.lower:
+            value = value.lower()
+        if (declared.choices and value not in declared.choices) or (
+            declared.pattern and not re.fullmatch(declared.pattern, value)
+        ):
+            shape = declared.shape or f"one of {', '.join(declared.choices)}"
+            raise _fail(key, f"must be {shape}.")
+    return value
+
+
 def _kinds(provider_cls: type) -> dict[str, Kind]:
-    """The kind of each key ``provider_cls`` reads. Keys of chatauth's own providers (any
-    class of ``chatauth.providers`` in the MRO) follow the naming rules; a key that only a
-    provider of yours declares is not checked unless it is in its ``settings_kinds``."""
+    """The kind of each key ``provider_cls`` reads: the declared settings of every class in
+    its MRO (``settings_spec``, under that class's ``settings_prefix``), then its
+    ``settings_kinds``; a key only listed in ``settings_keys`` is not checked."""
     kinds: dict[str, Kind] = {}
     for klass in reversed(provider_cls.__mro__):
-        if klass.__module__.startswith("chatauth.providers."):
-            for key in getattr(klass, "settings_keys", ()):
-                if key.endswith("_url"):
-                    kinds[key] = "url"
-                elif key in MAPPING_KEYS:
-                    kinds[key] = "mapping"
-                else:
-                    kinds[key] = "text"
+        prefix = klass.__dict__.get("settings_prefix", getattr(klass, "settings_prefix", ""))
+        for declared in klass.__dict__.get("settings_spec", ()):
+            kinds[f"{prefix}_{declared.name}"] = declared.kind
     kinds.update(getattr(provider_cls, "settings_kinds", {}))
     return kinds
 

@@ -13,15 +13,12 @@ from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 
-from chatauth.errors import (
-    ChatAuthError,
-    ConfigurationError,
-    ProviderError,
-    UnsupportedOperationError,
-)
+from chatauth import settings as readers
+from chatauth.errors import ChatAuthError, ProviderError, UnsupportedOperationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.responses import ProviderEndpoint
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken
 
 __all__ = [
@@ -31,7 +28,7 @@ __all__ = [
     "UserOperation",
     "error_from_response",
     "no_requests",
-    "require_setting",
+    "settings_table",
 ]
 
 Revocation = Literal["token", "user", "none"]
@@ -107,19 +104,42 @@ class Provider(Protocol):
 
 
 class BaseProvider:
-    """Shared plumbing for provider classes: settings parsing and a safe ``repr``.
+    """Shared plumbing for provider classes: declared settings and a safe ``repr``.
 
-    Subclasses set ``name``, ``uid_rules``, ``revocation`` and ``settings_keys`` (the
-    lower-case setting names they read), and implement the flows.
+    Subclasses set ``name``, ``uid_rules``, ``revocation``, and declare their settings once in
+    ``settings_spec`` (:class:`~chatauth.settings.Setting`, keys ``<settings_prefix>_<name>``),
+    from which ``settings_keys`` (the lower-case keys they read) is derived; and implement the
+    flows. The default :meth:`from_settings` passes each declared key's raw value to the
+    constructor under the setting's name, and the constructor checks them with
+    :meth:`_declared`, so a provider built in code is checked like one built from settings.
     """
 
     name: ClassVar[str] = "base"
     uid_rules: UIDRules
     revocation: ClassVar[Revocation] = "none"
+    settings_prefix: ClassVar[str] = ""
+    settings_spec: ClassVar[tuple[Setting, ...]] = ()
     settings_keys: ClassVar[frozenset[str]] = frozenset()
     #: Extra endpoints the app must serve for this provider (ChatKitty's verify URL); every
     #: framework adapter mounts them under its chat prefix (:mod:`chatauth.responses`).
     endpoints: ClassVar[tuple[ProviderEndpoint, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "settings_keys" not in cls.__dict__:
+            cls.settings_keys = frozenset(cls.setting_key(s.name) for s in cls.settings_spec)
+        doc = cls.__dict__.get("__doc__")  # None under -OO, or for a class without one
+        if cls.settings_spec and doc:
+            cls.__doc__ = (
+                doc.rstrip()
+                + "\n\n    Settings (generated from ``settings_spec``):\n\n"
+                + "\n".join("    " + line for line in settings_table(cls).splitlines())
+            )
+
+    @classmethod
+    def setting_key(cls, name: str) -> str:
+        """The lower-case settings key of the declared setting ``name``."""
+        return f"{cls.settings_prefix}_{name}"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> BaseProvider:
@@ -128,7 +148,24 @@ class BaseProvider:
         Raises:
             ConfigurationError: a required key is missing or malformed.
         """
-        raise NotImplementedError
+        given = {s.name: settings.get(cls.setting_key(s.name)) for s in cls.settings_spec}
+        return cls(**given)
+
+    @classmethod
+    def _declared(cls, **given: Any) -> dict[str, Any]:
+        """``given`` (constructor arguments by setting name) checked against the declarations
+        by the core reader: name -> clean value, default, or ``None``.
+
+        Raises:
+            ConfigurationError: naming the setting's key (see
+                :func:`chatauth.settings.read_setting`).
+        """
+        declared = {s.name: s for s in cls.settings_spec}
+        values = {cls.setting_key(name): value for name, value in given.items()}
+        return {
+            name: readers.read_setting(values, cls.setting_key(name), declared[name])
+            for name in given
+        }
 
     def client_config(self) -> dict[str, str]:
         return {}
@@ -199,27 +236,31 @@ class BaseProvider:
         raise self.unsupported("erase", "it documents no call to delete a user.")
 
 
+def settings_table(cls: type[BaseProvider]) -> str:
+    """An RST table of ``cls``'s declared settings: key, what it is, required or default,
+    secret or not. Every provider's class docstring ends with it."""
+    rows = []
+    for declared in cls.settings_spec:
+        notes = []
+        if declared.required:
+            notes.append("required")
+        elif declared.default is not None:
+            notes.append(f"default ``{declared.default}``")
+        notes.append("secret" if declared.secret else "public")
+        if declared.choices:
+            notes.append("one of " + ", ".join(f"``{c}``" for c in declared.choices))
+        text = declared.doc + (f" ({'; '.join(notes)})" if notes else "")
+        rows.append((f"``{cls.setting_key(declared.name).upper()}``", text))
+    width = max((len(key) for key, _ in rows), default=3)
+    rule = "=" * width + " " + "=" * max((len(text) for _, text in rows), default=3)
+    lines = [rule, *(f"{key.ljust(width)} {text}" for key, text in rows), rule]
+    return "\n".join(lines)
+
+
 def no_requests(value: T) -> Flow[T]:
     """A flow that makes no request and returns ``value`` (local minting, no-op revoke)."""
     return value
     yield  # pragma: no cover - makes this a generator
-
-
-def require_setting(settings: Mapping[str, Any], key: str, *, secret: bool = False) -> Any:
-    """Read a required setting.
-
-    Raises:
-        ConfigurationError: ``ERROR_API_KEY_NOT_FOUND`` for a missing secret, ``ERROR_CONFIG``
-            for another missing key. The message names the key, never a value.
-    """
-    value = settings.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise ConfigurationError(
-            f"The setting {key.upper()!r} is required.",
-            setting=key.upper(),
-            code="ERROR_API_KEY_NOT_FOUND" if secret else "ERROR_CONFIG",
-        )
-    return value
 
 
 def error_from_response(provider: str, response: httpx.Response, code: str | None) -> ProviderError:

@@ -28,9 +28,8 @@ same user replaces the first's, and revocation is user-wide (``revocation = "use
 so the handed-out one stops working for new connections [inf]. Whether ChatCamp closes an
 already connected socket is unknown: logout is best effort.
 
-Settings: ``CHATCAMP_APP_ID`` (public, required; the client's ``appId``),
-``CHATCAMP_API_KEY`` (secret, required), ``CHATCAMP_BASE_URL`` (default
-``https://api.chatcamp.io/api/2.0``).
+Settings: ``CHATCAMP_*``, declared once in :attr:`ChatCampProvider.settings_spec` (the class
+docstring's table is generated from it).
 """
 
 from __future__ import annotations
@@ -42,11 +41,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import Revocation, UserOperation, require_setting
-from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.providers.base import Revocation, UserOperation
+from chatauth.providers.rest import RESTProvider
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["ChatCampProvider", "new_access_token"]
@@ -82,36 +81,21 @@ class ChatCampProvider(RESTProvider):
         max_length=255,
         description="letters, digits and . _ @ + = : -",
     )
-    settings_keys = frozenset({"chatcamp_app_id", "chatcamp_api_key", "chatcamp_base_url"})
+    settings_prefix = "chatcamp"
+    settings_spec = (
+        Setting("app_id", "the app id (public: the client's appId)", required=True),
+        Setting("api_key", "the server API key, sent as x-api-key", secret=True, required=True),
+        Setting("base_url", "REST API root", kind="url", default=DEFAULT_BASE_URL),
+    )
 
     def __init__(self, app_id: str, api_key: str, *, base_url: str | None = None) -> None:
-        if not app_id or not app_id.strip():
-            raise ConfigurationError("CHATCAMP_APP_ID is required.", setting="CHATCAMP_APP_ID")
-        if not api_key or not api_key.strip():
-            raise ConfigurationError(
-                "CHATCAMP_API_KEY is required.",
-                setting="CHATCAMP_API_KEY",
-                code="ERROR_API_KEY_NOT_FOUND",
-            )
-        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "CHATCAMP_BASE_URL")
-        self.app_id = app_id
-        self._api_key = api_key
+        given = self._declared(app_id=app_id, api_key=api_key, base_url=base_url)
+        self.app_id: str = given["app_id"]
+        self._api_key: str = given["api_key"]
+        self.base_url = str(given["base_url"]).rstrip("/")
 
     def __repr__(self) -> str:
         return f"<ChatCampProvider app_id={self.app_id!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ChatCampProvider:
-        """Build from ``chatcamp_*`` settings.
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "chatcamp_app_id")),
-            str(require_setting(settings, "chatcamp_api_key", secret=True)),
-            base_url=settings.get("chatcamp_base_url") or None,
-        )
 
     # -- requests ----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

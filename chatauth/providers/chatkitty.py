@@ -31,11 +31,8 @@ https://authorization.chatkitty.com/oauth/token``, HTTP Basic ``client_id:client
 form ``grant_type=client_credentials``), cached until 60 s before ``expires_in``; a 401 drops
 the cached token and retries once with a new one.
 
-Settings: ``CHATKITTY_API_KEY`` (public: the JS SDK's ``apiKey``), ``CHATKITTY_CLIENT_ID``,
-``CHATKITTY_CLIENT_SECRET`` (secret), ``CHATKITTY_SIGNING_KEY`` (secret that signs the
-``authParams``; default: derived from the client secret), ``CHATKITTY_BASE_URL`` (default
-``https://api.chatkitty.com``), ``CHATKITTY_AUTH_URL`` (default
-``https://authorization.chatkitty.com/oauth/token``).
+Settings: ``CHATKITTY_*``, declared once in :attr:`ChatKittyProvider.settings_spec` (the
+class docstring's table is generated from it).
 """
 
 from __future__ import annotations
@@ -57,10 +54,11 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, UserOperation, require_setting
-from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.providers.base import Revocation, UserOperation
+from chatauth.providers.rest import RESTProvider
 from chatauth.redacted import Redacted
 from chatauth.responses import NO_STORE, Answer, ProviderEndpoint, error_answer
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken, utcnow
 
 if TYPE_CHECKING:  # the service imports providers, never the other way at run time
@@ -124,15 +122,25 @@ class ChatKittyProvider(RESTProvider):
     )
     #: ``{"error": "ClientError" | "unauthorized" | ..., "message"}``
     error_path = ("error",)
-    settings_keys = frozenset(
-        {
-            "chatkitty_api_key",
-            "chatkitty_client_id",
-            "chatkitty_client_secret",
-            "chatkitty_signing_key",
-            "chatkitty_base_url",
-            "chatkitty_auth_url",
-        }
+    settings_prefix = "chatkitty"
+    settings_spec = (
+        Setting(
+            "api_key",
+            "the application's API key (public: new ChatKitty({apiKey}))",
+            key=True,
+            required=True,
+        ),
+        Setting("client_id", "the Platform API OAuth2 client id", required=True),
+        Setting(
+            "client_secret", "the Platform API OAuth2 client secret", secret=True, required=True
+        ),
+        Setting(
+            "signing_key",
+            "signs the authParams; default: derived from the client secret",
+            secret=True,
+        ),
+        Setting("base_url", "Platform API root", kind="url", default=DEFAULT_BASE_URL),
+        Setting("auth_url", "OAuth2 token endpoint", kind="url", default=DEFAULT_AUTH_URL),
     )
 
     def __init__(
@@ -145,29 +153,25 @@ class ChatKittyProvider(RESTProvider):
         base_url: str | None = None,
         auth_url: str | None = None,
     ) -> None:
-        for value, setting in (
-            (api_key, "CHATKITTY_API_KEY"),
-            (client_secret, "CHATKITTY_CLIENT_SECRET"),
-        ):
-            if not value or not value.strip():
-                raise ConfigurationError(
-                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
-                )
-        if not client_id or not client_id.strip():
-            raise ConfigurationError(
-                "CHATKITTY_CLIENT_ID is required.", setting="CHATKITTY_CLIENT_ID"
-            )
-        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "CHATKITTY_BASE_URL")
-        self.auth_url = checked_url(auth_url, DEFAULT_AUTH_URL, "CHATKITTY_AUTH_URL")
-        self.api_key = api_key
-        self.client_id = client_id
-        self._client_secret = client_secret
+        given = self._declared(
+            api_key=api_key,
+            client_id=client_id,
+            client_secret=client_secret,
+            signing_key=signing_key,
+            base_url=base_url,
+            auth_url=auth_url,
+        )
+        self.base_url = str(given["base_url"]).rstrip("/")
+        self.auth_url: str = given["auth_url"]
+        self.api_key: str = given["api_key"]
+        self.client_id: str = given["client_id"]
+        self._client_secret: str = given["client_secret"]
         # Without a dedicated key, a key derived from the client secret, never the secret
         # itself, so a leak of one signature scheme says nothing about the other.
         key: str = (
-            signing_key
+            given["signing_key"]
             or hmac.new(
-                client_secret.encode(), b"chatauth chatkitty authParams", "sha256"
+                self._client_secret.encode(), b"chatauth chatkitty authParams", "sha256"
             ).hexdigest()
         )
         self._serializer = URLSafeTimedSerializer(key, salt=SALT)
@@ -176,22 +180,6 @@ class ChatKittyProvider(RESTProvider):
 
     def __repr__(self) -> str:
         return f"<ChatKittyProvider api_key={self.api_key!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> ChatKittyProvider:
-        """Build from ``chatkitty_*`` settings.
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "chatkitty_api_key", secret=True)),
-            str(require_setting(settings, "chatkitty_client_id")),
-            str(require_setting(settings, "chatkitty_client_secret", secret=True)),
-            signing_key=settings.get("chatkitty_signing_key") or None,
-            base_url=settings.get("chatkitty_base_url") or None,
-            auth_url=settings.get("chatkitty_auth_url") or None,
-        )
 
     # -- authParams --------------------------------------------------------------------------
     def sign_auth_params(self, uid: str) -> str:

@@ -27,14 +27,8 @@ UIDs: 1-100 characters of ``a-z 0-9 _ -``. CometChat lower-cases UIDs on create,
 upper case letters would silently become another user's: chatauth refuses it
 (``ERROR_INVALID_UID``) instead of colliding.
 
-Settings:
-
-===================== ================================================================
-``COMETCHAT_APP_ID``   the app id (required)
-``COMETCHAT_REGION``   ``us`` (default), ``eu``, ``in``
-``COMETCHAT_API_KEY``  the REST API key (required, secret)
-``COMETCHAT_BASE_URL`` REST API root; default ``https://{app_id}.api-{region}.cometchat.io/v3``
-===================== ================================================================
+Settings: ``COMETCHAT_*``, declared once in :attr:`CometChatProvider.settings_spec` (the
+class docstring's table is generated from it).
 
 :class:`CometChatCallsProvider` (``PROVIDER = "cometchat_calls"``) is the same flow for apps
 whose front end uses the CometChat Calls SDK (v5): it logs in with the same UID and auth token
@@ -45,19 +39,18 @@ should use ``"cometchat"`` and hand the one token to both SDKs.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import httpx
 
-from chatauth.errors import ConfigurationError, InvalidTokenError
+from chatauth.errors import InvalidTokenError
 from chatauth.http import REDACT, Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, UserOperation, require_setting
-from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.providers.base import Revocation, UserOperation
+from chatauth.providers.rest import RESTProvider
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["CometChatCallsProvider", "CometChatProvider"]
@@ -96,53 +89,53 @@ class CometChatProvider(RESTProvider):
     )
     #: ``{"error": {"code": "ERR_..."}}``
     error_path = ("error", "code")
-    settings_keys = frozenset(
-        {"cometchat_app_id", "cometchat_region", "cometchat_api_key", "cometchat_base_url"}
+    settings_prefix = "cometchat"
+    settings_spec = (
+        Setting(
+            "app_id",
+            "the app id from the CometChat dashboard",
+            required=True,
+            pattern=r"[A-Za-z0-9_\-]+",
+            shape="the app id from the CometChat dashboard",
+        ),
+        Setting(
+            "api_key",
+            "the REST API key (not the Auth Key)",
+            secret=True,
+            required=True,
+        ),
+        Setting(
+            "region",
+            "the app's data region",
+            default="us",
+            choices=tuple(sorted(REGIONS)),
+            lower=True,
+        ),
+        Setting(
+            "base_url",
+            "REST API root; default https://{app_id}.api-{region}.cometchat.io/v3",
+            kind="url",
+        ),
     )
 
     def __init__(
-        self, app_id: str, api_key: str, *, region: str = "us", base_url: str | None = None
+        self,
+        app_id: str,
+        api_key: str,
+        *,
+        region: str | None = None,
+        base_url: str | None = None,
     ) -> None:
-        if not app_id or not re.fullmatch(r"[A-Za-z0-9_\-]+", app_id):
-            raise ConfigurationError(
-                "COMETCHAT_APP_ID must be the app id from the CometChat dashboard.",
-                setting="COMETCHAT_APP_ID",
-            )
-        if not api_key or not api_key.strip():
-            raise ConfigurationError(
-                "COMETCHAT_API_KEY (the REST API key) is required.",
-                setting="COMETCHAT_API_KEY",
-                code="ERROR_API_KEY_NOT_FOUND",
-            )
-        region = region.lower()
-        if region not in REGIONS:
-            raise ConfigurationError(
-                f"COMETCHAT_REGION must be one of {', '.join(sorted(REGIONS))}.",
-                setting="COMETCHAT_REGION",
-            )
-        self.base_url = checked_url(
-            base_url, f"https://{app_id}.api-{region}.cometchat.io/v3", "COMETCHAT_BASE_URL"
-        )
-        self.app_id = app_id
-        self.region = region
-        self._api_key = api_key
+        given = self._declared(app_id=app_id, api_key=api_key, region=region, base_url=base_url)
+        self.app_id: str = given["app_id"]
+        self.region: str = given["region"]
+        self._api_key: str = given["api_key"]
+        self.base_url = str(
+            given["base_url"] or f"https://{self.app_id}.api-{self.region}.cometchat.io/v3"
+        ).rstrip("/")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} app_id={self.app_id!r} region={self.region!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> CometChatProvider:
-        """Build from ``cometchat_*`` settings (see the module docstring).
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "cometchat_app_id")),
-            str(require_setting(settings, "cometchat_api_key", secret=True)),
-            region=str(settings.get("cometchat_region") or "us"),
-            base_url=settings.get("cometchat_base_url") or None,
-        )
 
     # -- requests ----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

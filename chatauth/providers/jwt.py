@@ -8,9 +8,8 @@ Claims: ``sub`` (the UID), ``iat``, ``exp`` (``iat`` + ``token_ttl``), ``jti`` (
 server can keep a denylist), optional ``iss``, ``aud``, ``name`` and extra claims. Revocation:
 ``none`` -- a JWT stays valid until ``exp``; keep ``token_ttl`` short.
 
-Settings: ``JWT_SECRET`` (HS256/384/512) or ``JWT_PRIVATE_KEY`` (PEM text or a path to a PEM
-file, for RS256/ES256...), ``JWT_ALGORITHM`` (default HS256), ``JWT_ISSUER``,
-``JWT_AUDIENCE``, ``JWT_CLAIMS`` (dict of extra claims), ``JWT_KEY_ID`` (``kid`` header).
+Settings: ``JWT_*``, declared once in :attr:`JWTProvider.settings_spec` (the class docstring's
+table is generated from it): ``JWT_SECRET`` or ``JWT_PRIVATE_KEY`` as the algorithm needs.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import BaseProvider, Revocation, no_requests
 from chatauth.providers.hmacjwt import HMACSigner
-from chatauth.settings import check_hmac_secret
+from chatauth.settings import Setting, check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["JWTProvider", "JWTSigner"]
@@ -153,16 +152,24 @@ class JWTProvider(BaseProvider):
         max_length=255,
         description="letters, digits and . _ @ + = -",
     )
-    settings_keys = frozenset(
-        {
-            "jwt_secret",
-            "jwt_private_key",
-            "jwt_algorithm",
-            "jwt_issuer",
-            "jwt_audience",
-            "jwt_claims",
-            "jwt_key_id",
-        }
+    settings_prefix = "jwt"
+    settings_spec = (
+        Setting("secret", "the shared secret (HS256/384/512)", secret=True),
+        Setting(
+            "private_key",
+            "PEM text or a path to a PEM file (RS*/PS*/ES*/EdDSA)",
+            secret=True,
+        ),
+        Setting(
+            "algorithm",
+            "the signing algorithm",
+            default="HS256",
+            choices=tuple(sorted(HMAC_ALGORITHMS | KEY_ALGORITHMS)),
+        ),
+        Setting("issuer", "the iss claim"),
+        Setting("audience", "the aud claim"),
+        Setting("claims", "extra claims merged into every token", kind="mapping"),
+        Setting("key_id", "the kid header"),
     )
 
     def __init__(
@@ -182,20 +189,25 @@ class JWTProvider(BaseProvider):
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> JWTProvider:
-        claims = settings.get("jwt_claims") or {}
-        if not isinstance(claims, Mapping):
-            raise ConfigurationError("JWT_CLAIMS must be a dict.", setting="JWT_CLAIMS")
+        """Build from ``jwt_*`` settings (the declared ones, checked by the core reader).
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        given = cls._declared(
+            **{s.name: settings.get(cls.setting_key(s.name)) for s in cls.settings_spec}
+        )
         signer = JWTSigner(
-            settings.get("jwt_algorithm") or "HS256",
-            secret=settings.get("jwt_secret"),
-            private_key=settings.get("jwt_private_key"),
-            key_id=settings.get("jwt_key_id"),
+            given["algorithm"],
+            secret=given["secret"],
+            private_key=given["private_key"],
+            key_id=given["key_id"],
         )
         return cls(
             signer,
-            issuer=settings.get("jwt_issuer"),
-            audience=settings.get("jwt_audience"),
-            claims=claims,
+            issuer=given["issuer"],
+            audience=given["audience"],
+            claims=given["claims"] or {},
         )
 
     def build_claims(self, identity: ChatIdentity, ttl: timedelta, now: datetime) -> dict[str, Any]:

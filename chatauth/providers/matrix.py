@@ -24,10 +24,8 @@ client-server API, "POST /_matrix/client/v3/logout"); a token the server no long
 +``, not all digits, not starting with ``_``, the whole ``@localpart:server`` at most 255
 characters (Matrix spec, "User Identifiers").
 
-Settings: ``MATRIX_HOMESERVER_URL`` (required), ``MATRIX_SERVER_NAME`` (default: the URL's
-host), ``MATRIX_MODE`` (``admin`` | ``jwt``; default ``jwt`` when a JWT secret is set),
-``MATRIX_ADMIN_TOKEN``, ``MATRIX_JWT_SECRET``, ``MATRIX_JWT_ALGORITHM`` (default HS256),
-``MATRIX_JWT_ISSUER``, ``MATRIX_JWT_AUDIENCE``, ``MATRIX_DEVICE_NAME``.
+Settings: ``MATRIX_*``, declared once in :attr:`MatrixProvider.settings_spec` (the class
+docstring's table is generated from it).
 """
 
 from __future__ import annotations
@@ -43,9 +41,10 @@ from chatauth.errors import ChatAuthError, ConfigurationError, ProviderError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, UserOperation, require_setting
+from chatauth.providers.base import Revocation, UserOperation
 from chatauth.providers.jwt import JWTSigner
-from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.providers.rest import RESTProvider
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["MatrixProvider"]
@@ -79,18 +78,27 @@ class MatrixProvider(RESTProvider):
     revocation: ClassVar[Revocation] = "token"
     #: ``{"errcode": "M_...", "error"}``
     error_path = ("errcode",)
-    settings_keys = frozenset(
-        {
-            "matrix_homeserver_url",
-            "matrix_server_name",
-            "matrix_mode",
-            "matrix_admin_token",
-            "matrix_jwt_secret",
-            "matrix_jwt_algorithm",
-            "matrix_jwt_issuer",
-            "matrix_jwt_audience",
-            "matrix_device_name",
-        }
+    settings_prefix = "matrix"
+    settings_spec = (
+        Setting("homeserver_url", "the client-server API root", kind="url", required=True),
+        Setting("server_name", "the server name in user IDs; default: the URL's host"),
+        Setting(
+            "mode",
+            "admin login-as or JWT login; default jwt when a JWT secret is set, else admin",
+            choices=("admin", "jwt"),
+            lower=True,
+        ),
+        Setting("admin_token", "an admin's access token (admin mode)", secret=True),
+        Setting("jwt_secret", "the homeserver's jwt_config secret (jwt mode)", secret=True),
+        Setting(
+            "jwt_algorithm",
+            "jwt_config's algorithm",
+            default="HS256",
+            choices=("HS256", "HS384", "HS512"),
+        ),
+        Setting("jwt_issuer", "the iss claim jwt_config requires, if any"),
+        Setting("jwt_audience", "the aud claim jwt_config requires, if any"),
+        Setting("device_name", "the display name of JWT-login devices", default="chatauth"),
     )
 
     def __init__(
@@ -103,9 +111,20 @@ class MatrixProvider(RESTProvider):
         signer: JWTSigner | None = None,
         jwt_issuer: str | None = None,
         jwt_audience: str | None = None,
-        device_name: str = "chatauth",
+        device_name: str | None = None,
     ) -> None:
-        self.base_url = checked_url(homeserver_url, None, "MATRIX_HOMESERVER_URL")
+        given = self._declared(
+            homeserver_url=homeserver_url,
+            server_name=server_name,
+            mode=mode,
+            admin_token=admin_token,
+            jwt_issuer=jwt_issuer,
+            jwt_audience=jwt_audience,
+            device_name=device_name,
+        )
+        self.base_url = str(given["homeserver_url"]).rstrip("/")
+        mode = given["mode"]
+        admin_token = given["admin_token"]
         if mode == "admin" and not admin_token:
             raise ConfigurationError(
                 "MATRIX_ADMIN_TOKEN is required in admin mode.",
@@ -118,16 +137,16 @@ class MatrixProvider(RESTProvider):
                 setting="MATRIX_JWT_SECRET",
                 code="ERROR_API_KEY_NOT_FOUND",
             )
-        if mode not in ("admin", "jwt"):
-            raise ConfigurationError("MATRIX_MODE must be 'admin' or 'jwt'.", setting="MATRIX_MODE")
         self.homeserver_url = self.base_url
-        self.server_name = server_name or str(urllib.parse.urlsplit(self.base_url).hostname)
+        self.server_name: str = given["server_name"] or str(
+            urllib.parse.urlsplit(self.base_url).hostname
+        )
         self.mode: Mode = mode
-        self._admin_token = admin_token
+        self._admin_token: str | None = admin_token
         self._signer = signer
-        self.jwt_issuer = jwt_issuer
-        self.jwt_audience = jwt_audience
-        self.device_name = device_name
+        self.jwt_issuer: str | None = given["jwt_issuer"]
+        self.jwt_audience: str | None = given["jwt_audience"]
+        self.device_name: str = given["device_name"]
         self.uid_rules = UIDRules(
             pattern=r"[a-z0-9=_\-./+]+",
             max_length=255 - len(f"@:{self.server_name}"),
@@ -140,26 +159,27 @@ class MatrixProvider(RESTProvider):
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> MatrixProvider:
-        url = require_setting(settings, "matrix_homeserver_url")
-        secret = settings.get("matrix_jwt_secret")
-        mode: Mode = settings.get("matrix_mode") or ("jwt" if secret else "admin")
+        """Build from ``matrix_*`` settings (the declared ones; the JWT signer from the
+        secret and algorithm in jwt mode).
+
+        Raises:
+            ConfigurationError: a required key is missing or malformed.
+        """
+        given: dict[str, Any] = {
+            s.name: settings.get(cls.setting_key(s.name)) for s in cls.settings_spec
+        }
+        jwt = cls._declared(
+            mode=given.pop("mode"),
+            jwt_secret=given.pop("jwt_secret"),
+            jwt_algorithm=given.pop("jwt_algorithm"),
+        )
+        mode: Mode = jwt["mode"] or ("jwt" if jwt["jwt_secret"] else "admin")
         signer = None
         if mode == "jwt":
             signer = JWTSigner(
-                settings.get("matrix_jwt_algorithm") or "HS256",
-                secret=secret,
-                setting_prefix="MATRIX_JWT",
+                jwt["jwt_algorithm"], secret=jwt["jwt_secret"], setting_prefix="MATRIX_JWT"
             )
-        return cls(
-            url,
-            server_name=settings.get("matrix_server_name"),
-            mode=mode,
-            admin_token=settings.get("matrix_admin_token"),
-            signer=signer,
-            jwt_issuer=settings.get("matrix_jwt_issuer"),
-            jwt_audience=settings.get("matrix_jwt_audience"),
-            device_name=settings.get("matrix_device_name") or "chatauth",
-        )
+        return cls(mode=mode, signer=signer, **given)
 
     # -- helpers -----------------------------------------------------------------------------
     def user_id(self, uid: str) -> str:

@@ -16,29 +16,13 @@ from typing import Any, ClassVar, TypeVar, overload
 
 import httpx
 
-from chatauth import settings as readers
-from chatauth.errors import ConfigurationError, ProviderError
+from chatauth.errors import ProviderError
 from chatauth.providers import replies
 from chatauth.providers.base import BaseProvider, error_from_response
 
-__all__ = ["RESTProvider", "checked_url"]
+__all__ = ["RESTProvider"]
 
 T = TypeVar("T")
-
-
-def checked_url(value: str | None, default: str | None, setting: str) -> str:
-    """``value`` (or ``default`` when it is ``None`` or blank), an absolute http(s) URL,
-    without a trailing ``/``.
-
-    Raises:
-        ConfigurationError: ``ERROR_CONFIG`` naming ``setting`` for another value, or when
-            there is neither a value nor a default.
-    """
-    key = setting.lower()
-    url = readers.url({key: value}, key) or (readers.url({key: default}, key) if default else None)
-    if url is None:
-        raise ConfigurationError(f"{setting} must be an http(s) URL.", setting=setting)
-    return url.rstrip("/")
 
 
 class RESTProvider(BaseProvider):

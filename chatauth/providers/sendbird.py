@@ -20,25 +20,23 @@ Every call sends ``Api-Token`` (master or secondary token) and ``Content-Type:
 application/json; charset=utf8``; path parameters are URL-encoded. Errors are ``{"error": true,
 "code": int, "message"}``; the provider branches on ``code`` only.
 
-Settings: ``SENDBIRD_APPLICATION_ID`` (required), ``SENDBIRD_API_TOKEN`` (required, secret),
-``SENDBIRD_BASE_URL`` (default ``https://api-{application_id}.sendbird.com/v3``).
+Settings: ``SENDBIRD_*``, declared once in :attr:`SendbirdProvider.settings_spec` (the class
+docstring's table is generated from it).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 
-from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers import replies
-from chatauth.providers.base import Revocation, UserOperation, require_setting
-from chatauth.providers.rest import RESTProvider, checked_url
+from chatauth.providers.base import Revocation, UserOperation
+from chatauth.providers.rest import RESTProvider
+from chatauth.settings import Setting
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["SendbirdProvider"]
@@ -76,43 +74,35 @@ class SendbirdProvider(RESTProvider):
     #: ``{"error": true, "code": 400201, "message"}``
     error_path = ("code",)
     content_type = "application/json; charset=utf8"
-    settings_keys = frozenset(
-        {"sendbird_application_id", "sendbird_api_token", "sendbird_base_url"}
+    settings_prefix = "sendbird"
+    settings_spec = (
+        Setting(
+            "application_id",
+            "the application id (public: SendbirdChat.init({appId}))",
+            required=True,
+            pattern=r"[A-Za-z0-9\-]+",
+            shape="the application id from the dashboard",
+        ),
+        Setting("api_token", "the master or a secondary API token", secret=True, required=True),
+        Setting(
+            "base_url",
+            "REST API root; default https://api-{application_id}.sendbird.com/v3",
+            kind="url",
+        ),
     )
 
-    def __init__(self, application_id: str, api_token: str, *, base_url: str | None = None):
-        if not application_id or not re.fullmatch(r"[A-Za-z0-9\-]+", application_id):
-            raise ConfigurationError(
-                "SENDBIRD_APPLICATION_ID must be the application id from the dashboard.",
-                setting="SENDBIRD_APPLICATION_ID",
-            )
-        if not api_token or not api_token.strip():
-            raise ConfigurationError(
-                "SENDBIRD_API_TOKEN is required.",
-                setting="SENDBIRD_API_TOKEN",
-                code="ERROR_API_KEY_NOT_FOUND",
-            )
-        self.base_url = checked_url(
-            base_url, f"https://api-{application_id}.sendbird.com/v3", "SENDBIRD_BASE_URL"
+    def __init__(self, application_id: str, api_token: str, *, base_url: str | None = None) -> None:
+        given = self._declared(
+            application_id=application_id, api_token=api_token, base_url=base_url
         )
-        self.application_id = application_id
-        self._api_token = api_token
+        self.application_id: str = given["application_id"]
+        self._api_token: str = given["api_token"]
+        self.base_url = str(
+            given["base_url"] or f"https://api-{self.application_id}.sendbird.com/v3"
+        ).rstrip("/")
 
     def __repr__(self) -> str:
         return f"<SendbirdProvider application_id={self.application_id!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> SendbirdProvider:
-        """Build from ``sendbird_*`` settings.
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "sendbird_application_id")),
-            str(require_setting(settings, "sendbird_api_token", secret=True)),
-            base_url=settings.get("sendbird_base_url") or None,
-        )
 
     # -- requests ----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:

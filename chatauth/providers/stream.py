@@ -29,8 +29,8 @@ drops all of the user's stored tokens so the other devices get a fresh token nex
 The cut-off is whole seconds: ``max(now, newest iat + 1 s)`` truncated, so the revoked token
 always dies and a token minted for a new login in a later second lives.
 
-Settings: ``STREAM_API_KEY`` (public, sent to the front end), ``STREAM_API_SECRET`` (secret),
-``STREAM_BASE_URL`` (default ``https://chat.stream-io-api.com``).
+Settings: ``STREAM_*``, declared once in :attr:`StreamProvider.settings_spec` (the class
+docstring's table is generated from it).
 """
 
 from __future__ import annotations
@@ -38,19 +38,17 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import jwt as pyjwt
 
-from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
-from chatauth.providers.base import Revocation, UserOperation, require_setting
+from chatauth.providers.base import Revocation, UserOperation
 from chatauth.providers.hmacjwt import HMACSigner
-from chatauth.providers.rest import RESTProvider, checked_url
-from chatauth.settings import check_hmac_secret
+from chatauth.providers.rest import RESTProvider
+from chatauth.settings import Setting, check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["StreamProvider", "revocation_cutoff"]
@@ -100,39 +98,37 @@ class StreamProvider(RESTProvider):
     )
     #: ``{"code": 16, "message", "StatusCode", ...}``
     error_path = ("code",)
-    settings_keys = frozenset({"stream_api_key", "stream_api_secret", "stream_base_url"})
+    settings_prefix = "stream"
+    settings_spec = (
+        Setting(
+            "api_key",
+            "the app's API key (public: StreamChat.getInstance(apiKey))",
+            key=True,
+            required=True,
+        ),
+        Setting(
+            "api_secret",
+            "the API secret (signs user and server tokens)",
+            secret=True,
+            required=True,
+        ),
+        Setting("base_url", "REST API root", kind="url", default=DEFAULT_BASE_URL),
+    )
 
     def __init__(self, api_key: str, api_secret: str, *, base_url: str | None = None) -> None:
-        for value, setting in ((api_key, "STREAM_API_KEY"), (api_secret, "STREAM_API_SECRET")):
-            if not value or not value.strip():
-                raise ConfigurationError(
-                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
-                )
+        given = self._declared(api_key=api_key, api_secret=api_secret, base_url=base_url)
         # Stream signs HS256 with the secret: RFC 7518's 32 bytes (Stream's own are longer).
-        check_hmac_secret(api_secret, "HS256", "STREAM_API_SECRET")
-        self.base_url = checked_url(base_url, DEFAULT_BASE_URL, "STREAM_BASE_URL")
-        self.api_key = api_key
-        self._api_secret = api_secret
+        check_hmac_secret(given["api_secret"], "HS256", "STREAM_API_SECRET")
+        self.base_url = str(given["base_url"]).rstrip("/")
+        self.api_key: str = given["api_key"]
+        self._api_secret: str = given["api_secret"]
         # The SDK's server token: no exp/iat, so it can be built once.
-        self._server_token = pyjwt.encode({"server": True}, api_secret, algorithm="HS256")
+        self._server_token = pyjwt.encode({"server": True}, self._api_secret, algorithm="HS256")
         # The user tokens, byte for byte as stream_chat's create_token writes them.
-        self._user_signer = HMACSigner("HS256", api_secret)
+        self._user_signer = HMACSigner("HS256", self._api_secret)
 
     def __repr__(self) -> str:
         return f"<StreamProvider api_key={self.api_key!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> StreamProvider:
-        """Build from ``stream_*`` settings.
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "stream_api_key", secret=True)),
-            str(require_setting(settings, "stream_api_secret", secret=True)),
-            base_url=settings.get("stream_base_url") or None,
-        )
 
     # -- tokens ------------------------------------------------------------------------------
     def create_token(

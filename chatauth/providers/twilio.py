@@ -24,11 +24,8 @@ Identity: case-sensitive; chatauth refuses white space and the characters Twilio
 (``! * ' ( ) ; : @ & = + $ , / ? % # [ ]``) and identities shaped like a User SID (``US`` + 32
 hex).
 
-Settings: ``TWILIO_ACCOUNT_SID`` (``AC...``), ``TWILIO_API_KEY_SID`` (``SK...``),
-``TWILIO_API_KEY_SECRET`` (secret), ``TWILIO_SERVICE_SID`` (``IS...``, the Conversations
-service), ``TWILIO_REGION`` (optional, e.g. ``ie1``: the ``twr`` header), ``TWILIO_BASE_URL``
-(the Conversations REST root for the chat-user operations; default
-``https://conversations.twilio.com/v1``).
+Settings: ``TWILIO_*``, declared once in :attr:`TwilioProvider.settings_spec` (the class
+docstring's table is generated from it).
 """
 
 from __future__ import annotations
@@ -43,7 +40,6 @@ from typing import Any, ClassVar
 import httpx
 import jwt as pyjwt
 
-from chatauth.errors import ConfigurationError
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
 from chatauth.providers.base import (
@@ -52,9 +48,8 @@ from chatauth.providers.base import (
     UserOperation,
     error_from_response,
     no_requests,
-    require_setting,
 )
-from chatauth.settings import check_hmac_secret
+from chatauth.settings import Setting, check_hmac_secret
 from chatauth.tokens import ChatToken, utcnow
 
 __all__ = ["MAX_TTL", "TwilioProvider"]
@@ -83,12 +78,16 @@ def _not_a_user_sid(uid: str) -> str | None:
     return None
 
 
-def _sid(value: str, prefix: str, setting: str) -> str:
-    if not re.fullmatch(prefix + r"[0-9a-fA-F]{32}", value):
-        raise ConfigurationError(
-            f"{setting} must look like {prefix} followed by 32 hex digits.", setting=setting
-        )
-    return value
+def _sid(prefix: str, name: str, doc: str, *, key: bool = False) -> Setting:
+    """A required Twilio SID setting: ``prefix`` and 32 hex digits."""
+    return Setting(
+        name,
+        doc,
+        required=True,
+        pattern=prefix + r"[0-9a-fA-F]{32}",
+        shape=f"{prefix} followed by 32 hex digits",
+        key=key,
+    )
 
 
 class TwilioProvider(BaseProvider):
@@ -114,15 +113,21 @@ class TwilioProvider(BaseProvider):
         description="any characters but white space and ! * ' ( ) ; : @ & = + $ , / ? % # [ ]",
         extra_check=_not_a_user_sid,
     )
-    settings_keys = frozenset(
-        {
-            "twilio_account_sid",
-            "twilio_api_key_sid",
-            "twilio_api_key_secret",
-            "twilio_service_sid",
-            "twilio_region",
-            "twilio_base_url",
-        }
+    settings_prefix = "twilio"
+    settings_spec = (
+        _sid("AC", "account_sid", "the account SID (the token's sub)"),
+        _sid("SK", "api_key_sid", "the API key SID (the token's iss)", key=True),
+        Setting(
+            "api_key_secret", "the API key's secret (signs the token)", secret=True, required=True
+        ),
+        _sid("IS", "service_sid", "the Conversations service of the chat grant"),
+        Setting("region", "a Twilio region such as ie1, sent as the twr header"),
+        Setting(
+            "base_url",
+            "the Conversations REST root for the chat-user operations",
+            kind="url",
+            default=DEFAULT_BASE_URL,
+        ),
     )
 
     def __init__(
@@ -135,41 +140,25 @@ class TwilioProvider(BaseProvider):
         region: str | None = None,
         base_url: str | None = None,
     ) -> None:
-        for value, setting in (
-            (api_key_sid, "TWILIO_API_KEY_SID"),
-            (api_key_secret, "TWILIO_API_KEY_SECRET"),
-        ):
-            if not value or not value.strip():
-                raise ConfigurationError(
-                    f"{setting} is required.", setting=setting, code="ERROR_API_KEY_NOT_FOUND"
-                )
+        given = self._declared(
+            account_sid=account_sid,
+            api_key_sid=api_key_sid,
+            api_key_secret=api_key_secret,
+            service_sid=service_sid,
+            region=region,
+            base_url=base_url,
+        )
         # An HS256 key; Twilio's API key secrets are 32 characters (RFC 7518 §3.2's minimum).
-        check_hmac_secret(api_key_secret, "HS256", "TWILIO_API_KEY_SECRET")
-        self.account_sid = _sid(account_sid, "AC", "TWILIO_ACCOUNT_SID")
-        self.api_key_sid = _sid(api_key_sid, "SK", "TWILIO_API_KEY_SID")
-        self.service_sid = _sid(service_sid, "IS", "TWILIO_SERVICE_SID")
-        self.region = region or None
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._secret = api_key_secret
+        check_hmac_secret(given["api_key_secret"], "HS256", "TWILIO_API_KEY_SECRET")
+        self.account_sid: str = given["account_sid"]
+        self.api_key_sid: str = given["api_key_sid"]
+        self.service_sid: str = given["service_sid"]
+        self.region: str | None = given["region"]
+        self.base_url = str(given["base_url"]).rstrip("/")
+        self._secret: str = given["api_key_secret"]
 
     def __repr__(self) -> str:
         return f"<TwilioProvider service_sid={self.service_sid!r}>"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> TwilioProvider:
-        """Build from ``twilio_*`` settings.
-
-        Raises:
-            ConfigurationError: a required key is missing or malformed.
-        """
-        return cls(
-            str(require_setting(settings, "twilio_account_sid")),
-            str(require_setting(settings, "twilio_api_key_sid", secret=True)),
-            str(require_setting(settings, "twilio_api_key_secret", secret=True)),
-            str(require_setting(settings, "twilio_service_sid")),
-            region=settings.get("twilio_region") or None,
-            base_url=settings.get("twilio_base_url") or None,
-        )
 
     @staticmethod
     def ttl_seconds(ttl: timedelta) -> int:

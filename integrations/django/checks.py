@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from chatauth.providers import PROVIDERS
+from chatauth.providers import registry
 
 from .conf import ChatAuthImproperlyConfigured, get_service
 
@@ -32,7 +32,7 @@ AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 
 HINTS = {
     "chatauth.E001": "Add CHATAUTH = {'PROVIDER': 'jwt', 'JWT_SECRET': ...} to your settings; "
-    f"PROVIDER is one of {', '.join(PROVIDERS)} or a dotted path to a provider class.",
+    f"PROVIDER is one of {', '.join(registry())} or a dotted path to a provider class.",
     "chatauth.E002": "Set the provider's secret in CHATAUTH, read from the environment "
     "(e.g. 'JWT_SECRET': os.environ.get('CHATAUTH_JWT_SECRET')) and never committed; then set "
     "that environment variable (for HS256 at least 32 random bytes: "
