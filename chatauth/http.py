@@ -27,7 +27,8 @@ httpx's own ``Auth.auth_flow``. :func:`run_flow` drives one with an :class:`http
 * a body is read only up to :attr:`RetryPolicy.max_body` bytes, counted both as received and
   after content decoding (a compressed bomb is cut off too); a larger body is refused with
   :class:`~chatauth.errors.ProviderError` ``ERROR_RESPONSE_TOO_LARGE`` before anything parses
-  it, and is not retried. :func:`read_json` parses a body without ever raising.
+  it, and is not retried; so is a body whose ``Content-Encoding`` cannot be decoded
+  (``ERROR_BAD_RESPONSE``). :func:`read_json` parses a body without ever raising.
 """
 
 from __future__ import annotations
@@ -191,11 +192,20 @@ class _OutOfTime(Exception):
     """The operation's deadline passed; never retried."""
 
 
-class _TooLarge(Exception):
-    """The body passed :attr:`RetryPolicy.max_body`; never retried. ``status`` is the HTTP
-    status of the answer, set once known."""
+class _BadBody(Exception):
+    """The body cannot be read: its encoding lies (``Content-Encoding: gzip`` over plain
+    bytes); never retried. ``status`` is the HTTP status of the answer, set once known."""
 
     status = 0
+    code = "ERROR_BAD_RESPONSE"
+    what = "a body that cannot be decoded"
+
+
+class _TooLarge(_BadBody):
+    """The body passed :attr:`RetryPolicy.max_body`."""
+
+    code = "ERROR_RESPONSE_TOO_LARGE"
+    what = "a body larger than chatauth reads"
 
 
 class _DeadlineStream(httpx.SyncByteStream):
@@ -374,12 +384,13 @@ async def _akeep(response: httpx.Response, chunks: AsyncIterator[bytes], cap: in
     response._content = b"".join(kept)
 
 
-def _too_large(provider: str, policy: RetryPolicy, status: int) -> ProviderError:
+def _unreadable(provider: str, policy: RetryPolicy, exc: _BadBody) -> ProviderError:
     return ProviderError(
-        f"{provider} answered HTTP {status} with a body larger than {policy.max_body} bytes.",
+        f"{provider} answered HTTP {exc.status} with {exc.what} "
+        f"(at most {policy.max_body} bytes are read).",
         provider=provider,
-        status=status,
-        code="ERROR_RESPONSE_TOO_LARGE",
+        status=exc.status,
+        code=exc.code,
     )
 
 
@@ -395,7 +406,11 @@ def _once(
             _refuse_announced(response, cap)
             response.stream = _DeadlineStream(response.stream, deadline, cap)  # type: ignore[arg-type]
             _keep(response, response.iter_bytes(), cap)
-        except _TooLarge as exc:
+        except httpx.DecodingError:
+            bad = _BadBody()
+            bad.status = response.status_code
+            raise bad from None
+        except _BadBody as exc:
             exc.status = response.status_code
             raise
         finally:
@@ -416,7 +431,11 @@ async def _aonce(
             _refuse_announced(response, cap)
             response.stream = _AsyncDeadlineStream(response.stream, deadline, cap)  # type: ignore[arg-type]
             await _akeep(response, response.aiter_bytes(), cap)
-        except _TooLarge as exc:
+        except httpx.DecodingError:
+            bad = _BadBody()
+            bad.status = response.status_code
+            raise bad from None
+        except _BadBody as exc:
             exc.status = response.status_code
             raise
         finally:
@@ -448,8 +467,8 @@ def _send(
         ):
             with attempt:
                 return _once(client, request, deadline, policy.max_body)
-    except _TooLarge as exc:
-        raise _too_large(provider, policy, exc.status) from None
+    except _BadBody as exc:
+        raise _unreadable(provider, policy, exc) from None
     except (httpx.TransportError, _Retryable, _OutOfTime) as exc:
         if deadline.expired() and not isinstance(exc, _Retryable):
             exc = _OutOfTime()  # a read cut short by the capped timeout is the deadline too
@@ -481,8 +500,8 @@ async def _asend(
             ):
                 with attempt:
                     return await _aonce(client, request, deadline, policy.max_body)
-    except _TooLarge as exc:
-        raise _too_large(provider, policy, exc.status) from None
+    except _BadBody as exc:
+        raise _unreadable(provider, policy, exc) from None
     except (httpx.TransportError, _Retryable, _OutOfTime, TimeoutError) as exc:
         if deadline.expired() and not isinstance(exc, _Retryable):
             exc = _OutOfTime()
