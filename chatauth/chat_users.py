@@ -57,6 +57,7 @@ __all__ = [
     "achange",
     "change",
     "is_queued_operation",
+    "profile_changed",
     "provider_flow",
     "queued_entry",
     "replay_flow",
@@ -225,6 +226,29 @@ def _operation(service: ChatAuth, operation: UserOperation, user: Any) -> _Opera
     return ChatUserChange(operation, identity.uid, True, len(ended))
 
 
+def _changed(service: ChatAuth, change: ChatUserChange) -> ChatUserChange:
+    for hook in getattr(service, "on_chat_user_changed", ()):
+        try:
+            hook(change)
+        except Exception:
+            logger.exception("chatauth on_chat_user_changed hook failed")
+    return change
+
+
+def profile_changed(service: ChatAuth, before: Any, after: Any) -> bool:
+    """Whether ``after`` maps to another chat display name or avatar than ``before`` (two
+    states of one app user), as the service's mapper sees them: what an adapter asks before
+    calling :meth:`~chatauth.service.ChatAuth.update_chat_user` on a save.
+
+    A user the mapper cannot map (no UID yet, an invalid one) counts as unchanged.
+    """
+    try:
+        old, new = service.identity_for(before), service.identity_for(after)
+    except ChatAuthError:
+        return False
+    return old.uid == new.uid and (old.name, old.avatar) != (new.name, new.avatar)
+
+
 def change(service: ChatAuth, operation: UserOperation, user: Any) -> ChatUserChange:
     """Run ``operation`` for ``user`` (an app user or a :class:`ChatIdentity`), sync.
 
@@ -240,7 +264,7 @@ def change(service: ChatAuth, operation: UserOperation, user: Any) -> ChatUserCh
         try:
             step = steps.send(result) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return cast(ChatUserChange, stop.value)
+            return _changed(service, cast(ChatUserChange, stop.value))
         result, error = None, None
         try:
             if isinstance(step, _RunFlow):
@@ -262,7 +286,7 @@ async def achange(service: ChatAuth, operation: UserOperation, user: Any) -> Cha
         try:
             step = steps.send(result) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return cast(ChatUserChange, stop.value)
+            return _changed(service, cast(ChatUserChange, stop.value))
         result, error = None, None
         try:
             if isinstance(step, _RunFlow):

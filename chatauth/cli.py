@@ -11,6 +11,10 @@
                                         end chat sessions nobody is served any more (idle
                                         app sessions, tokens past refresh), then revoke-pending
     chatauth end-sessions UID           end every chat session of one chat user
+    chatauth chat-user OPERATION UID [--name NAME] [--avatar URL]
+                                        update (name, avatar), deactivate or erase the chat
+                                        user at the provider (deactivate and erase end every
+                                        chat session first)
     chatauth generate-key               print a new STORE_ENCRYPTION_KEY
 
 Settings come from ``CHATAUTH_*`` environment variables (``CHATAUTH_PROVIDER=matrix``,
@@ -23,7 +27,8 @@ Exit codes:
 
 == ==================================================================================
 0  done (``revoke-pending``, ``sweep``: nothing left queued; ``--loop``: stopped by a signal)
-1  ``revoke-pending`` or ``sweep`` left revocations queued (the provider still fails for them)
+1  ``revoke-pending`` or ``sweep`` left revocations queued (the provider still fails for them);
+   ``chat-user``: the provider failed and the operation was queued
 2  usage or configuration error (bad arguments, missing or malformed settings)
 3  the provider or the store is unreachable, or the provider refused the credentials
 == ==================================================================================
@@ -147,6 +152,11 @@ def _end_sessions(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
     return _print(maintenance.end_sessions(chat, ChatIdentity(args.uid)), out)
 
 
+def _chat_user(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
+    identity = ChatIdentity(args.uid, name=args.name, avatar=args.avatar)
+    return _print(maintenance.chat_user(chat, args.operation, identity), out)
+
+
 def _generate_key(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from chatauth.stores.crypto import generate_key
@@ -219,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
     end = commands.add_parser("end-sessions", help="end every chat session of one chat user")
     end.add_argument("uid", help="the chat UID (as the provider knows it)")
 
+    user = commands.add_parser(
+        "chat-user",
+        help="update, deactivate or erase one chat user at the provider",
+    )
+    user.add_argument("operation", choices=["update", "deactivate", "erase"])
+    user.add_argument("uid", help="the chat UID (as the provider knows it)")
+    user.add_argument("--name", help="update: the display name to push")
+    user.add_argument("--avatar", metavar="URL", help="update: the avatar URL to push")
+
     commands.add_parser("generate-key", help="print a new STORE_ENCRYPTION_KEY (Fernet)")
     return parser
 
@@ -256,6 +275,7 @@ COMMANDS: dict[str, Command] = {
     "revoke-pending": _revoke_pending,
     "sweep": _sweep,
     "end-sessions": _end_sessions,
+    "chat-user": _chat_user,
 }
 
 

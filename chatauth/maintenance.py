@@ -35,6 +35,7 @@ __all__ = [
     "EXIT_PENDING",
     "EXIT_UNAVAILABLE",
     "Outcome",
+    "chat_user",
     "check",
     "end_sessions",
     "exit_code_for",
@@ -133,6 +134,43 @@ def end_sessions(service: ChatAuth, user: Any) -> Outcome:
     queued = max(0, service.store.count_pending() - before)
     return Outcome(
         (f"end-sessions: uid={identity.uid} ended={len(ended)} queued_revocations={queued}",)
+    )
+
+
+def chat_user(service: ChatAuth, operation: str, user: Any) -> Outcome:
+    """Run a chat-user operation (:mod:`chatauth.chat_users`: ``update``, ``deactivate`` or
+    ``erase``) for ``user`` (an app user or a ``ChatIdentity``).
+
+    Returns:
+        One line ``chat-user: <operation> uid=U done ended=N`` (or ``queued (CODE)``); exit
+        code 1 when the provider failed and the operation was queued for ``revoke-pending``.
+
+    Raises:
+        UnsupportedOperationError: the provider has no call for it (exit code 2).
+        InvalidUIDError: the user's UID is not valid for the provider.
+        StoreUnavailableError: the store is down.
+    """
+    from chatauth import chat_users
+
+    if operation not in chat_users.OPERATIONS:
+        raise ChatAuthError(
+            f"Unknown operation {operation!r}: one of {', '.join(chat_users.OPERATIONS)}.",
+            code="ERROR_CONFIG",
+        )
+    run = {
+        "update": service.update_chat_user,
+        "deactivate": service.deactivate_chat_user,
+        "erase": service.erase_chat_user,
+    }[operation]
+    change = run(user)
+    state = "done" if change.done else f"queued ({change.error})"
+    line = f"chat-user: {operation} uid={change.uid} {state} ended={change.ended}"
+    if change.done:
+        return Outcome((line,))
+    return Outcome(
+        (line,),
+        EXIT_PENDING,
+        f"the provider failed; the {operation} is queued: run revoke-pending (or sweep) later.",
     )
 
 

@@ -126,9 +126,10 @@ class ChatAuth:
             :meth:`end_session_durably` keeps the ends it could not write to the store;
             :meth:`sweep` replays it. Default none (then a store failure is raised).
 
-    Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``) and
-    :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``). A hook that raises
-    is logged and does not fail the request.
+    Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``),
+    :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``) and
+    :attr:`on_chat_user_changed` (``(ChatUserChange) -> None``). A hook that raises is logged
+    and does not fail the request.
     """
 
     def __init__(
@@ -183,6 +184,9 @@ class ChatAuth:
         )
         self.on_token_issued: list[TokenIssuedHook] = []
         self.on_session_ended: list[SessionEndedHook] = []
+        #: ``(ChatUserChange) -> None`` hooks, called after each chat-user operation
+        #: (:mod:`chatauth.chat_users`), done or queued.
+        self.on_chat_user_changed: list[Callable[[ChatUserChange], None]] = []
         # The issue lock must outlive everything done while holding it, or a second worker
         # would issue a duplicate: the issue operation and the revocation of the token it
         # replaces. Each is bounded by the drivers' deadline (retry.timeout) plus the budget

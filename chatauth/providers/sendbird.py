@@ -192,7 +192,7 @@ class SendbirdProvider(RESTProvider):
 
     def update_user(self, identity: ChatIdentity) -> Flow[None]:
         """``PUT /v3/users/{user_id}`` ``{nickname, profile_url}`` (Platform API "Update a
-        user", https://sendbird.com/docs/chat/v3/platform-api/user/managing-users/update-a-user);
+        user", https://sendbird.com/docs/chat/v3/platform-api/guides/user#2-update-a-user);
         ``profile_url`` ``""`` clears the avatar. A user Sendbird does not know (400201) is left
         alone.
 
