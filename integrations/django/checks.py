@@ -1,4 +1,4 @@
-"""System checks (``manage.py check``), ids ``chatauth.E001`` ... ``chatauth.E008``.
+"""System checks (``manage.py check``), ids ``chatauth.E001`` ... ``chatauth.E009``.
 
 ========= ===================================================================
 E001      ``CHATAUTH`` missing, or its ``PROVIDER`` missing or unknown
@@ -9,6 +9,8 @@ E005      unknown ``STORE``
 E006      ``UID_MAPPER`` (or ``NAME_ATTRIBUTE``/``AVATAR_ATTRIBUTE``) path is bad
 E007      another malformed or unknown ``CHATAUTH`` key
 E008      ``CHATAUTH`` is not a dict
+E009      a chat-user opt-in (``ERASE_CHAT_USER_ON_DELETE`` ...) the provider
+          cannot do (it has no documented call for it)
 ========= ===================================================================
 """
 
@@ -23,7 +25,7 @@ from django.utils.module_loading import import_string
 
 from chatauth.providers import registry
 
-from .conf import ChatAuthImproperlyConfigured, get_service
+from .conf import CHAT_USER_KEYS, ChatAuthImproperlyConfigured, get_service, setting
 
 __all__ = ["HINTS", "check_middleware", "check_settings"]
 
@@ -46,6 +48,8 @@ HINTS = {
     "(e.g. 'myapp.chat.uid_for'), or an attribute name such as 'username'.",
     "chatauth.E007": "Fix or remove the named key; see the CHATAUTH settings in the README.",
     "chatauth.E008": "CHATAUTH must be a dict: CHATAUTH = {'PROVIDER': ..., ...}.",
+    "chatauth.E009": "Turn the key off: this provider has no documented call for that "
+    "operation (docs/providers.md lists what each provider can do).",
 }
 
 
@@ -54,10 +58,21 @@ def check_settings(
 ) -> list[checks.CheckMessage]:
     """``CHATAUTH`` builds a :class:`ChatAuth`, exactly as the middleware will need it."""
     try:
-        get_service()
+        service = get_service()
     except ChatAuthImproperlyConfigured as exc:
         return [checks.Error(str(exc), hint=HINTS[exc.check_id], obj="CHATAUTH", id=exc.check_id)]
-    return []
+    supported: frozenset[str] = getattr(service.provider, "user_operations", frozenset())
+    return [
+        checks.Error(
+            f"CHATAUTH {key.upper()} is on, but the {service.provider.name} provider cannot "
+            f"{operation} a chat user.",
+            hint=HINTS["chatauth.E009"],
+            obj="CHATAUTH",
+            id="chatauth.E009",
+        )
+        for key, operation in CHAT_USER_KEYS.items()
+        if setting(key, False) and operation not in supported
+    ]
 
 
 def _is_subclass(path: str, base_path: str) -> bool:

@@ -7,7 +7,17 @@
                                     or any store URL of :mod:`chatauth.config` / a store instance
 ``END_SESSIONS_ON_PASSWORD_CHANGE`` end all chat sessions of a user whose password changes
                                     (default ``True``), like Django ending the other app sessions
+``UPDATE_CHAT_USER_ON_SAVE``        push the chat display name and avatar when a saved user's
+                                    mapped ``NAME_ATTRIBUTE``/``AVATAR_ATTRIBUTE`` changed
+                                    (default ``False``)
+``DEACTIVATE_CHAT_USER_ON_INACTIVE`` deactivate the chat user when ``is_active`` becomes false
+                                    (default ``False``)
+``ERASE_CHAT_USER_ON_DELETE``       erase the chat user when the user is deleted (default
+                                    ``False``)
 =================================== =============================================================
+
+The three chat-user keys run :mod:`chatauth.chat_users` operations after the transaction
+commits; a failure never breaks the save (the provider's is queued for ``revoke-pending``).
 
 The settings are read once (at start-up, by the app's ``ready()``) and cached; a change
 through ``override_settings`` rebuilds them, so tests can switch providers.
@@ -39,7 +49,20 @@ __all__ = [
 ]
 
 #: Keys of ``CHATAUTH`` that only the Django adapter reads.
-DJANGO_KEYS = frozenset({"end_sessions_on_password_change"})
+DJANGO_KEYS = frozenset(
+    {
+        "end_sessions_on_password_change",
+        "update_chat_user_on_save",
+        "deactivate_chat_user_on_inactive",
+        "erase_chat_user_on_delete",
+    }
+)
+#: The opt-in keys of the chat-user operations, and the operation each one runs.
+CHAT_USER_KEYS = {
+    "update_chat_user_on_save": "update",
+    "deactivate_chat_user_on_inactive": "deactivate",
+    "erase_chat_user_on_delete": "erase",
+}
 ORM_STORE = "django"
 
 
@@ -189,6 +212,7 @@ def _connect_signals(chatauth: ChatAuth) -> ChatAuth:
 
     chatauth.on_token_issued.append(chatauth_hooks.token_issued)
     chatauth.on_session_ended.append(chatauth_hooks.session_ended)
+    chatauth.on_chat_user_changed.append(chatauth_hooks.chat_user_changed)
     return chatauth
 
 

@@ -9,6 +9,8 @@ class, ``chatauth`` the instance:
 * :data:`chat_session_ended` -- tokens were dropped and revoked (or queued for revocation).
   Keywords: ``identity`` (:class:`~chatauth.identity.ChatIdentity`), ``tokens``
   (list of :class:`~chatauth.tokens.ChatToken`).
+* :data:`chat_user_changed` -- a chat-user operation ran (update, deactivate, erase), done or
+  queued. Keyword: ``change`` (:class:`~chatauth.chat_users.ChatUserChange`).
 
 Receivers run where the call happened: inside ``await request.achat()`` that is the event
 loop, so a receiver that touches the ORM must be an async function or use ``sync_to_async``.
@@ -17,7 +19,11 @@ Received by chatauth: ``user_logged_out`` ends the chat session of that app sess
 ``logout()`` sends it before flushing the session, so its chat session id is still there),
 ``user_logged_in`` ends whatever chat session a kept app session had,
 and a saved password change ends all of the user's chat sessions when
-``END_SESSIONS_ON_PASSWORD_CHANGE`` is on (the default).
+``END_SESSIONS_ON_PASSWORD_CHANGE`` is on (the default). Opt-in, on the user model, after the
+transaction commits: ``post_save`` with a changed chat name or avatar updates the chat user
+(``UPDATE_CHAT_USER_ON_SAVE``), ``is_active`` turning false deactivates it
+(``DEACTIVATE_CHAT_USER_ON_INACTIVE``), ``post_delete`` erases it
+(``ERASE_CHAT_USER_ON_DELETE``).
 """
 
 from __future__ import annotations
@@ -28,13 +34,15 @@ from typing import Any
 from django.db import transaction
 from django.dispatch import Signal
 
+from chatauth import chat_users
+from chatauth.chat_users import ChatUserChange
 from chatauth.errors import ChatAuthError
 from chatauth.identity import ChatIdentity
 from chatauth.service import ChatAuth
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
 
-__all__ = ["chat_session_ended", "chat_session_started"]
+__all__ = ["chat_session_ended", "chat_session_started", "chat_user_changed"]
 
 logger = logging.getLogger("chatauth.django")
 
@@ -42,6 +50,8 @@ logger = logging.getLogger("chatauth.django")
 chat_session_started = Signal()
 #: Sent after a chat session ended. Keyword arguments: ``chatauth``, ``identity``, ``tokens``.
 chat_session_ended = Signal()
+#: Sent after a chat-user operation. Keyword arguments: ``chatauth``, ``change``.
+chat_user_changed = Signal()
 
 
 class _Hooks:
@@ -58,6 +68,11 @@ class _Hooks:
         chat_session_ended.send(
             sender=ChatAuth, chatauth=get_service(), identity=identity, tokens=tokens
         )
+
+    def chat_user_changed(self, change: ChatUserChange) -> None:
+        from .conf import get_service
+
+        chat_user_changed.send(sender=ChatAuth, chatauth=get_service(), change=change)
 
 
 chatauth_hooks = _Hooks()
@@ -139,11 +154,73 @@ def end_chat_on_password_change(sender: Any, instance: Any, **kwargs: Any) -> No
     transaction.on_commit(end_all, using=kwargs.get("using"))
 
 
+def _chat_user_later(operation: str, user: Any, using: str | None) -> None:
+    """Run a chat-user operation once the transaction commits; never raises (a provider
+    failure is queued by the core, anything else is logged)."""
+
+    def run() -> None:
+        from chatauth import maintenance
+
+        from .conf import get_service
+
+        try:
+            maintenance.chat_user(get_service(), operation, user)
+        except ChatAuthError as exc:
+            logger.warning("chatauth could not %s the chat user (%s)", operation, exc.code)
+
+    transaction.on_commit(run, using=using)
+
+
+def _remember_chat_user_state(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    """``pre_save`` on the user model: note the chat-user operations the save calls for."""
+    from .conf import get_service, setting
+
+    update = setting("update_chat_user_on_save", False)
+    deactivate = setting("deactivate_chat_user_on_inactive", False)
+    if raw or instance.pk is None or not (update or deactivate):
+        return
+    old = type(instance)._default_manager.using(kwargs.get("using")).filter(pk=instance.pk).first()
+    if old is None:
+        return
+    due = []
+    if deactivate and getattr(old, "is_active", True) and not getattr(instance, "is_active", True):
+        due.append("deactivate")
+    elif update and chat_users.profile_changed(get_service(), old, instance):
+        due.append("update")
+    instance._chatauth_chat_user_due = due
+
+
+def chat_user_on_save(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``post_save`` on the user model: run what :func:`_remember_chat_user_state` noted."""
+    due = getattr(instance, "_chatauth_chat_user_due", None)
+    if not due:
+        return
+    del instance._chatauth_chat_user_due
+    for operation in due:
+        _chat_user_later(operation, instance, kwargs.get("using"))
+
+
+def erase_chat_user_on_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``post_delete`` on the user model: erase the chat user (``ERASE_CHAT_USER_ON_DELETE``).
+
+    The chat identity is mapped now, while the instance still has its primary key."""
+    from .conf import get_service, setting
+
+    if not setting("erase_chat_user_on_delete", False):
+        return
+    try:
+        identity = get_service().identity_for(instance)
+    except ChatAuthError as exc:
+        logger.warning("chatauth could not map a deleted user to a chat user (%s)", exc.code)
+        return
+    _chat_user_later("erase", identity, kwargs.get("using"))
+
+
 def connect() -> None:
     """Connect the receivers (called by the app's ``ready()``)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.signals import user_logged_in, user_logged_out
-    from django.db.models.signals import post_save, pre_save
+    from django.db.models.signals import post_delete, post_save, pre_save
 
     user_logged_out.connect(end_chat_on_logout, dispatch_uid="chatauth.logout")
     user_logged_in.connect(end_chat_on_login, dispatch_uid="chatauth.login")
@@ -153,4 +230,11 @@ def connect() -> None:
     )
     post_save.connect(
         end_chat_on_password_change, sender=user_model, dispatch_uid="chatauth.password.post"
+    )
+    pre_save.connect(
+        _remember_chat_user_state, sender=user_model, dispatch_uid="chatauth.chat_user.pre"
+    )
+    post_save.connect(chat_user_on_save, sender=user_model, dispatch_uid="chatauth.chat_user.post")
+    post_delete.connect(
+        erase_chat_user_on_delete, sender=user_model, dispatch_uid="chatauth.chat_user.delete"
     )

@@ -32,7 +32,7 @@ from chatauth.deprecation import deprecated_aliases
 
 from .extension import ChatAuth, ChatAuthState, get_service
 from .sessions import current_chat, end_chat_session
-from .signals import chat_session_ended, chat_session_started
+from .signals import chat_session_ended, chat_session_started, chat_user_changed
 from .views import chat_required
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "chat_required",
     "chat_session_ended",
     "chat_session_started",
+    "chat_user_changed",
     "current_chat",
     "end_chat_session",
     "get_service",

@@ -1,4 +1,5 @@
-"""``flask chatauth ...``: check the setup, retry queued revocations, sweep, end sessions.
+"""``flask chatauth ...``: check the setup, retry queued revocations, sweep, end sessions,
+update/deactivate/erase a chat user.
 
 The work, the output lines and the exit codes are the core's (:mod:`chatauth.maintenance`),
 the same as the ``chatauth`` command's and Django's ``manage.py chatauth_...``; this module
@@ -104,13 +105,41 @@ def sweep(idle: float | None, limit: int) -> None:
 def end_sessions(user: str, app_user: bool) -> None:
     """End every chat session of USER (a chat UID such as user-42): all devices, all browser
     sessions. Use it after a password change or to lock a user out of the chat."""
-    target: object = ChatIdentity(uid=user)
-    if app_user:
-        manager = getattr(current_app, "login_manager", None)
-        loader = getattr(manager, "user_callback", None)
-        if loader is None:
-            raise click.UsageError("--app-user needs Flask-Login's user_loader.")
-        target = loader(user)
-        if target is None:
-            raise click.UsageError(f"No app user with id {user!r}.")
+    target = _target(user, app_user)
     _run(lambda: maintenance.end_sessions(get_state().service, target))
+
+
+def _target(user: str, app_user: bool) -> object:
+    """The chat UID ``user``, or with ``app_user`` the app user Flask-Login loads for it."""
+    if not app_user:
+        return ChatIdentity(uid=user)
+    manager = getattr(current_app, "login_manager", None)
+    loader = getattr(manager, "user_callback", None)
+    if loader is None:
+        raise click.UsageError("--app-user needs Flask-Login's user_loader.")
+    target = loader(user)
+    if target is None:
+        raise click.UsageError(f"No app user with id {user!r}.")
+    return target
+
+
+@cli.command("chat-user")
+@click.argument("operation", type=click.Choice(["update", "deactivate", "erase"]))
+@click.argument("user")
+@click.option(
+    "--app-user",
+    is_flag=True,
+    help="USER is an app user id, loaded with Flask-Login's user_loader, not a chat UID.",
+)
+def chat_user(operation: str, user: str, app_user: bool) -> None:
+    """Update (display name, avatar), deactivate or erase the chat user of USER at the
+    provider; deactivate and erase end every chat session first. update needs --app-user
+    (the profile comes from the app user).
+
+    Exits with status 1 when the provider failed and the operation was queued for
+    revoke-pending, 2 when the provider has no call for it.
+    """
+    if operation == "update" and not app_user:
+        raise click.UsageError("update needs --app-user: the profile comes from the app user.")
+    target = _target(user, app_user)
+    _run(lambda: maintenance.chat_user(get_state().service, operation, target))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
 
+from chatauth.chat_users import ChatUserChange
 from chatauth.errors import ChatAuthError, ConfigurationError
 from chatauth.identity import ChatIdentity
 from chatauth.session import ChatSession
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
     from chatauth.service import ChatAuth as ChatAuthService
 
-__all__ = ["chat_session_ended", "chat_session_started", "connect_flask_login"]
+__all__ = ["chat_session_ended", "chat_session_started", "chat_user_changed", "connect_flask_login"]
 
 logger = logging.getLogger("chatauth.integrations.flask")
 
@@ -46,6 +47,12 @@ chat_session_started = _signals.signal("chat-session-started")
 #: :class:`~chatauth.ChatIdentity`, and ``tokens``, the list of :class:`~chatauth.ChatToken`
 #: that were ended.
 chat_session_ended = _signals.signal("chat-session-ended")
+
+#: Sent after a chat-user operation (``get_service().update_chat_user(user)``,
+#: ``deactivate_chat_user``, ``erase_chat_user``, ``flask chatauth chat-user``), done or
+#: queued. The app is the sender; it is passed ``change``, the
+#: :class:`~chatauth.chat_users.ChatUserChange`.
+chat_user_changed = _signals.signal("chat-user-changed")
 
 
 def connect_hooks(app: Flask, service: ChatAuthService) -> None:
@@ -66,8 +73,14 @@ def connect_hooks(app: Flask, service: ChatAuthService) -> None:
         if sender is not None:
             chat_session_ended.send(sender, identity=identity, tokens=tokens)
 
+    def user_changed(change: ChatUserChange) -> None:
+        sender = app_ref()
+        if sender is not None:
+            chat_user_changed.send(sender, change=change)
+
     service.on_token_issued.append(started)
     service.on_session_ended.append(ended)
+    service.on_chat_user_changed.append(user_changed)
 
 
 # -- Flask-Login signal receivers ---------------------------------------------------------------
