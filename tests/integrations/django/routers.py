@@ -19,3 +19,21 @@ class ChatAuthRouter:
         if app_label == "chatauth":
             return db == self.alias
         return None if db != self.alias else False
+
+
+class EverythingRouter:
+    """Every model (auth users, content types, chatauth) on one PostgreSQL alias: the app's
+    whole database is PostgreSQL, as in production."""
+
+    alias = "everything_pg"
+
+    def db_for_read(self, model: type[Any], **hints: Any) -> str:
+        return self.alias
+
+    db_for_write = db_for_read
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool:
+        return True
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool:
+        return db == self.alias
