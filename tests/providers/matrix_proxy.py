@@ -64,6 +64,14 @@ class SynapseProxy(Emulator):
         )
 
 
+def offline_matrix(url: str, mode: Literal["admin", "jwt"]) -> MatrixProvider:
+    """A Matrix provider in ``mode`` against ``url``, with test credentials."""
+    secret = "offline-matrix-secret-0123456789abcdef"
+    if mode == "admin":
+        return MatrixProvider(url, mode="admin", admin_token=secret)
+    return MatrixProvider(url, mode="jwt", signer=JWTSigner(secret=secret))
+
+
 def matrix_harness(synapse: SynapseServer, mode: Literal["admin", "jwt"]) -> Iterator[Harness]:
     """A conformance harness for one Matrix mode, behind a :class:`SynapseProxy`."""
 

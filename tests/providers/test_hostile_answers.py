@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
+import importlib
 import json
+import pkgutil
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -28,30 +31,16 @@ from hypothesis import strategies as st
 from chatauth import ChatAuthError, ChatIdentity
 from chatauth.http import MAX_BODY, RetryPolicy, arun_flow, run_flow
 from chatauth.providers.base import BaseProvider
-from chatauth.providers.chatcamp import ChatCampProvider
-from chatauth.providers.chatkitty import ChatKittyProvider
-from chatauth.providers.cometchat import CometChatCallsProvider, CometChatProvider
-from chatauth.providers.jwt import JWTSigner
-from chatauth.providers.matrix import MatrixProvider
-from chatauth.providers.sendbird import SendbirdProvider
-from chatauth.providers.stream import StreamProvider
 from chatauth.tokens import ChatToken, utcnow
+from tests.providers import harnesses
 
-SECRET = "hostile-answers-secret-0123456789abcdef"
 URL = "http://provider.invalid"
 
-#: Each provider that calls a server, built against a URL the transport answers for.
+#: Every provider, built against a URL the transport answers for: each harness module says how
+#: (``offline(url)``), so a new provider's harness brings it into this property.
 BUILD: dict[str, Callable[[], BaseProvider]] = {
-    "cometchat": lambda: CometChatProvider("app1", SECRET, base_url=URL),
-    "cometchat_calls": lambda: CometChatCallsProvider("app1", SECRET, base_url=URL),
-    "chatkitty": lambda: ChatKittyProvider(
-        "public", "client", SECRET, base_url=URL, auth_url=URL + "/oauth/token"
-    ),
-    "chatcamp": lambda: ChatCampProvider("app1", SECRET, base_url=URL),
-    "stream": lambda: StreamProvider("public", SECRET, base_url=URL),
-    "sendbird": lambda: SendbirdProvider("app1", SECRET, base_url=URL),
-    "matrix-admin": lambda: MatrixProvider(URL, mode="admin", admin_token=SECRET),
-    "matrix-jwt": lambda: MatrixProvider(URL, mode="jwt", signer=JWTSigner(secret=SECRET)),
+    name: functools.partial(importlib.import_module(f"{harnesses.__name__}.{name}").offline, URL)
+    for name in sorted(m.name for m in pkgutil.iter_modules(harnesses.__path__))
 }
 
 

@@ -15,6 +15,12 @@ from tests.providers.conformance import Harness
 MAKES_HTTP_CALLS = True
 
 
+def offline(url: str) -> ChatCampProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return ChatCampProvider(DEFAULT_APP_ID, DEFAULT_API_KEY, base_url=url)
+
+
 @pytest.fixture(name="harness_chatcamp")
 def harness_chatcamp(chatcamp_emulator: ChatCampEmulator) -> Harness:
     def is_alive(token: ChatToken) -> bool:

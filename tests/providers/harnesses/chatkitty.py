@@ -35,6 +35,18 @@ from tests.providers.conformance import Harness
 MAKES_HTTP_CALLS = True
 
 
+def offline(url: str) -> ChatKittyProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return ChatKittyProvider(
+        DEFAULT_API_KEY,
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        base_url=url,
+        auth_url=url + "/oauth/token",
+    )
+
+
 def make_provider(
     emulator: ChatKittyEmulator, secret: str = DEFAULT_CLIENT_SECRET
 ) -> ChatKittyProvider:

@@ -9,12 +9,18 @@ import httpx
 import pytest
 
 from chatauth.providers.cometchat import CometChatProvider
-from chatauth.testing.cometchat import DEFAULT_API_KEY, CometChatEmulator
+from chatauth.testing.cometchat import DEFAULT_API_KEY, DEFAULT_APP_ID, CometChatEmulator
 from chatauth.tokens import ChatToken
 from tests.providers.conformance import Harness
 from tests.servers.deadlines import REQUEST_DEADLINE
 
 MAKES_HTTP_CALLS = True
+
+
+def offline(url: str) -> CometChatProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return CometChatProvider(DEFAULT_APP_ID, DEFAULT_API_KEY, base_url=url)
 
 
 def cometchat_harness(

@@ -14,6 +14,12 @@ MAKES_HTTP_CALLS = False
 SECRET = "conformance-secret-0123456789abcdef"
 
 
+def offline(url: str) -> JWTProvider:
+    """The provider (it makes no request: ``url`` is not used), for the properties that
+    drive every provider (tests/providers/test_hostile_answers.py)."""
+    return JWTProvider(JWTSigner("HS256", secret=SECRET), audience="chat")
+
+
 def _alive(token: ChatToken) -> bool:
     try:
         claims = pyjwt.decode(token.value, SECRET, algorithms=["HS256"], audience="chat")

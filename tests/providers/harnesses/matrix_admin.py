@@ -6,9 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from chatauth.providers.matrix import MatrixProvider
 from tests.providers.conformance import Harness
-from tests.providers.matrix_proxy import matrix_harness
+from tests.providers.matrix_proxy import matrix_harness, offline_matrix
 from tests.servers.synapse import SynapseServer
+
+
+def offline(url: str) -> MatrixProvider:
+    """The provider wired to ``url`` with test credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return offline_matrix(url, "admin")
 
 
 @pytest.fixture(name="harness_matrix_admin")

@@ -14,6 +14,12 @@ from tests.providers.conformance import Harness
 MAKES_HTTP_CALLS = True
 
 
+def offline(url: str) -> SendbirdProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return SendbirdProvider(DEFAULT_APP_ID, DEFAULT_API_TOKEN, base_url=url)
+
+
 @pytest.fixture(name="harness_sendbird")
 def harness_sendbird(sendbird_emulator: SendbirdEmulator) -> Harness:
     def is_alive(token: ChatToken) -> bool:

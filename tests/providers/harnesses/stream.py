@@ -15,6 +15,12 @@ from tests.providers.conformance import Harness
 MAKES_HTTP_CALLS = True
 
 
+def offline(url: str) -> StreamProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return StreamProvider(DEFAULT_API_KEY, DEFAULT_API_SECRET, base_url=url)
+
+
 @pytest.fixture(name="harness_stream")
 def harness_stream(stream_emulator: StreamEmulator) -> Harness:
     def is_alive(token: ChatToken) -> bool:

@@ -24,6 +24,12 @@ from tests.servers.deadlines import REQUEST_DEADLINE
 MAKES_HTTP_CALLS = False
 
 
+def offline(url: str) -> TwilioProvider:
+    """The provider wired to ``url`` with the emulator's credentials, for the properties that
+    answer its requests themselves (tests/providers/test_hostile_answers.py)."""
+    return provider(base_url=url)
+
+
 def provider(secret: str = DEFAULT_API_KEY_SECRET, base_url: str | None = None) -> TwilioProvider:
     return TwilioProvider(
         DEFAULT_ACCOUNT_SID, DEFAULT_API_KEY_SID, secret, DEFAULT_SERVICE_SID, base_url=base_url
