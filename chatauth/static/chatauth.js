@@ -58,6 +58,12 @@
  *        tokenRefreshFunction: matrixTokenRefresh({ session }) }). The refresh is
  *        authorised by your app's login, not a Matrix refresh token: the placeholder only
  *        makes the SDK call the hook.
+ *        matrix-js-sdk up to 42 only: 43.0.0 removed tokenRefreshFunction (use matrixFetch).
+ *   matrixFetch(options)                 -> fetch function
+ *        Matrix (matrix-js-sdk 43+ soft logout): createClient({ baseUrl, userId, deviceId,
+ *        accessToken: session.token, fetchFn: matrixFetch({ session,
+ *        onSession: (s) => client.setAccessToken(s.token) }) }). On 401 M_UNKNOWN_TOKEN for
+ *        the app's token it replaces the token through chatauth and repeats the request.
  *   MATRIX_REFRESH_PLACEHOLDER           the string "chatauth"
  *   ChatAuthError                        the error class
  */
@@ -266,5 +272,58 @@ export function matrixTokenRefresh(options = {}) {
       refreshToken: MATRIX_REFRESH_PLACEHOLDER,
       expiry: session.expires_at ? new Date(session.expires_at) : undefined,
     };
+  };
+}
+
+/**
+ * Matrix (matrix-js-sdk 43 and later, which dropped `tokenRefreshFunction`): a `fetchFn` for
+ * createClient. When the homeserver answers 401 M_UNKNOWN_TOKEN to a request made with the
+ * app's token (soft logout: the token expired; or the token was logged out while the app
+ * session lives on), it has the app replace that token (POST {prefix}/token/refresh) and sends
+ * the request again with the new one, so the SDK call that met the soft logout succeeds.
+ * Later requests the SDK still makes with the replaced token go out with the new one; pass
+ * `onSession: (s) => client.setAccessToken(s.token)` to update the client too. If the app
+ * refuses (its own session ended), the homeserver's 401 goes back to the SDK unchanged, and
+ * the SDK emits "Session.logged_out" as it would without this function.
+ */
+export function matrixFetch(options = {}) {
+  const send = options.fetch || ((resource, init) => globalThis.fetch(resource, init));
+  // rejected token -> the refresh that replaces it (one per token, however many requests
+  // met the 401 at once).
+  const refreshes = new Map();
+  let current = options.session ? options.session.token : null;
+  return async (resource, init = {}) => {
+    const headers = new Headers(init.headers);
+    const auth = headers.get("Authorization") || "";
+    let token = auth.startsWith("Bearer ") ? auth.slice(7) : null;
+    if (token && current && token !== current && refreshes.has(token)) {
+      token = current;
+      headers.set("Authorization", `Bearer ${token}`);
+    }
+    const response = await send(resource, { ...init, headers });
+    if (response.status !== 401 || !token) return response;
+    let body = null;
+    try {
+      body = await response.clone().json();
+    } catch {
+      return response;
+    }
+    if (!body || body.errcode !== "M_UNKNOWN_TOKEN") return response;
+    let refresh = refreshes.get(token);
+    if (!refresh) {
+      refresh = refreshChatToken(token, options);
+      refreshes.set(token, refresh);
+      refresh.catch(() => refreshes.delete(token));
+    }
+    let session;
+    try {
+      session = await refresh;
+    } catch {
+      return response;
+    }
+    if (!session || !session.token || session.token === token) return response;
+    current = session.token;
+    headers.set("Authorization", `Bearer ${current}`);
+    return send(resource, { ...init, headers });
   };
 }
