@@ -9,6 +9,7 @@ from the room's timeline. What the page read is checked against the homeserver i
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -98,3 +99,98 @@ def test_matrix_js_sdk_logs_in_sends_and_reads(
     assert session["token"] not in page.content()
     browsing.assert_no_errors()
     print(f"matrix-js-sdk {sdk_version(sdk_bundles, 'matrix')} through the {app} sample")
+
+
+#: Seconds the admin-mode tokens of the soft-logout test live: long enough for the first
+#: exchange on a loaded machine, short enough that waiting for the expiry costs little.
+SHORT_TTL = 3
+
+
+def short_lived_settings(synapse: SynapseServer) -> dict[str, str]:
+    """The Matrix provider in admin (login-as) mode, whose tokens carry an expiry: once it has
+    passed, Synapse answers 401 M_UNKNOWN_TOKEN with ``soft_logout: true``."""
+    return {
+        "provider": "matrix",
+        "matrix_homeserver_url": synapse.base_url,
+        "matrix_server_name": synapse.server_name,
+        "matrix_admin_token": synapse.admin_token,
+        "token_ttl": str(SHORT_TTL),
+        "refresh_margin": "1",
+    }
+
+
+def whoami(synapse: SynapseServer, token: str) -> httpx.Response:
+    return httpx.get(
+        f"{synapse.base_url}/_matrix/client/v3/account/whoami",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=REQUEST_DEADLINE,
+    )
+
+
+def wait_for_soft_logout(synapse: SynapseServer, token: str) -> dict[str, Any]:
+    """Ask the homeserver until it soft-logs ``token`` out (its expiry passed); its answer."""
+    deadline = time.monotonic() + SHORT_TTL + REQUEST_DEADLINE
+    while time.monotonic() < deadline:
+        answer = whoami(synapse, token)
+        if answer.status_code == 401:
+            body: dict[str, Any] = answer.json()
+            return body
+        assert answer.status_code == 200, answer.text
+        time.sleep(0.1)
+    pytest.fail(f"the token was still valid {SHORT_TTL + REQUEST_DEADLINE} s after its issue")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_matrix_js_sdk_goes_on_after_a_soft_logout_through_chatauth_js(
+    app: str,
+    synapse: SynapseServer,
+    sdk_room: str,
+    sdk_bundles: Path,
+    app_servers: AppServers,
+    browsing_factory: Any,
+) -> None:
+    """Log in with the app's token, send and read; the token expires (soft logout); the next
+    SDK calls go through: chatauth.js's matrixFetch has the app replace the token and repeats
+    each refused request with the new one."""
+    server = app_servers.get(app, short_lived_settings(synapse))
+    browsing: Browsing = browsing_factory(app, "desktop")
+    page, token_url = open_sdk_page(browsing, server, sdk_bundles)
+    alias = f"#{ROOM}:{synapse.server_name}"
+    user_id = f"@user-{DEMO_USER}:{synapse.server_name}"
+
+    before = run_scenario(
+        page,
+        "matrix",
+        "runWithRefresh",
+        {"tokenUrl": token_url, "roomAlias": alias, "message": f"Before, via {app}"},
+    )
+    first = before["session"]["token"]
+    assert before["whoami"]["user_id"] == user_id
+    assert before["read"] == {"sender": user_id, "body": f"Before, via {app}"}
+
+    expired = wait_for_soft_logout(synapse, first)
+    assert expired["errcode"] == "M_UNKNOWN_TOKEN"
+    assert expired["soft_logout"] is True
+
+    after = run_scenario(page, "matrix", "goOn", {"message": f"After, via {app}"})
+    assert after["whoami"]["user_id"] == user_id
+    assert after["read"] == {"sender": user_id, "body": f"After, via {app}"}
+    tokens = after["tokens"]
+    assert tokens[0] == first
+    assert len(tokens) >= 2
+    assert len(set(tokens)) == len(tokens)
+    assert after["clientToken"] == tokens[-1]
+    # The SDK never saw the soft logout: no Session.logged_out.
+    assert after["loggedOut"] == []
+    # Both messages are in the room, by the same user, as the homeserver tells its admin.
+    for exchange in (before, after):
+        stored = httpx.get(
+            f"{synapse.base_url}/_matrix/client/v3/rooms/{quote(sdk_room, safe='')}/event/"
+            f"{quote(exchange['event_id'], safe='')}",
+            headers={"Authorization": f"Bearer {synapse.admin_token}"},
+            timeout=REQUEST_DEADLINE,
+        )
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["sender"] == user_id
+    # The soft-logged-out request is the one failed request the browser saw.
+    browsing.assert_no_errors("401")

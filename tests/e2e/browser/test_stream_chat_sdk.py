@@ -9,10 +9,14 @@ waits for. When the connection drops, the SDK reconnects with its token.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 
 from chatauth.testing.stream import DEFAULT_API_KEY, DEFAULT_API_SECRET, StreamEmulator
@@ -89,3 +93,74 @@ def test_stream_chat_connects_with_the_apps_token_and_reconnects(
     run_scenario(page, "stream", "disconnect", {})
     browsing.assert_no_errors()
     print(f"stream-chat {sdk_version(sdk_bundles, 'stream')} against the Stream emulator")
+
+
+def revoke_user_tokens(emulator: StreamEmulator, user_id: str) -> float:
+    """Revoke every token of ``user_id`` issued until now, through the emulator's server API
+    (as an operator, or the app on another of the user's devices, would); returns the cut-off."""
+    cutoff = time.time()
+    stamp = datetime.fromtimestamp(cutoff, timezone.utc).isoformat().replace("+00:00", "Z")
+    response = httpx.patch(
+        f"{emulator.url}/users",
+        params={"api_key": DEFAULT_API_KEY},
+        headers={"Stream-Auth-Type": "jwt", "Authorization": emulator.server_token()},
+        json={"users": [{"id": user_id, "set": {"revoke_tokens_issued_before": stamp}}]},
+        timeout=REQUEST_DEADLINE,
+    )
+    assert response.status_code == 200, response.text
+    return cutoff
+
+
+def test_stream_chat_recovers_a_revoked_token_through_chatauth_js(
+    stream: StreamEmulator, sdk_bundles: Path, app_servers: AppServers, browsing_factory: Any
+) -> None:
+    """The token the SDK holds is revoked; the connection drops; the SDK reconnects, Stream
+    refuses the token (40), the SDK calls its tokenProvider (chatauth.js), which has the app
+    replace that token (POST /token/refresh), and the SDK connects with the new one."""
+    server = app_servers.get("starlette", stream_settings(stream))
+    browsing: Browsing = browsing_factory("starlette", "desktop")
+    page, token_url = open_sdk_page(browsing, server, sdk_bundles)
+    result = run_scenario(
+        page,
+        "stream",
+        "connect",
+        {"tokenUrl": token_url, "baseURL": stream.url, "provider": "chatauth"},
+    )
+    first = result["session"]["token"]
+    assert [a.token for a in stream.connections.attempts] == [first]
+
+    # Stream's cut-off and iat are whole seconds, and the app's revocation of ``first`` sets the
+    # cut-off past ``first``'s iat: a token minted in that same second would be born revoked.
+    # Here the refresh comes in a later second, as it does when a token dies in use.
+    iat = jwt.decode(first, options={"verify_signature": False})["iat"]
+    while time.time() < iat + 1:
+        time.sleep(0.05)
+    revoke_user_tokens(stream, UID)
+    assert stream.connect_user(first) == (False, 40)
+    assert stream.connections.drop(UID) == 1
+    wait_in_page(page, "s.recovered >= 1")
+
+    status = run_scenario(page, "stream", "status", {})
+    attempts = stream.connections.attempts
+    # Connected with the first token; refused it after the revocation (40); connected with a
+    # second one, the one chatauth.js handed the SDK.
+    assert [(a.token == first, a.error_code) for a in attempts] == [
+        (True, None),
+        (True, 40),
+        (False, None),
+    ]
+    second = attempts[-1].token
+    assert status["provided"] == [first, second]
+    assert attempts[-1].open
+    assert status["healthy"] is True
+    assert status["connectionId"] == attempts[-1].connection_id
+    # The app stored the replacement: its token endpoint now answers the second token.
+    answer = page.evaluate(
+        "async (url) => (await (await fetch(url, {credentials: 'same-origin'})).json()).token",
+        token_url,
+    )
+    assert answer == second
+    assert stream.connect_user(second) == (True, None)
+    run_scenario(page, "stream", "disconnect", {})
+    # The refused connection is the SDK's own business: it logs no console error for it.
+    browsing.assert_no_errors()

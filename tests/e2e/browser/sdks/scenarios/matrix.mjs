@@ -40,3 +40,45 @@ export async function run({ tokenUrl, roomAlias, message }) {
   globalThis.matrixTest = { client, session, roomId: room.roomId };
   return { session, whoami, roomId: room.roomId, ...exchange };
 }
+
+// As run(), with chatauth.js (served by the app next to its token endpoint) wired into the
+// client: matrixFetch replaces a token the homeserver soft-logs out and repeats the request.
+export async function runWithRefresh({ tokenUrl, roomAlias, message }) {
+  const chatauth = await import(tokenUrl.replace(/token$/, "chatauth.js"));
+  const session = await chatauth.fetchChatToken();
+  const sessions = [session];
+  const loggedOut = [];
+  const client = sdk.createClient({
+    baseUrl: session.client.homeserver_url,
+    accessToken: session.token,
+    userId: session.client.user_id,
+    deviceId: session.client.device_id,
+    fetchFn: chatauth.matrixFetch({
+      session,
+      onSession: (fresh) => {
+        sessions.push(fresh);
+        client.setAccessToken(fresh.token);
+      },
+    }),
+  });
+  client.on(sdk.HttpApiEvent.SessionLoggedOut, (error) => loggedOut.push(error.errcode));
+  const whoami = await client.whoami();
+  const room = await client.joinRoom(roomAlias);
+  const exchange = await sendAndRead(client, room.roomId, message);
+  globalThis.matrixTest = { client, sessions, loggedOut, roomId: room.roomId };
+  return { session, whoami, roomId: room.roomId, ...exchange };
+}
+
+// Go on with the client runWithRefresh made: who am I, send and read again.
+export async function goOn({ message }) {
+  const { client, sessions, loggedOut, roomId } = globalThis.matrixTest;
+  const whoami = await client.whoami();
+  const exchange = await sendAndRead(client, roomId, message);
+  return {
+    whoami,
+    ...exchange,
+    tokens: sessions.map((s) => s.token),
+    clientToken: client.getAccessToken(),
+    loggedOut,
+  };
+}

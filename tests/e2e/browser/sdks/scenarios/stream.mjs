@@ -5,10 +5,16 @@ import { StreamChat } from "../stream.js";
 import { fetchSession } from "./session.mjs";
 
 // The SDK's `tokenProvider`, called for the first token and whenever the chat server refused
-// the one it had (code 40). "endpoint": ask the app's token endpoint again, and nothing more.
-async function tokenProviderFor(provider, tokenUrl) {
+// the one it had (code 40). "endpoint": ask the app's token endpoint again, and nothing more;
+// "chatauth": chatauth.js's streamTokenProvider, as served by the app next to its token
+// endpoint (it replaces a refused token through POST .../token/refresh).
+async function tokenProviderFor(provider, tokenUrl, session) {
   if (provider === "endpoint") {
     return async () => (await fetchSession(tokenUrl)).token;
+  }
+  if (provider === "chatauth") {
+    const chatauth = await import(tokenUrl.replace(/token$/, "chatauth.js"));
+    return chatauth.streamTokenProvider({ session });
   }
   throw new Error(`unknown token provider ${provider}`);
 }
@@ -16,7 +22,7 @@ async function tokenProviderFor(provider, tokenUrl) {
 // Connect as the app's user, with the token provider named by `provider`.
 export async function connect({ tokenUrl, baseURL, provider }) {
   const session = await fetchSession(tokenUrl);
-  const tokenProvider = await tokenProviderFor(provider, tokenUrl);
+  const tokenProvider = await tokenProviderFor(provider, tokenUrl, session);
   // Not getInstance(): a fresh client per page, with nothing cached from another test.
   const client = new StreamChat(session.client.api_key, { baseURL });
   const state = { client, session, provided: [], online: [], recovered: 0 };
