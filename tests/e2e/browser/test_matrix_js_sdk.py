@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.e2e.browser import flows
 from tests.e2e.browser.apps import DEMO_USER, AppServers
 from tests.e2e.browser.browsing import Browsing
 from tests.e2e.browser.sdk_page import open_sdk_page, run_scenario, sdk_version
@@ -192,5 +193,26 @@ def test_matrix_js_sdk_goes_on_after_a_soft_logout_through_chatauth_js(
         )
         assert stored.status_code == 200, stored.text
         assert stored.json()["sender"] == user_id
-    # The soft-logged-out request is the one failed request the browser saw.
-    browsing.assert_no_errors("401")
+
+    # The user logs out of the app in another tab: the app revokes the token at the homeserver
+    # and refuses to replace it, so the SDK's next call fails as it would without chatauth.js
+    # (the homeserver's 401 reaches the SDK, which emits Session.logged_out).
+    other = browsing.new_page()
+    other.goto(server.url(server.app.chat_path))
+    flows.log_out(other)
+    ended = run_scenario(page, "matrix", "goOnAfterAppLogout", {})
+    assert ended["failed"] == "M_UNKNOWN_TOKEN"
+    assert ended["loggedOut"] == ["M_UNKNOWN_TOKEN"]
+    assert ended["tokens"] == tokens
+    # What the browser logged: the homeserver's 401s (the soft-logged-out request, more than one
+    # if a replacement also expired in use on a slow machine, and the one after the app's
+    # logout), the app's 401 to the refresh, and the SDK's own complaint that it cannot refresh
+    # by itself (it has no OAuth 2.0 session), as it says without chatauth.js.
+    errors = browsing.errors
+    refused = [e for e in errors if "/token/refresh" in e]
+    assert len(refused) == 1 and "status of 401" in refused[0], errors
+    assert len([e for e in errors if "Unable to refresh token" in e]) == 1, errors
+    homeserver = [e for e in errors if "/_matrix/client/" in e]
+    assert len(homeserver) >= 2, errors
+    assert all("status of 401" in e for e in homeserver), errors
+    assert len(homeserver) + 2 == len(errors), errors

@@ -82,3 +82,14 @@ export async function goOn({ message }) {
     loggedOut,
   };
 }
+
+// After the app session ended: the SDK's call fails as it would without chatauth.js.
+export async function goOnAfterAppLogout() {
+  const { client, sessions, loggedOut } = globalThis.matrixTest;
+  try {
+    await client.whoami();
+    return { failed: null };
+  } catch (error) {
+    return { failed: error.errcode || String(error), loggedOut, tokens: sessions.map((s) => s.token) };
+  }
+}
