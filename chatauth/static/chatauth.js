@@ -259,7 +259,8 @@ export async function cometchatLogin(CometChat, options = {}) {
 }
 
 /**
- * Matrix: a `tokenRefreshFunction` for matrix-js-sdk's createClient. The SDK calls it when
+ * Matrix, matrix-js-sdk up to 42 (43.0.0 removed the option; use matrixFetch there): a
+ * `tokenRefreshFunction` for matrix-js-sdk's createClient. The SDK calls it when
  * the homeserver soft-logs the access token out (401 M_UNKNOWN_TOKEN); it answers a new
  * access token from chatauth.
  */
