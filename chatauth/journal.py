@@ -17,8 +17,8 @@ Concurrency: many worker processes of one machine may append at once, and one sw
 replay while they do. A writer appends one line under an exclusive ``flock`` and ``fsync``\\s
 it; the replayer takes the same lock only to rename the journal aside (``<path>.replaying``),
 then works on that copy without holding anything, so logouts never wait for provider calls.
-Ends that still fail are appended again. A replay interrupted by a crash leaves its copy,
-which the next replay takes first. POSIX only (``fcntl``).
+Entries that still fail are appended again (:meth:`EndJournal.release`). A replay
+interrupted by a crash leaves its copy, which the next replay claims first. POSIX only (``fcntl``).
 """
 
 from __future__ import annotations
@@ -88,22 +88,20 @@ class EndJournal:
         Raises:
             OSError: the file cannot be written (disk full, read-only).
         """
-        line = json.dumps(
-            {
-                "provider": key.provider,
-                "uid": key.uid,
-                "digest": key.digest,
-                "at": (now or datetime.now(timezone.utc)).isoformat(),
-            },
-            separators=(",", ":"),
-        )
+        self._append(JournalEntry(key, now or datetime.now(timezone.utc)))
+
+    def _append(self, entry: JournalEntry) -> None:
+        key = entry.key
+        fields = {"provider": key.provider, "uid": key.uid, "digest": key.digest}
+        fields["at"] = entry.at.isoformat()
+        line = json.dumps(fields, separators=(",", ":"))
         with self._locked_journal() as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
     def __len__(self) -> int:
-        """How many ends are journaled (the current file and an interrupted replay's copy)."""
+        """How many entries are journaled (the current file and an interrupted replay's copy)."""
         return sum(len(self._read(p)) for p in (self.replaying, self.path))
 
     @staticmethod
@@ -122,8 +120,36 @@ class EndJournal:
                 continue  # a line torn by a crash mid-write: the rest is still good
         return entries
 
+    def claim(self) -> list[JournalEntry] | None:
+        """Take the journaled entries for a replay, oldest first: an interrupted replay's copy
+        if there is one, else the current journal, renamed aside under the lock so that
+        writers go on appending to a new file. ``None`` when there is nothing to replay.
+
+        The replayer finishes what it can, then calls :meth:`release` with the entries it
+        could not finish. Should it crash before that, the copy is claimed again whole next
+        time: finishing an entry twice is harmless (ending a key already ended is a no-op).
+        """
+        if not self.replaying.exists():
+            if not self.path.exists():
+                return None
+            with self._locked_journal():
+                os.replace(self.path, self.replaying)
+        return self._read(self.replaying)
+
+    def release(self, kept: list[JournalEntry]) -> None:
+        """End a replay: append ``kept`` (unfinished entries) to the journal again and drop
+        the claimed copy.
+
+        Raises:
+            OSError: the journal cannot be written (the copy then stays, to be claimed again).
+        """
+        for entry in kept:
+            self._append(entry)
+        self.replaying.unlink(missing_ok=True)
+
     def replay(self, end: Callable[[SessionKey], bool]) -> tuple[int, int]:
-        """Call ``end(key)`` for every journaled end, oldest first.
+        """Call ``end(key)`` for every journaled end, oldest first (the service replays
+        through :meth:`claim` and :meth:`release` itself).
 
         ``end`` returns ``True`` when the end is done (taken out of the store and revoked or
         queued), ``False`` to keep it for the next replay; an exception stops the replay and
@@ -133,35 +159,20 @@ class EndJournal:
             ``(done, remaining)``.
         """
         done = 0
-        # An interrupted replay's copy first, then the current journal.
-        for _ in range(2):
-            if not self.replaying.exists():
-                if not self.path.exists():
-                    break
-                with self._locked_journal():
-                    os.replace(self.path, self.replaying)
-            done += self._replay_copy(end)
-        return done, len(self)
-
-    def _replay_copy(self, end: Callable[[SessionKey], bool]) -> int:
-        entries = self._read(self.replaying)
-        done = 0
-        kept: list[JournalEntry] = []
-        try:
+        for _ in range(2):  # an interrupted replay's copy first, then the current journal
+            entries = self.claim()
+            if entries is None:
+                break
+            kept: list[JournalEntry] = []
             for index, entry in enumerate(entries):
                 try:
                     finished = end(entry.key)
-                except BaseException:
-                    kept.extend(entries[index:])
+                except Exception:
+                    self.release(kept + entries[index:])
                     raise
                 if finished:
                     done += 1
                 else:
                     kept.append(entry)
-        finally:
-            # Should this raise, the copy stays and is replayed whole next time: ending a key
-            # already ended is a no-op, so that is safe.
-            for entry in kept:
-                self.record(entry.key, now=entry.at)
-            self.replaying.unlink(missing_ok=True)
-        return done
+            self.release(kept)
+        return done, len(self)

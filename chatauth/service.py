@@ -1,4 +1,10 @@
-"""The service: get-or-create and end chat sessions, in sync and async form (DESIGN §4)."""
+"""The service: get-or-create and end chat sessions, in sync and async form (DESIGN §4).
+
+Each operation is written once, as a generator of effects (:mod:`chatauth.effects`): the
+public methods hand it to the sync driver (``get_session``) or to the async one
+(``aget_session``). The periodic upkeep (sweep, pending revocations, the end journal) lives
+in :mod:`chatauth.upkeep`.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ from typing import Any
 
 import httpx
 
-from chatauth import chat_users
+from chatauth import chat_users, upkeep
 from chatauth.chat_users import ChatUserChange
 from chatauth.clock import SYSTEM_CLOCK, Clock
+from chatauth.effects import Blocking, Locked, Op, ProviderCall, Shared, StoreCall, adrive, drive
 from chatauth.errors import (
     ChatAuthError,
     ConfigurationError,
@@ -31,9 +38,10 @@ from chatauth.journal import EndJournal
 from chatauth.providers.base import Provider
 from chatauth.session import ChatSession
 from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
-from chatauth.stores.base import BaseStore, PendingRevocation
+from chatauth.stores.base import BaseStore
 from chatauth.stores.memory import MemoryStore
 from chatauth.tokens import ChatToken, SessionKey
+from chatauth.upkeep import DEFAULT_SESSION_IDLE, RevocationReport, SweepReport, seconds
 
 __all__ = ["DEFAULT_SESSION_IDLE", "ChatAuth", "RevocationReport", "SweepReport"]
 
@@ -42,52 +50,9 @@ logger = logging.getLogger("chatauth")
 TokenIssuedHook = Callable[[ChatSession], None]
 SessionEndedHook = Callable[[ChatIdentity, list[ChatToken]], None]
 
-
-#: Seconds a chat session may go unserved before the sweep ends it: 14 days, the default app
-#: session age of Django (``SESSION_COOKIE_AGE``) and of Starlette's ``SessionMiddleware``
-#: (``max_age``). Adapters pass their framework's own (Flask: ``PERMANENT_SESSION_LIFETIME``,
-#: 31 days by default, for permanent sessions).
-DEFAULT_SESSION_IDLE = 14 * 24 * 3600.0
-
 #: The finest granularity at which a cached hit records "served at": one write per token per
 #: hour at most keeps the cached path a read (finer when ``session_idle`` is short).
 SERVED_GRANULARITY = timedelta(hours=1)
-
-
-def _seconds(value: float | timedelta) -> timedelta:
-    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
-
-
-@dataclasses.dataclass(frozen=True)
-class RevocationReport:
-    """What a :meth:`ChatAuth.revoke_pending` run did.
-
-    Attributes:
-        revoked: revocations that succeeded (or tokens found already dead/expired).
-        failed: revocations that failed again and stay queued.
-        remaining: entries still queued after the run.
-    """
-
-    revoked: int
-    failed: int
-    remaining: int
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepReport:
-    """What a :meth:`ChatAuth.sweep` run did.
-
-    Attributes:
-        swept: tokens taken out of the store (past ``refresh_at``/expiry, or idle).
-        revoked: of those, revoked at the provider during the run.
-        queued: revocations that failed and were queued for :meth:`ChatAuth.revoke_pending`.
-        journaled: journaled ends finished (:meth:`ChatAuth.end_session_durably`).
-    """
-
-    swept: int
-    revoked: int
-    queued: int
-    journaled: int = 0
 
 
 class ChatAuth:
@@ -158,13 +123,13 @@ class ChatAuth:
             clock if clock is not None else getattr(self.store, "clock", SYSTEM_CLOCK)
         )
         self.mapper = mapper or IdentityMapper()
-        self.token_ttl = _seconds(token_ttl)
-        self.refresh_margin = _seconds(refresh_margin)
+        self.token_ttl = seconds(token_ttl)
+        self.refresh_margin = seconds(refresh_margin)
         if self.refresh_margin >= self.token_ttl:
             raise ConfigurationError(
                 "refresh_margin must be shorter than token_ttl.", setting="REFRESH_MARGIN"
             )
-        self.session_idle = _seconds(session_idle)
+        self.session_idle = seconds(session_idle)
         if self.session_idle <= timedelta(0):
             raise ConfigurationError("session_idle must be positive.", setting="SESSION_IDLE")
         self.served_granularity = min(SERVED_GRANULARITY, self.session_idle / 24)
@@ -240,12 +205,22 @@ class ChatAuth:
         return locks
 
     def _run(self, flow: Flow[Any]) -> Any:
+        """Drive one provider flow with the sync client (retries, deadline: chatauth.http)."""
         return run_flow(flow, self.http_client, provider=self.provider.name, policy=self.retry)
 
     async def _arun(self, flow: Flow[Any]) -> Any:
+        """Async twin of :meth:`_run`."""
         return await arun_flow(
             flow, self._async_client(), provider=self.provider.name, policy=self.retry
         )
+
+    def _drive(self, op: Op[Any]) -> Any:
+        """Run one of the operations below with blocking calls (:func:`chatauth.effects.drive`)."""
+        return drive(op, self)
+
+    async def _adrive(self, op: Op[Any]) -> Any:
+        """Run the same operation on the event loop (:func:`chatauth.effects.adrive`)."""
+        return await adrive(op, self)
 
     def close(self) -> None:
         """Close the httpx clients chatauth created and the store's connections."""
@@ -300,23 +275,6 @@ class ChatAuth:
             return None
         return now
 
-    def _served(self, key: SessionKey, token: ChatToken) -> None:
-        now = self._serve_due(token)
-        if now is not None:
-            try:
-                self.store.touch(key, now)
-            except StoreUnavailableError as exc:
-                # The token was read a moment ago: serve it; the next hit records the time.
-                logger.warning("chatauth could not record a served time (%s)", exc.code)
-
-    async def _aserved(self, key: SessionKey, token: ChatToken) -> None:
-        now = self._serve_due(token)
-        if now is not None:
-            try:
-                await self.store.atouch(key, now)
-            except StoreUnavailableError as exc:
-                logger.warning("chatauth could not record a served time (%s)", exc.code)
-
     def _session(self, identity: ChatIdentity, token: ChatToken) -> ChatSession:
         client = {**self.provider.client_config(), **token.client_data()}
         return ChatSession(identity=identity, token=token, client=client)
@@ -351,108 +309,79 @@ class ChatAuth:
             NotAuthenticatedError, InvalidUIDError, ProviderError, ProviderUnavailableError,
             StoreUnavailableError.
         """
+        session: ChatSession = self._drive(self._get_session(user, app_session))
+        return session
+
+    async def aget_session(self, user: Any, app_session: str | None = None) -> ChatSession:
+        """Async twin of :meth:`get_session`; never blocks the event loop."""
+        session: ChatSession = await self._adrive(self._get_session(user, app_session))
+        return session
+
+    def _get_session(self, user: Any, app_session: str | None) -> Op[ChatSession]:
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
-        token = self._fresh(self.store.get(key))
+        token = self._fresh((yield StoreCall("get", key)))
         if token is not None:
-            self._served(key, token)
+            yield from self._served(key, token)
             return self._session(identity, token)
         # The callers of one key share the leader's answer (singleflight.KeyedLocks.share).
-        return self._locks.share(key.digest, lambda: self._get_or_issue(identity, key))
+        session: ChatSession = yield Shared(key, lambda: self._get_or_issue(identity, key))
+        return session
 
-    def _get_or_issue(self, identity: ChatIdentity, key: SessionKey) -> ChatSession:
-        token = self._fresh(self.store.get(key))
-        if token is None:
-            with self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
-                stale = self.store.get(key)
-                token = self._fresh(stale)
-                if token is None:
-                    token = self._issue(identity, key, stale)
-                    session = self._session(identity, token)
-                    self._issued(session)
-                    return session
-        return self._session(identity, token)
+    def _served(self, key: SessionKey, token: ChatToken) -> Op[None]:
+        now = self._serve_due(token)
+        if now is not None:
+            try:
+                yield StoreCall("touch", key, now)
+            except StoreUnavailableError as exc:
+                # The token was read a moment ago: serve it; the next hit records the time.
+                logger.warning("chatauth could not record a served time (%s)", exc.code)
 
-    def _issue(self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None) -> ChatToken:
+    def _get_or_issue(self, identity: ChatIdentity, key: SessionKey) -> Op[ChatSession]:
+        token = self._fresh((yield StoreCall("get", key)))
+        if token is not None:
+            return self._session(identity, token)
+        session: ChatSession = yield Locked(key, self._issue_locked(identity, key))
+        return session
+
+    def _issue_locked(self, identity: ChatIdentity, key: SessionKey) -> Op[ChatSession]:
+        """Under the store's issue lock: another worker may have issued meanwhile."""
+        stale = yield StoreCall("get", key)
+        token = self._fresh(stale)
+        if token is not None:
+            return self._session(identity, token)
+        token = yield from self._issue(identity, key, stale)
+        session = self._session(identity, token)
+        self._issued(session)
+        return session
+
+    def _issue(
+        self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None
+    ) -> Op[ChatToken]:
         try:
-            token = self._finish(self._run(self.provider.issue(identity, self.token_ttl)))
+            issued = yield ProviderCall(self.provider.issue(identity, self.token_ttl))
         except ChatAuthError as exc:
             # Tokens the failed flow minted and could not revoke itself: queue them.
             for orphan in exc.unrevoked:
                 with contextlib.suppress(StoreUnavailableError):
-                    self._queue(orphan, exc)
+                    yield from self._queue(orphan, exc)
             raise
+        token = self._finish(issued)
         try:
-            self.store.set(key, token)
+            yield StoreCall("set", key, token)
         except StoreUnavailableError:
             # Nobody will ever be handed this token, and the store cannot queue its
             # revocation: revoke it now rather than leave it alive at the provider.
             if self.provider.revocation == "token":
                 with contextlib.suppress(ChatAuthError):
-                    self._run(self.provider.revoke(token))
+                    yield ProviderCall(self.provider.revoke(token))
             raise
         logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
         if stale is not None and self.provider.revocation == "token":
-            self._revoke_or_queue(stale)
-        return token
-
-    async def aget_session(self, user: Any, app_session: str | None = None) -> ChatSession:
-        """Async twin of :meth:`get_session`; never blocks the event loop."""
-        identity = self.identity_for(user)
-        key = self._key(identity, app_session)
-        token = self._fresh(await self.store.aget(key))
-        if token is not None:
-            await self._aserved(key, token)
-            return self._session(identity, token)
-        return await self._async_locks().share(
-            key.digest, lambda: self._aget_or_issue(identity, key)
-        )
-
-    async def _aget_or_issue(self, identity: ChatIdentity, key: SessionKey) -> ChatSession:
-        token = self._fresh(await self.store.aget(key))
-        if token is None:
-            async with self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5):
-                stale = await self.store.aget(key)
-                token = self._fresh(stale)
-                if token is None:
-                    token = await self._aissue(identity, key, stale)
-                    session = self._session(identity, token)
-                    self._issued(session)
-                    return session
-        return self._session(identity, token)
-
-    async def _aissue(
-        self, identity: ChatIdentity, key: SessionKey, stale: ChatToken | None
-    ) -> ChatToken:
-        try:
-            token = self._finish(await self._arun(self.provider.issue(identity, self.token_ttl)))
-        except ChatAuthError as exc:
-            for orphan in exc.unrevoked:  # see _issue
-                with contextlib.suppress(StoreUnavailableError):
-                    await self.store.aadd_pending(orphan, exc.code)
-                    self._log_queued(orphan, exc)
-            raise
-        try:
-            await self.store.aset(key, token)
-        except StoreUnavailableError:
-            if self.provider.revocation == "token":  # see _issue
-                with contextlib.suppress(ChatAuthError):
-                    await self._arun(self.provider.revoke(token))
-            raise
-        logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
-        if stale is not None and self.provider.revocation == "token":
-            await self._arevoke_or_queue(stale)
+            yield from self._revoke_or_queue(stale)
         return token
 
     # -- end_session ---------------------------------------------------------------------
-    def _to_revoke(self, popped: list[ChatToken]) -> list[ChatToken]:
-        if self.provider.revocation == "none":
-            return []
-        if self.provider.revocation == "user":
-            # One call kills every token of the user; the newest token authenticates it.
-            return sorted(popped, key=lambda t: t.issued_at)[-1:]
-        return popped
-
     def end_session(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
         """End the chat session of ``user`` for one app session: forget and revoke its token.
 
@@ -468,44 +397,46 @@ class ChatAuth:
             NotAuthenticatedError, InvalidUIDError, StoreUnavailableError. Provider failures
             are not raised: the revocation is queued instead.
         """
-        identity = self.identity_for(user)
-        return self._end(identity, self._key(identity, app_session))
-
-    def _end(self, identity: ChatIdentity, key: SessionKey) -> list[ChatToken]:
-        with (
-            self._locks.hold(key.digest),
-            self.store.lock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
-        ):
-            if self.provider.revocation == "user":
-                popped = self.store.pop_user(self.provider.name, identity.uid)
-            else:
-                token = self.store.pop(key)
-                popped = [token] if token else []
-        for token in self._to_revoke(popped):
-            self._revoke_or_queue(token)
-        if popped:
-            self._ended(identity, popped)
-        return popped
+        ended: list[ChatToken] = self._drive(self._end_session(user, app_session))
+        return ended
 
     async def aend_session(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
         """Async twin of :meth:`end_session`."""
-        identity = self.identity_for(user)
-        return await self._aend(identity, self._key(identity, app_session))
+        ended: list[ChatToken] = await self._adrive(self._end_session(user, app_session))
+        return ended
 
-    async def _aend(self, identity: ChatIdentity, key: SessionKey) -> list[ChatToken]:
-        async with (
-            self._async_locks().hold(key.digest),
-            self.store.alock(key, ttl=self.lock_ttl, wait=self.lock_ttl + 5),
-        ):
-            if self.provider.revocation == "user":
-                popped = await self.store.apop_user(self.provider.name, identity.uid)
-            else:
-                token = await self.store.apop(key)
-                popped = [token] if token else []
+    def _end_session(self, user: Any, app_session: str | None) -> Op[list[ChatToken]]:
+        identity = self.identity_for(user)
+        return (yield from self._end(identity, self._key(identity, app_session)))
+
+    def _end(self, identity: ChatIdentity, key: SessionKey) -> Op[list[ChatToken]]:
+        popped: list[ChatToken] = yield Locked(key, self._pop(identity, key), local=True)
+        yield from self._revoke_ended(identity, popped)
+        return popped
+
+    def _pop(self, identity: ChatIdentity, key: SessionKey) -> Op[list[ChatToken]]:
+        if self.provider.revocation == "user":
+            popped: list[ChatToken] = yield StoreCall("pop_user", self.provider.name, identity.uid)
+            return popped
+        token = yield StoreCall("pop", key)
+        return [token] if token else []
+
+    def _revoke_ended(self, identity: ChatIdentity, popped: list[ChatToken]) -> Op[int]:
+        """Revoke (or queue) what ending ``identity``'s sessions took out of the store, then
+        fire :attr:`on_session_ended`. Returns how many revocations were queued."""
+        queued = 0
         for token in self._to_revoke(popped):
-            await self._arevoke_or_queue(token)
+            queued += not (yield from self._revoke_or_queue(token))
         if popped:
             self._ended(identity, popped)
+        return queued
+
+    def _to_revoke(self, popped: list[ChatToken]) -> list[ChatToken]:
+        if self.provider.revocation == "none":
+            return []
+        if self.provider.revocation == "user":
+            # One call kills every token of the user; the newest token authenticates it.
+            return sorted(popped, key=lambda t: t.issued_at)[-1:]
         return popped
 
     def end_session_durably(self, user: Any, app_session: str | None = None) -> list[ChatToken]:
@@ -524,81 +455,49 @@ class ChatAuth:
             StoreUnavailableError: only without a journal (``journal=None``).
             OSError: the store was down and the journal could not be written either.
         """
-        identity = self.identity_for(user)
-        key = self._key(identity, app_session)
-        try:
-            return self._end(identity, key)
-        except StoreUnavailableError as exc:
-            if self.journal is None:
-                raise
-            self.journal.record(key, now=self.clock.now())
-            self._log_journaled(identity, exc)
-            return []
+        ended: list[ChatToken] = self._drive(self._end_session_durably(user, app_session))
+        return ended
 
     async def aend_session_durably(
         self, user: Any, app_session: str | None = None
     ) -> list[ChatToken]:
         """Async twin of :meth:`end_session_durably` (the journal write, a small file append
         with ``fsync``, runs in a worker thread)."""
+        ended: list[ChatToken] = await self._adrive(self._end_session_durably(user, app_session))
+        return ended
+
+    def _end_session_durably(self, user: Any, app_session: str | None) -> Op[list[ChatToken]]:
         identity = self.identity_for(user)
         key = self._key(identity, app_session)
         try:
-            return await self._aend(identity, key)
+            return (yield from self._end(identity, key))
         except StoreUnavailableError as exc:
             if self.journal is None:
                 raise
-            await asyncio.to_thread(self.journal.record, key, now=self.clock.now())
-            self._log_journaled(identity, exc)
+            yield Blocking(self.journal.record, key, now=self.clock.now())
+            logger.warning(
+                "chatauth could not end a %s session of uid %s (%s); journaled for the sweep",
+                self.provider.name,
+                identity.uid,
+                exc.code,
+            )
             return []
-
-    def _log_journaled(self, identity: ChatIdentity, exc: ChatAuthError) -> None:
-        logger.warning(
-            "chatauth could not end a %s session of uid %s (%s); journaled for the sweep",
-            self.provider.name,
-            identity.uid,
-            exc.code,
-        )
-
-    def replay_journal(self) -> tuple[int, int]:
-        """End the sessions :meth:`end_session_durably` journaled while the store was down
-        (:meth:`sweep` runs it first). Stops at the first store failure, keeping the rest.
-
-        Returns:
-            ``(ended, remaining)``; ``(0, 0)`` without a journal.
-
-        Raises:
-            StoreUnavailableError: the store is still down (the entries stay journaled).
-        """
-        if self.journal is None:
-            return 0, 0
-
-        def end(key: SessionKey) -> bool:
-            if key.provider == self.provider.name:
-                self._end(ChatIdentity(key.uid), key)
-            # else another provider's entry (the PROVIDER setting changed): nothing to end
-            return True
-
-        return self.journal.replay(end)
 
     def end_all_sessions(self, user: Any) -> list[ChatToken]:
         """End every chat session of ``user`` (all app sessions): password change, admin
         action, ``end-sessions`` commands. Returns the dropped tokens."""
-        identity = self.identity_for(user)
-        popped = self.store.pop_user(self.provider.name, identity.uid)
-        for token in self._to_revoke(popped):
-            self._revoke_or_queue(token)
-        if popped:
-            self._ended(identity, popped)
-        return popped
+        ended: list[ChatToken] = self._drive(self._end_all_sessions(user))
+        return ended
 
     async def aend_all_sessions(self, user: Any) -> list[ChatToken]:
         """Async twin of :meth:`end_all_sessions`."""
+        ended: list[ChatToken] = await self._adrive(self._end_all_sessions(user))
+        return ended
+
+    def _end_all_sessions(self, user: Any) -> Op[list[ChatToken]]:
         identity = self.identity_for(user)
-        popped = await self.store.apop_user(self.provider.name, identity.uid)
-        for token in self._to_revoke(popped):
-            await self._arevoke_or_queue(token)
-        if popped:
-            self._ended(identity, popped)
+        popped: list[ChatToken] = yield StoreCall("pop_user", self.provider.name, identity.uid)
+        yield from self._revoke_ended(identity, popped)
         return popped
 
     def end_tokens(self, tokens: list[ChatToken]) -> int:
@@ -611,61 +510,55 @@ class ChatAuth:
         Returns:
             how many revocations failed and were queued for :meth:`revoke_pending`.
         """
+        queued: int = self._drive(self._end_tokens(tokens))
+        return queued
+
+    async def aend_tokens(self, tokens: list[ChatToken]) -> int:
+        """Async twin of :meth:`end_tokens`."""
+        queued: int = await self._adrive(self._end_tokens(tokens))
+        return queued
+
+    def _end_tokens(self, tokens: list[ChatToken]) -> Op[int]:
         by_uid: dict[str, list[ChatToken]] = {}
         for token in tokens:
             by_uid.setdefault(token.uid, []).append(token)
         queued = 0
         for uid, mine in by_uid.items():
             if self.provider.revocation == "user":
-                mine += self.store.pop_user(self.provider.name, uid)
-            queued += sum(not self._revoke_or_queue(t) for t in self._to_revoke(mine))
-            self._ended(ChatIdentity(uid), mine)
+                mine += yield StoreCall("pop_user", self.provider.name, uid)
+            queued += yield from self._revoke_ended(ChatIdentity(uid), mine)
         return queued
 
     # -- revocation --------------------------------------------------------------------------
-    def _revoke_or_queue(self, token: ChatToken) -> bool:
+    def _revoke_or_queue(self, token: ChatToken) -> Op[bool]:
+        """Revoke ``token``; if the provider fails, queue the revocation (:meth:`_queue`).
+        True when revoked now."""
         try:
-            self._run(self.provider.revoke(token))
+            yield ProviderCall(self.provider.revoke(token))
         except (ProviderUnavailableError, ProviderError) as exc:
-            self._queue(token, exc)
+            yield from self._queue(token, exc)
             return False
         return True
 
-    async def _arevoke_or_queue(self, token: ChatToken) -> bool:
-        try:
-            await self._arun(self.provider.revoke(token))
-        except (ProviderUnavailableError, ProviderError) as exc:
-            await self.store.aadd_pending(token, exc.code)
-            self._log_queued(token, exc)
-            return False
-        return True
+    def _queue(self, token: ChatToken, exc: ChatAuthError) -> Op[None]:
+        """Keep a revocation that failed for :meth:`revoke_pending`.
 
-    def _queue(self, token: ChatToken, exc: ChatAuthError) -> None:
-        self.store.add_pending(token, exc.code)
-        self._log_queued(token, exc)
+        Raises:
+            StoreUnavailableError: the store is down.
+        """
+        yield StoreCall("add_pending", token, exc.code)
+        self._log_kept(token, exc, "queued for revoke-pending")
 
-    def _log_queued(self, token: ChatToken, exc: ChatAuthError) -> None:
+    def _log_kept(self, token: ChatToken, exc: ChatAuthError, where: str) -> None:
         logger.warning(
-            "chatauth could not revoke a %s token of uid %s (%s); queued for revoke-pending",
+            "chatauth could not revoke a %s token of uid %s (%s); %s",
             token.provider,
             token.uid,
             exc.code,
+            where,
         )
 
-    def _settle(self, entry: PendingRevocation) -> bool | None:
-        """True if the entry needs no more work, None if it must be attempted."""
-        if chat_users.is_queued_operation(entry.token):
-            return None  # a queued chat-user operation, whatever the revocation scope
-        if entry.token.is_expired(now=self.clock.now()) or self.provider.revocation == "none":
-            return True
-        return None
-
-    def _pending_flow(self, token: ChatToken) -> Flow[Any]:
-        """What finishes a pending entry: its revocation, or a queued chat-user operation."""
-        if chat_users.is_queued_operation(token):
-            return chat_users.replay_flow(self, token)
-        return self.provider.revoke(token)
-
+    # -- upkeep: chatauth.upkeep ---------------------------------------------------------
     def revoke_pending(self, limit: int = 100) -> RevocationReport:
         """Retry queued revocations (up to ``limit``). Expired tokens are dropped as done;
         failures stay queued with their attempt count. Nothing is dropped silently.
@@ -673,70 +566,26 @@ class ChatAuth:
         Queued chat-user operations (:mod:`chatauth.chat_users`: an update, deactivation or
         erasure the provider was down for) share the queue and are finished here too; they
         count as ``revoked``/``failed`` like revocations."""
-        revoked = failed = 0
-        for entry in self.store.pending(limit):
-            if self._settle(entry) is None:
-                try:
-                    self._run(self._pending_flow(entry.token))
-                except (ProviderUnavailableError, ProviderError) as exc:
-                    self.store.retry_failed(entry, exc.code)
-                    failed += 1
-                    continue
-            self.store.remove_pending(entry)
-            revoked += 1
-        remaining = self.store.count_pending()
-        logger.info(
-            "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
-            revoked,
-            failed,
-            remaining,
-        )
-        return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
+        report: RevocationReport = self._drive(upkeep.revoke_pending(self, limit))
+        return report
 
     async def arevoke_pending(self, limit: int = 100) -> RevocationReport:
         """Async twin of :meth:`revoke_pending`."""
-        revoked = failed = 0
-        for entry in await self.store.apending(limit):
-            if self._settle(entry) is None:
-                try:
-                    await self._arun(self._pending_flow(entry.token))
-                except (ProviderUnavailableError, ProviderError) as exc:
-                    await self.store.aretry_failed(entry, exc.code)
-                    failed += 1
-                    continue
-            await self.store.aremove_pending(entry)
-            revoked += 1
-        remaining = await self.store.acount_pending()
-        logger.info(
-            "chatauth revoke-pending: %d revoked, %d failed, %d remaining",
-            revoked,
-            failed,
-            remaining,
-        )
-        return RevocationReport(revoked=revoked, failed=failed, remaining=remaining)
+        report: RevocationReport = await self._adrive(upkeep.revoke_pending(self, limit))
+        return report
 
-    # -- the sweep -----------------------------------------------------------------------
-    def _sweep_args(
-        self, idle: float | timedelta | None, now: datetime | None
-    ) -> tuple[datetime, datetime]:
-        now = now or self.clock.now()
-        return now, now - (self.session_idle if idle is None else _seconds(idle))
+    def replay_journal(self) -> tuple[int, int]:
+        """Finish the ends :meth:`end_session_durably` journaled while the store was down
+        (:meth:`sweep` runs it first). Stops at the first store failure, keeping the rest.
 
-    def _sweep_targets(self, swept: list[ChatToken], now: datetime) -> list[ChatToken]:
-        """Which swept tokens to revoke: none for providers without revocation, nor tokens
-        already expired (dead anyway); for user-wide revocation one per UID, and only when
-        the UID has no other stored session (revoking would end those too: their tokens
-        keep the user's credential in use, and expire or are swept in turn)."""
-        if self.provider.revocation == "none":
-            return []
-        alive = [t for t in swept if not t.is_expired(now=now)]
-        if self.provider.revocation == "token":
-            return alive
-        targets = []
-        for uid in dict.fromkeys(t.uid for t in alive):
-            if not self.store.sessions(self.provider.name, uid):
-                targets += self._to_revoke([t for t in alive if t.uid == uid])
-        return targets
+        Returns:
+            ``(finished, remaining)``; ``(0, 0)`` without a journal.
+
+        Raises:
+            StoreUnavailableError: the store is still down (the entries stay journaled).
+        """
+        counts: tuple[int, int] = self._drive(upkeep.replay_journal(self))
+        return counts
 
     def sweep(
         self,
@@ -748,8 +597,9 @@ class ChatAuth:
         """End the chat sessions nobody will be served again, so no token outlives its app
         session at the provider (DESIGN §8).
 
-        Takes out of the store every token of this provider that is past its ``refresh_at``
-        (or expiry), or was last served more than ``idle`` ago (its app session expired or was
+        First finishes what :attr:`journal` kept (:meth:`replay_journal`). Then takes out of
+        the store every token of this provider that is past its ``refresh_at`` (or expiry),
+        or was last served more than ``idle`` ago (its app session expired or was
         abandoned: cookie lost, browser closed), and revokes it, queueing the revocations
         that fail for :meth:`revoke_pending`. :attr:`on_session_ended` fires once per UID.
         Run it periodically (``chatauth sweep``, cron or ``--loop``).
@@ -763,18 +613,8 @@ class ChatAuth:
             StoreUnavailableError: the store could not be reached (nothing was taken out, or
                 what was taken out is revoked or queued before the error is raised).
         """
-        journaled = self.replay_journal()[0]
-        now, idle_before = self._sweep_args(idle, now)
-        swept = self.store.sweep(self.provider.name, now=now, idle_before=idle_before, limit=limit)
-        revoked = queued = 0
-        for token in self._sweep_targets(swept, now):
-            if self._revoke_or_queue(token):
-                revoked += 1
-            else:
-                queued += 1
-        for uid in dict.fromkeys(t.uid for t in swept):
-            self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
-        return self._swept(swept, revoked, queued, journaled)
+        report: SweepReport = self._drive(upkeep.sweep(self, idle, now, limit))
+        return report
 
     async def asweep(
         self,
@@ -784,36 +624,8 @@ class ChatAuth:
         limit: int = 1000,
     ) -> SweepReport:
         """Async twin of :meth:`sweep`."""
-        journaled = (await asyncio.to_thread(self.replay_journal))[0]
-        now, idle_before = self._sweep_args(idle, now)
-        swept = await self.store.asweep(
-            self.provider.name, now=now, idle_before=idle_before, limit=limit
-        )
-        if self.provider.revocation == "user":
-            targets = await asyncio.to_thread(self._sweep_targets, swept, now)
-        else:
-            targets = self._sweep_targets(swept, now)
-        revoked = queued = 0
-        for token in targets:
-            if await self._arevoke_or_queue(token):
-                revoked += 1
-            else:
-                queued += 1
-        for uid in dict.fromkeys(t.uid for t in swept):
-            self._ended(ChatIdentity(uid), [t for t in swept if t.uid == uid])
-        return self._swept(swept, revoked, queued, journaled)
-
-    def _swept(
-        self, swept: list[ChatToken], revoked: int, queued: int, journaled: int
-    ) -> SweepReport:
-        logger.info(
-            "chatauth sweep: %d swept, %d revoked, %d queued, %d journaled ends replayed",
-            len(swept),
-            revoked,
-            queued,
-            journaled,
-        )
-        return SweepReport(swept=len(swept), revoked=revoked, queued=queued, journaled=journaled)
+        report: SweepReport = await self._adrive(upkeep.sweep(self, idle, now, limit))
+        return report
 
     # -- diagnostics ---------------------------------------------------------------------
     def check(self) -> dict[str, str]:

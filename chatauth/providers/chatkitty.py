@@ -37,7 +37,6 @@ class docstring's table is generated from it).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import math
 import secrets
@@ -473,13 +472,14 @@ def verify_auth_params(chatauth: ChatAuth, payload: Mapping[str, Any]) -> Answer
 
 
 async def averify_auth_params(chatauth: ChatAuth, payload: Mapping[str, Any]) -> Answer:
-    """Async twin of :func:`verify_auth_params`; the store read runs in a worker thread."""
+    """Async twin of :func:`verify_auth_params`; the store read leaves the event loop by the
+    store's own rule (:meth:`~chatauth.stores.base.BaseStore.asessions`)."""
     try:
         uid, value = _claimed(chatauth, payload)
     except _Denied as denied:
         return denied.answer()
     try:
-        stored = await asyncio.to_thread(chatauth.store.sessions, ChatKittyProvider.name, uid)
+        stored = await chatauth.store.asessions(ChatKittyProvider.name, uid)
     except ChatAuthError as exc:
         return error_answer(exc)
     return _judge(uid, value, stored)

@@ -234,6 +234,11 @@ class BaseStore:
     async def apop_user(self, provider: str, uid: str) -> list[ChatToken]:
         return await self._in_thread(self.pop_user, provider, uid)
 
+    async def asessions(
+        self, provider: str | None = None, uid: str | None = None
+    ) -> list[ChatToken]:
+        return await self._in_thread(self.sessions, provider, uid)
+
     async def atouch(self, key: SessionKey, served_at: datetime) -> None:
         await self._in_thread(self.touch, key, served_at)
 

@@ -3,10 +3,12 @@ reached through a database router, in sync and async form."""
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import pytest
 from chatauth.integrations.django.models import ChatToken as TokenRow
@@ -17,14 +19,21 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
+from chatauth import ChatAuth, ChatIdentity
 from chatauth.errors import StoreUnavailableError
+from chatauth.journal import EndJournal
 from chatauth.stores.base import LockTimeoutError
 from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey
+from tests.core.providers import UserRevokingProvider
 from tests.integrations.django.routers import ChatAuthRouter
 from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
 
 ROUTER = "tests.integrations.django.routers.ChatAuthRouter"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 def add_database(alias: str, config: dict[str, Any]) -> None:
@@ -278,3 +287,55 @@ def test_rows_from_before_served_at_count_as_served_when_written(store: DjangoSt
     assert [t.value for t in store.sweep("jwt", now=now, idle_before=written)] == []
     swept = store.sweep("jwt", now=now, idle_before=written + timedelta(seconds=1))
     assert len(swept) == 1
+
+
+class HookWatchingStore(DjangoStore):
+    """A DjangoStore that notes, for every database statement, whether it runs inside the
+    store's one hook for leaving the event loop (``_in_thread``: ``sync_to_async``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = threading.local()
+        self.statements: list[bool] = []
+
+    async def _in_thread(self, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        def hooked() -> R:
+            self.inside.yes = True
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.inside.yes = False
+
+        return await super()._in_thread(hooked)
+
+    def _call(self, alias: str, statement: Callable[[], T]) -> T:
+        self.statements.append(getattr(self.inside, "yes", False))
+        return super()._call(alias, statement)
+
+
+async def test_the_async_service_reaches_the_orm_only_through_the_store_hook(
+    transactional_db: None, tmp_path: Path
+) -> None:
+    store = HookWatchingStore()
+    journal = EndJournal(tmp_path / "ends")
+    chat = ChatAuth(UserRevokingProvider(), store, journal=journal)
+    alice, bob = ChatIdentity("alice"), ChatIdentity("bob")
+    await chat.aget_session(alice, "s1")
+    await chat.aget_session(alice, "s1")
+    await chat.aget_session(bob, "s2")
+    await chat.aend_session(bob, "s2")
+    await chat.aget_session(ChatIdentity("carol"), "s3")
+    # A journaled end and two idle sessions: the sweep replays the one, then asks the store
+    # whether each user has other sessions before revoking (user-wide revocation).
+    await chat.aget_session(ChatIdentity("dave"), "s4")
+    journal.record(SessionKey("jwt", "dave", "s4"))
+    later = datetime.now(timezone.utc) + timedelta(seconds=1)
+    report = await chat.asweep(idle=0, now=later)
+    assert (report.journaled, report.swept, report.revoked) == (1, 2, 2)
+    await chat.aend_tokens([make_token("erin")])
+    await chat.arevoke_pending()
+    await chat.aend_all_sessions(alice)
+    assert await chat.aend_session_durably(bob, "s3") == []
+    assert len(store.statements) > 20
+    assert all(store.statements), "a database statement ran outside the store's hook"
+    await chat.aclose()
