@@ -13,6 +13,14 @@ What is kept: one JSON line per end, ``{"provider", "uid", "digest", "at"}``, wh
 session id itself, a secret of the app's (for Django, the session cookie's value), is never
 written. The file is created with mode 0600.
 
+The journal also keeps a second kind of entry: a token nobody holds any more that the provider
+must still revoke, when neither the provider nor the store could take it at that moment (a
+token issued just as the store failed: it could not be saved, and revoking it at once failed
+too). Such a line, ``{"token", "at"}``, holds the token as the store serialises it: encrypted
+with the store's cipher when the store has one (``STORE_ENCRYPTION_KEY``), else the same JSON
+the SQLite store file keeps, under the same file mode 0600. The sweep revokes it or queues it
+for ``revoke-pending``.
+
 Concurrency: many worker processes of one machine may append at once, and one sweep may
 replay while they do. A writer appends one line under an exclusive ``flock`` and ``fsync``\\s
 it; the replayer takes the same lock only to rename the journal aside (``<path>.replaying``),
@@ -39,11 +47,17 @@ __all__ = ["EndJournal", "JournalEntry"]
 
 @dataclasses.dataclass(frozen=True)
 class JournalEntry:
-    """One journaled end: the session key, known by its digest only (``key.app_session`` is
-    ``None``), and the UTC datetime it was journaled."""
+    """One journaled entry and the UTC datetime ``at`` it was journaled.
 
-    key: SessionKey
+    Either an end, ``key``: the session key, known by its digest only (``key.app_session`` is
+    ``None``); or a revocation, ``token``: a token the provider must revoke that no store
+    holds (``key`` is ``None``), as the store serialises it (:meth:`BaseStore.dump
+    <chatauth.stores.base.BaseStore.dump>`: encrypted with the store's cipher, if it has one).
+    """
+
+    key: SessionKey | None
     at: datetime
+    token: str | None = None
 
 
 class EndJournal:
@@ -90,10 +104,21 @@ class EndJournal:
         """
         self._append(JournalEntry(key, now or datetime.now(timezone.utc)))
 
+    def record_revocation(self, token: str, *, now: datetime | None = None) -> None:
+        """Append one revocation, durably: ``token`` is a token no store holds, serialised
+        by the store (see :class:`JournalEntry`), that the provider must still revoke.
+
+        Raises:
+            OSError: the file cannot be written (disk full, read-only).
+        """
+        self._append(JournalEntry(None, now or datetime.now(timezone.utc), token=token))
+
     def _append(self, entry: JournalEntry) -> None:
-        key = entry.key
-        fields = {"provider": key.provider, "uid": key.uid, "digest": key.digest}
-        fields["at"] = entry.at.isoformat()
+        fields: dict[str, str] = {"at": entry.at.isoformat()}
+        if entry.key is not None:
+            fields.update(provider=entry.key.provider, uid=entry.key.uid, digest=entry.key.digest)
+        if entry.token is not None:
+            fields["token"] = entry.token
         line = json.dumps(fields, separators=(",", ":"))
         with self._locked_journal() as handle:
             handle.write(line + "\n")
@@ -114,8 +139,12 @@ class EndJournal:
         for line in text.splitlines():
             try:
                 raw = json.loads(line)
+                at = datetime.fromisoformat(raw["at"])
+                if "token" in raw:
+                    entries.append(JournalEntry(None, at, token=str(raw["token"])))
+                    continue
                 key = SessionKey.from_digest(raw["provider"], raw["uid"], raw["digest"])
-                entries.append(JournalEntry(key, datetime.fromisoformat(raw["at"])))
+                entries.append(JournalEntry(key, at))
             except (ValueError, KeyError, TypeError):
                 continue  # a line torn by a crash mid-write: the rest is still good
         return entries
@@ -127,7 +156,8 @@ class EndJournal:
 
         The replayer finishes what it can, then calls :meth:`release` with the entries it
         could not finish. Should it crash before that, the copy is claimed again whole next
-        time: finishing an entry twice is harmless (ending a key already ended is a no-op).
+        time: finishing an entry twice is harmless (ending a key already ended is a no-op,
+        revoking a dead token counts as revoked).
         """
         if not self.replaying.exists():
             if not self.path.exists():
@@ -148,8 +178,9 @@ class EndJournal:
         self.replaying.unlink(missing_ok=True)
 
     def replay(self, end: Callable[[SessionKey], bool]) -> tuple[int, int]:
-        """Call ``end(key)`` for every journaled end, oldest first (the service replays
-        through :meth:`claim` and :meth:`release` itself).
+        """Call ``end(key)`` for every journaled end, oldest first (revocation entries are
+        kept: the service finishes both kinds itself, through :meth:`claim` and
+        :meth:`release`).
 
         ``end`` returns ``True`` when the end is done (taken out of the store and revoked or
         queued), ``False`` to keep it for the next replay; an exception stops the replay and
@@ -166,7 +197,7 @@ class EndJournal:
             kept: list[JournalEntry] = []
             for index, entry in enumerate(entries):
                 try:
-                    finished = end(entry.key)
+                    finished = entry.key is not None and end(entry.key)
                 except Exception:
                     self.release(kept + entries[index:])
                     raise

@@ -9,7 +9,6 @@ in :mod:`chatauth.upkeep`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import threading
@@ -88,7 +87,8 @@ class ChatAuth:
             When you pass both a store and a clock, give the store the same clock: the
             store decides lock expiry by its clock, the service token freshness by this one.
         journal: an :class:`~chatauth.journal.EndJournal` where
-            :meth:`end_session_durably` keeps the ends it could not write to the store;
+            :meth:`end_session_durably` keeps the ends it could not write to the store, and
+            every operation the revocations it could neither do nor queue (store down);
             :meth:`sweep` replays it. Default none (then a store failure is raised).
 
     Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``),
@@ -361,20 +361,19 @@ class ChatAuth:
         try:
             issued = yield ProviderCall(self.provider.issue(identity, self.token_ttl))
         except ChatAuthError as exc:
-            # Tokens the failed flow minted and could not revoke itself: queue them.
+            # Tokens the failed flow minted and could not revoke itself.
             for orphan in exc.unrevoked:
-                with contextlib.suppress(StoreUnavailableError):
-                    yield from self._queue(orphan, exc)
+                yield from self._keep_or_log(orphan, exc)
             raise
         token = self._finish(issued)
         try:
             yield StoreCall("set", key, token)
         except StoreUnavailableError:
-            # Nobody will ever be handed this token, and the store cannot queue its
-            # revocation: revoke it now rather than leave it alive at the provider.
+            # Nobody will ever be handed this token: revoke it now, or keep its revocation
+            # durably, rather than leave it alive at the provider. (A user-wide revocation
+            # would end the user's other sessions: such tokens are left to expire.)
             if self.provider.revocation == "token":
-                with contextlib.suppress(ChatAuthError):
-                    yield ProviderCall(self.provider.revoke(token))
+                yield from self._revoke_or_keep(token)
             raise
         logger.info("chatauth issued a %s token for uid %s", self.provider.name, identity.uid)
         if stale is not None and self.provider.revocation == "token":
@@ -541,13 +540,44 @@ class ChatAuth:
         return True
 
     def _queue(self, token: ChatToken, exc: ChatAuthError) -> Op[None]:
-        """Keep a revocation that failed for :meth:`revoke_pending`.
+        """Keep a revocation that failed for :meth:`revoke_pending`. With the store down too,
+        keep it in :attr:`journal` (if there is one) for :meth:`sweep`.
 
         Raises:
-            StoreUnavailableError: the store is down.
+            StoreUnavailableError: the store is down and there is no journal.
+            OSError: the store is down and the journal could not be written either.
         """
-        yield StoreCall("add_pending", token, exc.code)
+        try:
+            yield StoreCall("add_pending", token, exc.code)
+        except StoreUnavailableError as down:
+            if self.journal is None:
+                raise
+            payload = self.store.dump(token).decode()
+            yield Blocking(self.journal.record_revocation, payload, now=self.clock.now())
+            self._log_kept(token, exc, f"journaled for the sweep, the store failing ({down.code})")
+            return
         self._log_kept(token, exc, "queued for revoke-pending")
+
+    def _revoke_or_keep(self, token: ChatToken) -> Op[None]:
+        """Revoke a token that nobody holds, or keep its revocation; never raises: a token
+        that cannot be kept anywhere is logged as an error (it lives until it expires)."""
+        try:
+            yield ProviderCall(self.provider.revoke(token))
+        except ChatAuthError as exc:
+            yield from self._keep_or_log(token, exc)
+
+    def _keep_or_log(self, token: ChatToken, exc: ChatAuthError) -> Op[None]:
+        try:
+            yield from self._queue(token, exc)
+        except (StoreUnavailableError, OSError) as lost:
+            logger.error(
+                "chatauth could not revoke a %s token of uid %s (%s) nor keep it for later"
+                " (%s): it stays valid at the provider until it expires",
+                token.provider,
+                token.uid,
+                exc.code,
+                getattr(lost, "code", type(lost).__name__),
+            )
 
     def _log_kept(self, token: ChatToken, exc: ChatAuthError, where: str) -> None:
         logger.warning(
@@ -575,7 +605,8 @@ class ChatAuth:
         return report
 
     def replay_journal(self) -> tuple[int, int]:
-        """Finish the ends :meth:`end_session_durably` journaled while the store was down
+        """Finish what :attr:`journal` kept while the store was down: the ends
+        :meth:`end_session_durably` journaled, and the revocations no one could take
         (:meth:`sweep` runs it first). Stops at the first store failure, keeping the rest.
 
         Returns:

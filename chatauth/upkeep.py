@@ -6,8 +6,8 @@ and ``replay_journal`` drive:
 
 * :func:`revoke_pending` retries the queued revocations (and the queued chat-user
   operations of :mod:`chatauth.chat_users`, which share the queue);
-* :func:`replay_journal` finishes the ends :class:`~chatauth.journal.EndJournal` kept while
-  the store was down;
+* :func:`replay_journal` finishes what :class:`~chatauth.journal.EndJournal` kept while the
+  store was down (ends of sessions, and revocations nobody could take);
 * :func:`sweep` replays the journal, then ends the chat sessions nobody will be served again.
 """
 
@@ -77,7 +77,8 @@ class SweepReport:
         swept: tokens taken out of the store (past ``refresh_at``/expiry, or idle).
         revoked: of those, revoked at the provider during the run.
         queued: revocations that failed and were queued for ``revoke_pending``.
-        journaled: journaled ends finished (``end_session_durably``).
+        journaled: journaled entries finished (``end_session_durably``'s ends, revocations
+            kept while the store was down).
     """
 
     swept: int
@@ -151,9 +152,22 @@ def replay_journal(chat: ChatAuth) -> Op[tuple[int, int]]:
 
 
 def _finish_entry(chat: ChatAuth, entry: JournalEntry) -> Op[None]:
-    if entry.key is not None and entry.key.provider == chat.provider.name:
-        yield from chat._end(ChatIdentity(entry.key.uid), entry.key)
-    # else another provider's entry (the PROVIDER setting changed): nothing to end
+    if entry.key is not None:
+        if entry.key.provider == chat.provider.name:
+            yield from chat._end(ChatIdentity(entry.key.uid), entry.key)
+        # else another provider's entry (the PROVIDER setting changed): nothing to end
+        return
+    if entry.token is None:  # pragma: no cover - the journal writes one or the other
+        return
+    token = chat.store.load(entry.token)
+    if token.provider != chat.provider.name or token.is_expired(now=chat.clock.now()):
+        return  # another provider's, or dead anyway
+    try:
+        yield ProviderCall(chat.provider.revoke(token))
+    except (ProviderUnavailableError, ProviderError) as exc:
+        # The store answers again (or this raises and the entry stays journaled).
+        yield StoreCall("add_pending", token, exc.code)
+        chat._log_kept(token, exc, "queued for revoke-pending")
 
 
 # -- the sweep -------------------------------------------------------------------------------
