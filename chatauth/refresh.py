@@ -25,7 +25,6 @@ each counts its own (the bound is then per process). Change it per service with
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import hmac
 import math
@@ -33,6 +32,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from chatauth.effects import Locked, Op, StoreCall
 from chatauth.errors import RefreshLimitError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken, SessionKey
@@ -143,34 +143,37 @@ def refresh_session(
         NotAuthenticatedError, InvalidUIDError, ProviderError, ProviderUnavailableError,
         StoreUnavailableError: as :meth:`~chatauth.ChatAuth.get_session`.
     """
-    identity = service.identity_for(user)
-    key = SessionKey(service.provider.name, identity.uid, app_session)
-    replaced: ChatToken | None = None
-    with service.store.lock(key, ttl=service.lock_ttl, wait=service.lock_ttl + 5):
-        stored = service.store.get(key)
-        if _matches(stored, rejected):
-            refresh_limiter(service).take(key)
-            replaced = service.store.pop(key)
-    if replaced is not None:
-        # Revoke (or queue) and fire on_session_ended, as a logout would; for user-wide
-        # revocation the user's other stored tokens go too, so no device is served a dead one.
-        service.end_tokens([replaced])
-    return service.get_session(identity, app_session)
+    session: ChatSession = service._drive(_refresh(service, user, app_session, rejected))
+    return session
 
 
 async def arefresh_session(
     service: ChatAuth, user: Any, app_session: str | None, rejected: str
 ) -> ChatSession:
-    """Async twin of :func:`refresh_session`; never blocks the event loop (the revocation of
-    the replaced token runs in a worker thread)."""
+    """Async twin of :func:`refresh_session`; never blocks the event loop."""
+    session: ChatSession = await service._adrive(_refresh(service, user, app_session, rejected))
+    return session
+
+
+def _refresh(
+    service: ChatAuth, user: Any, app_session: str | None, rejected: str
+) -> Op[ChatSession]:
+    """The refresh, one operation for both drivers (:mod:`chatauth.effects`)."""
     identity = service.identity_for(user)
     key = SessionKey(service.provider.name, identity.uid, app_session)
-    replaced: ChatToken | None = None
-    async with service.store.alock(key, ttl=service.lock_ttl, wait=service.lock_ttl + 5):
-        stored = await service.store.aget(key)
-        if _matches(stored, rejected):
-            refresh_limiter(service).take(key)
-            replaced = await service.store.apop(key)
+    replaced = yield Locked(key, _take_rejected(service, key, rejected))
     if replaced is not None:
-        await asyncio.to_thread(service.end_tokens, [replaced])
-    return await service.aget_session(identity, app_session)
+        # Revoke (or queue) and fire on_session_ended, as a logout would; for user-wide
+        # revocation the user's other stored tokens go too, so no device is served a dead one.
+        yield from service._end_tokens([replaced])
+    return (yield from service._get_session(identity, app_session))
+
+
+def _take_rejected(service: ChatAuth, key: SessionKey, rejected: str) -> Op[ChatToken | None]:
+    """Under the issue lock: take the stored token out if it is the rejected one."""
+    stored = yield StoreCall("get", key)
+    if not _matches(stored, rejected):
+        return None
+    refresh_limiter(service).take(key)
+    popped: ChatToken | None = yield StoreCall("pop", key)
+    return popped
