@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from chatauth import ChatAuth, ChatIdentity, ChatSession, ChatToken
+from chatauth import ChatAuth, ChatIdentity, ChatSession, ChatToken, refresh
 from chatauth.effects import Blocking, Effect, Locked, Op, ProviderCall, Shared, StoreCall
 from chatauth.errors import ChatAuthError
 from chatauth.http import RetryPolicy
@@ -85,6 +85,13 @@ class RecordingChatAuth(ChatAuth):
     async def _adrive(self, op: Op[Any]) -> Any:
         self.effects.append(("op", op.__qualname__))
         return await super()._adrive(recorded(op, self.effects))
+
+    # The refresh endpoint's pair (chatauth.refresh), as methods the scenarios can call.
+    def refresh_session(self, user: Any, app_session: str | None, rejected: str) -> Any:
+        return refresh.refresh_session(self, user, app_session, rejected)
+
+    async def arefresh_session(self, user: Any, app_session: str | None, rejected: str) -> Any:
+        return await refresh.arefresh_session(self, user, app_session, rejected)
 
 
 def shape(value: Any) -> Any:
@@ -186,6 +193,15 @@ def sweep_idle_sessions(env: Env) -> None:
     env.do("sweep")  # bob's is past refresh_at now
 
 
+def refresh_a_rejected_token(env: Env) -> None:
+    old = env.do("get_session", ALICE, "s1").token
+    new = env.do("refresh_session", ALICE, "s1", old.value).token  # replaced, old revoked
+    assert new != old and not env.emulator.is_token_alive(old.value)
+    again = env.do("refresh_session", ALICE, "s1", old.value).token  # already replaced
+    assert again == new
+    env.do("refresh_session", ALICE, "s1", "not-a-token-we-know")
+
+
 def durable_logout_while_the_store_is_down(env: Env) -> None:
     env.do("get_session", ALICE, "s1")
     with database_held(env.db):
@@ -203,6 +219,7 @@ SCENARIOS = [
     end_all_sessions,
     end_tokens,
     sweep_idle_sessions,
+    refresh_a_rejected_token,
     durable_logout_while_the_store_is_down,
 ]
 
