@@ -163,10 +163,25 @@ def _chat_user_later(operation: str, user: Any, using: str | None) -> None:
 
         from .conf import get_service
 
+        service = get_service()
         try:
-            maintenance.chat_user(get_service(), operation, user)
+            maintenance.chat_user(service, operation, user)
         except ChatAuthError as exc:
-            logger.warning("chatauth could not %s the chat user (%s)", operation, exc.code)
+            # Not queued (the store itself is down, or the mapping failed): say how to finish
+            # it by hand, since nothing will retry it.
+            try:
+                uid = service.identity_for(user).uid
+            except ChatAuthError:
+                uid = "<the user's chat UID>"
+            logger.error(
+                "chatauth could not %s the chat user %s (%s); when fixed, run: manage.py "
+                "chatauth_chat_user %s --uid %s",
+                operation,
+                uid,
+                exc.code,
+                operation,
+                uid,
+            )
 
     transaction.on_commit(run, using=using)
 

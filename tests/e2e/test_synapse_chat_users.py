@@ -107,3 +107,27 @@ def test_an_erased_users_profile_is_gone(synapse: SynapseServer) -> None:
         assert admin.get("displayname") in (None, "") and admin.get("avatar_url") in (None, "")
     finally:
         chat.close()
+
+
+def test_login_as_tokens_chatauth_does_not_hold_outlive_deactivation(
+    synapse: SynapseServer,
+) -> None:
+    """What docs/providers.md says of Synapse: an admin's login-as token for the user is the
+    admin's puppet, and deactivation leaves it alive; so chatauth revokes the ones it holds
+    before deactivating (the first test). If Synapse starts cutting them too, this fails and
+    the docs need a line less."""
+    chat = _service(synapse)
+    try:
+        uid = f"puppet-{secrets.token_hex(4)}"
+        user_id = chat.get_session(ChatIdentity(uid, name="Puppet"), "s1").client["user_id"]
+        response = httpx.post(
+            synapse.url(f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id, safe='@:')}/login"),
+            headers={"Authorization": f"Bearer {synapse.admin_token}"},
+            json={},
+            timeout=REQUEST_DEADLINE,
+        )
+        puppet = str(response.json()["access_token"])
+        assert chat.deactivate_chat_user(ChatIdentity(uid)).done
+        assert synapse.whoami(puppet).status_code == 200
+    finally:
+        chat.close()

@@ -11,6 +11,7 @@ real, so ``on_commit`` runs as in production. The provider is the CometChat emul
 from __future__ import annotations
 
 import io
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -230,6 +231,24 @@ def test_the_management_command(app: Any, cometchat_emulator: CometChatEmulator)
         call_command("chatauth_chat_user", "erase", "--user", other.username, stdout=out)
     cometchat_emulator.faults.clear()
     assert info.value.returncode == 1  # queued: revoke-pending finishes it
+
+
+def test_a_failure_that_cannot_be_queued_is_logged_with_the_fix(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app()
+    jwt = {"PROVIDER": "jwt", "JWT_SECRET": "chatauth-tests-jwt-secret-0123456789abcdef"}
+    with override_settings(CHATAUTH={**jwt, "ERASE_CHAT_USER_ON_DELETE": True}):
+        reset()
+        user = new_user()
+        uid, pk = get_service().identity_for(user).uid, user.pk
+        with caplog.at_level(logging.ERROR, logger="chatauth.django"):
+            user.delete()  # the delete itself succeeds
+    reset()
+    assert not get_user_model().objects.filter(pk=pk).exists()
+    [record] = [r for r in caplog.records if r.name == "chatauth.django"]
+    assert "ERROR_UNSUPPORTED_OPERATION" in record.getMessage()
+    assert f"chatauth_chat_user erase --uid {uid}" in record.getMessage()
 
 
 def test_an_opt_in_the_provider_cannot_do_is_a_check_error(app: Any) -> None:
