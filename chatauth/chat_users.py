@@ -16,11 +16,11 @@ each with its ``a``-prefixed async twin. A provider without a documented call fo
 operation refuses it with :class:`~chatauth.errors.UnsupportedOperationError` before anything
 happens (``provider.user_operations`` says which it has).
 
-Written once for sync and async, the way providers are (DESIGN §3): :func:`_operation` is a
-generator that yields *steps* (run a provider flow, end the user's sessions, queue the
-operation) and receives each step's result; :func:`change` drives it with the service's sync
-methods, :func:`achange` with their ``a``-prefixed async twins. An error of a step is thrown
-back into the generator at that step.
+Written once for sync and async, as every operation of the service is
+(:mod:`chatauth.effects`): :func:`_operation` yields effects (the service's own end-all-sessions
+operation, the provider flow, the store call that queues) and :func:`change` / :func:`achange`
+run it with the service's sync and async drivers. The provider call still refuses an
+operation it has no call for before the first effect.
 
 Nothing is dropped when the provider is down or refuses (DESIGN §8): the operation is queued
 in the store's pending-revocation list, as a failed revocation is, and
@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, cast, get_args
 
+from chatauth.effects import Op, ProviderCall, StoreCall
 from chatauth.errors import (
     ChatAuthError,
     ProviderError,
@@ -173,45 +173,20 @@ def provider_flow(
     return cast(Flow[None], method(identity))
 
 
-@dataclasses.dataclass(frozen=True)
-class _RunFlow:
-    """Drive a provider flow (``ChatAuth._run`` / ``_arun``)."""
-
-    flow: Flow[None]
-
-
-@dataclasses.dataclass(frozen=True)
-class _EndSessions:
-    """End every chat session of the user (``end_all_sessions`` / ``aend_all_sessions``)."""
-
-    identity: ChatIdentity
-
-
-@dataclasses.dataclass(frozen=True)
-class _Queue:
-    """Queue an entry in the pending list (``store.add_pending`` / ``aadd_pending``)."""
-
-    entry: ChatToken
-    code: str
-
-
-_Step = _RunFlow | _EndSessions | _Queue
-_Operation = Generator[_Step, Any, ChatUserChange]
-
-
-def _operation(service: ChatAuth, operation: UserOperation, user: Any) -> _Operation:
+def _operation(service: ChatAuth, operation: UserOperation, user: Any) -> Op[ChatUserChange]:
     identity = service.identity_for(user)
     flow = provider_flow(service, operation, identity)  # refuses before any side effect
     ended: list[ChatToken] = []
     if operation != "update":
         # First, so no chat token outlives the chat user, even if the provider call fails.
-        ended = yield _EndSessions(identity)
+        ended = yield from service._end_all_sessions(identity)
     try:
-        yield _RunFlow(flow)
+        yield ProviderCall(flow)
     except (ProviderUnavailableError, ProviderError) as exc:
         for token in exc.unrevoked:  # a login the flow made and could not end (Matrix jwt)
-            yield _Queue(token, exc.code)
-        yield _Queue(queued_entry(operation, identity, service.provider.name), exc.code)
+            yield StoreCall("add_pending", token, exc.code)
+        entry = queued_entry(operation, identity, service.provider.name)
+        yield StoreCall("add_pending", entry, exc.code)
         logger.warning(
             "chatauth could not %s the %s chat user of uid %s (%s); queued for revoke-pending",
             operation,
@@ -257,43 +232,11 @@ def change(service: ChatAuth, operation: UserOperation, user: Any) -> ChatUserCh
         NotAuthenticatedError, InvalidUIDError: as :meth:`ChatAuth.identity_for`.
         StoreUnavailableError: the store is down (provider failures are queued, not raised).
     """
-    steps = _operation(service, operation, user)
-    result: Any = None
-    error: ChatAuthError | None = None
-    while True:
-        try:
-            step = steps.send(result) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return _changed(service, cast(ChatUserChange, stop.value))
-        result, error = None, None
-        try:
-            if isinstance(step, _RunFlow):
-                result = service._run(step.flow)
-            elif isinstance(step, _EndSessions):
-                result = service.end_all_sessions(step.identity)
-            else:
-                service.store.add_pending(step.entry, step.code)
-        except ChatAuthError as exc:
-            error = exc
+    result: ChatUserChange = service._drive(_operation(service, operation, user))
+    return _changed(service, result)
 
 
 async def achange(service: ChatAuth, operation: UserOperation, user: Any) -> ChatUserChange:
-    """Async twin of :func:`change` (the same steps through the ``a``-prefixed methods)."""
-    steps = _operation(service, operation, user)
-    result: Any = None
-    error: ChatAuthError | None = None
-    while True:
-        try:
-            step = steps.send(result) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return _changed(service, cast(ChatUserChange, stop.value))
-        result, error = None, None
-        try:
-            if isinstance(step, _RunFlow):
-                result = await service._arun(step.flow)
-            elif isinstance(step, _EndSessions):
-                result = await service.aend_all_sessions(step.identity)
-            else:
-                await service.store.aadd_pending(step.entry, step.code)
-        except ChatAuthError as exc:
-            error = exc
+    """Async twin of :func:`change`: the same operation, driven on the event loop."""
+    result: ChatUserChange = await service._adrive(_operation(service, operation, user))
+    return _changed(service, result)
