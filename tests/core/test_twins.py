@@ -202,6 +202,19 @@ def refresh_a_rejected_token(env: Env) -> None:
     env.do("refresh_session", ALICE, "s1", "not-a-token-we-know")
 
 
+def chat_user_follows_the_app_user(env: Env) -> None:
+    env.do("get_session", ALICE, "s1")
+    env.do("update_chat_user", ChatIdentity("alice", name="Alice A."))
+    env.do("get_session", ALICE, "s2")
+    env.do("end_session", ALICE, "s1")
+    env.emulator.faults.status(503, times=3, method="DELETE")  # its first revocation: queued
+    env.do("deactivate_chat_user", ALICE)  # ends s2 first
+    env.emulator.faults.status(503, times=3, method="DELETE")  # the deactivation: queued
+    env.do("deactivate_chat_user", ALICE)
+    env.do("revoke_pending")  # finishes both
+    env.do("erase_chat_user", BOB)  # never logged in: nothing to end, the user is deleted
+
+
 def durable_logout_while_the_store_is_down(env: Env) -> None:
     env.do("get_session", ALICE, "s1")
     with database_held(env.db):
@@ -220,6 +233,7 @@ SCENARIOS = [
     end_tokens,
     sweep_idle_sessions,
     refresh_a_rejected_token,
+    chat_user_follows_the_app_user,
     durable_logout_while_the_store_is_down,
 ]
 
