@@ -19,30 +19,16 @@ point of the ``testing`` extra.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, TypeVar
 
 import pytest
 
-from chatauth.testing.chatcamp import ChatCampEmulator
-from chatauth.testing.chatkitty import ChatKittyEmulator
-from chatauth.testing.cometchat import CometChatEmulator
-from chatauth.testing.sendbird import SendbirdEmulator
+import chatauth.testing
 from chatauth.testing.server import Emulator, HostPool
-from chatauth.testing.stream import StreamEmulator
-from chatauth.testing.twilio import TwilioEmulator
-
-__all__ = [
-    "chatauth_emulator_hosts",
-    "chatcamp_emulator",
-    "chatkitty_emulator",
-    "cometchat_emulator",
-    "sendbird_emulator",
-    "serve_emulator",
-    "stream_emulator",
-    "twilio_emulator",
-]
 
 _E = TypeVar("_E", bound=Emulator)
 
@@ -80,9 +66,28 @@ def _emulator_fixture(name: str, emulator_class: type[_E]) -> Any:
     return pytest.fixture(name=name)(serve_fresh)
 
 
-cometchat_emulator = _emulator_fixture("cometchat_emulator", CometChatEmulator)
-chatkitty_emulator = _emulator_fixture("chatkitty_emulator", ChatKittyEmulator)
-chatcamp_emulator = _emulator_fixture("chatcamp_emulator", ChatCampEmulator)
-stream_emulator = _emulator_fixture("stream_emulator", StreamEmulator)
-sendbird_emulator = _emulator_fixture("sendbird_emulator", SendbirdEmulator)
-twilio_emulator = _emulator_fixture("twilio_emulator", TwilioEmulator)
+def _emulators() -> dict[str, type[Emulator]]:
+    """``<module>_emulator`` -> the emulator class each module of :mod:`chatauth.testing`
+    defines: an emulator's module is all it takes to get its fixture."""
+    found: dict[str, type[Emulator]] = {}
+    for info in pkgutil.iter_modules(chatauth.testing.__path__):
+        module = importlib.import_module(f"{chatauth.testing.__name__}.{info.name}")
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, Emulator)
+                and value is not Emulator
+                and value.__module__ == module.__name__
+            ):
+                found[f"{info.name}_emulator"] = value
+    return dict(sorted(found.items()))
+
+
+_EMULATORS = _emulators()
+# Pytest collects fixtures from this module's globals: one per emulator module
+# (cometchat_emulator, chatkitty_emulator, chatcamp_emulator, stream_emulator,
+# sendbird_emulator, twilio_emulator, ...).
+for _name, _cls in _EMULATORS.items():
+    globals()[_name] = _emulator_fixture(_name, _cls)
+
+__all__ = ["chatauth_emulator_hosts", "serve_emulator", *_EMULATORS]
