@@ -42,6 +42,7 @@ import jwt as pyjwt
 
 from chatauth.http import Flow
 from chatauth.identity import ChatIdentity, UIDRules
+from chatauth.providers import replies
 from chatauth.providers.base import (
     BaseProvider,
     Revocation,
@@ -62,14 +63,10 @@ DEFAULT_BASE_URL = "https://conversations.twilio.com/v1"
 USER_NOT_FOUND = 20404
 
 
-def _twilio_code(response: httpx.Response) -> int | None:
-    """Twilio's ``{"code": int, ...}`` error code, or ``None`` for another body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    code = body.get("code") if isinstance(body, dict) else None
-    return code if isinstance(code, int) else None
+def _twilio_code(response: httpx.Response) -> str | None:
+    """Twilio's ``{"code": int, ...}`` error code as a string, or ``None`` for another body
+    (read by the one reading layer: never raises)."""
+    return replies.code(response, ("code",))
 
 
 def _not_a_user_sid(uid: str) -> str | None:
@@ -229,10 +226,9 @@ class TwilioProvider(BaseProvider):
         return next(httpx.BasicAuth(self.api_key_sid, self._secret).auth_flow(request))
 
     def _done(self, response: httpx.Response) -> None:
-        if response.status_code in (200, 204) or _twilio_code(response) == USER_NOT_FOUND:
+        if response.status_code in (200, 204) or _twilio_code(response) == str(USER_NOT_FOUND):
             return None
-        code = _twilio_code(response)
-        raise error_from_response(self.name, response, str(code) if code else None)
+        raise error_from_response(self.name, response, _twilio_code(response))
 
     def update_user(self, identity: ChatIdentity) -> Flow[None]:
         """``POST /v1/Users/{Identity}`` form ``FriendlyName`` (Conversations "User resource":
