@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing.sendbird_ws import SendbirdConnections
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 
 __all__ = ["DEFAULT_API_TOKEN", "DEFAULT_APP_ID", "SendbirdEmulator"]
@@ -83,6 +84,8 @@ class SendbirdEmulator(Emulator):
         self._api_tokens = (api_token, *secondary_tokens)
         self._users: dict[str, dict[str, Any]] = {}
         self._sessions: dict[str, dict[str, int]] = {}  # user_id -> {token: expires_at ms}
+        #: The client SDK's WebSocket (chatauth/testing/sendbird_ws.py), at ``/``.
+        self.connections = SendbirdConnections(self)
         super().__init__(clock=clock)
 
     # -- inspection and client checks ----------------------------------------------------
@@ -264,6 +267,7 @@ class SendbirdEmulator(Emulator):
         return [
             Route("/v3/users", self._dispatch, methods=methods),
             Route("/v3/users/{rest:path}", self._dispatch, methods=methods),
+            *self.connections.routes(),
         ]
 
     async def _update_user(self, request: Request, user_id: str) -> Response:
