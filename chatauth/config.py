@@ -14,6 +14,10 @@ Common settings (provider settings are listed in each provider module):
                     ``redis+cluster://h1:p1,h2:p2``, ``redis+sentinel://h1:p1,h2:p2/service``,
                     ``postgresql://user:pw@host/db`` (SQLAlchemy); or a store instance
 ``STORE_ENCRYPTION_KEY`` Fernet key to encrypt tokens at rest (Redis, SQLite)
+``STORE_TIMEOUT``   SQLite stores only: seconds an operation waits, in total, for a database
+                    another process keeps locked before it fails as unavailable (default 10;
+                    0 = fail at once). Redis and SQL URLs carry their own timeouts
+                    (``socket_timeout=``, ``connect_timeout=``)
 ``TOKEN_TTL``       token lifetime in seconds or a ``timedelta`` (default 3600)
 ``REFRESH_MARGIN``  re-issue when less than this is left, seconds (default 300)
 ``UID_MAPPER``      attribute name, dotted path or callable: app user -> UID
@@ -60,6 +64,7 @@ COMMON_KEYS = frozenset(
         "provider",
         "store",
         "store_encryption_key",
+        "store_timeout",
         "token_ttl",
         "refresh_margin",
         "session_idle",
@@ -102,14 +107,24 @@ def _cipher(key: str | bytes | None) -> Any:
     return FernetCipher(key)
 
 
-def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> BaseStore:
+def store_from_url(
+    url: str, *, encryption_key: str | bytes | None = None, timeout: float | None = None
+) -> BaseStore:
     """A store for a URL (see the module docstring for the forms).
+
+    Args:
+        url: the ``STORE`` URL.
+        encryption_key: ``STORE_ENCRYPTION_KEY``.
+        timeout: ``STORE_TIMEOUT``, seconds (already validated,
+            :func:`chatauth.settings.store_timeout`); ``None`` for the store's default. Only an
+            ``sqlite://`` store takes it.
 
     Raises:
         ConfigurationError: ``STORE``: not a string, unparsable (a bad IPv6 literal, a port
             out of range, options redis-py refuses), an unknown scheme, or the store's extra
-            is not installed. ``STORE_ENCRYPTION_KEY``: not a Fernet key. The message never
-            shows the URL, which may hold a password.
+            is not installed. ``STORE_ENCRYPTION_KEY``: not a Fernet key. ``STORE_TIMEOUT``:
+            given for a store other than ``sqlite://``. The message never shows the URL,
+            which may hold a password.
     """
     if not isinstance(url, str):
         raise ConfigurationError("STORE must be a URL or a store instance.", setting="STORE")
@@ -121,6 +136,8 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
         scheme = urllib.parse.urlsplit(url).scheme.lower()
     except ValueError:  # e.g. an unbalanced [ in the host part: the store's parser says so
         scheme = url.partition("://")[0].lower()
+    if timeout is not None and scheme != "sqlite":
+        raise readers.store_timeout_refused()
     if scheme == "memory":
         from chatauth.stores.memory import MemoryStore
 
@@ -132,9 +149,13 @@ def store_from_url(url: str, *, encryption_key: str | bytes | None = None) -> Ba
                 "STORE must look like sqlite:///relative.db or sqlite:////absolute/path.db.",
                 setting="STORE",
             )
-        from chatauth.stores.sqlite import SQLiteStore
+        from chatauth.stores.sqlite import DEFAULT_TIMEOUT, SQLiteStore
 
-        return SQLiteStore(Path(path), cipher=_cipher(encryption_key))
+        return SQLiteStore(
+            Path(path),
+            cipher=_cipher(encryption_key),
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        )
     if scheme in ("redis", "rediss", "unix"):
         try:
             from chatauth.stores.redis import RedisStore
@@ -269,6 +290,7 @@ def from_settings(
     session_idle = readers.seconds(
         cfg, "session_idle", DEFAULT_SESSION_IDLE, minimum=1, maximum=readers.MAX_SESSION_IDLE
     )
+    store_timeout = readers.store_timeout(cfg)
     journal = cfg.get("journal")
     if journal is not None and journal is not False and not isinstance(journal, (str, os.PathLike)):
         raise ConfigurationError(
@@ -277,9 +299,14 @@ def from_settings(
 
     store = overrides.pop("store", None) or cfg.get("store") or DEFAULT_STORE
     if isinstance(store, str):
-        store = store_from_url(store, encryption_key=cfg.get("store_encryption_key"))
+        store = store_from_url(
+            store, encryption_key=cfg.get("store_encryption_key"), timeout=store_timeout
+        )
     elif not isinstance(store, BaseStore):
         raise ConfigurationError("STORE must be a URL or a store instance.", setting="STORE")
+    elif store_timeout is not None:
+        # A ready store was built with its own timeout: silently ignoring the key would lie.
+        raise readers.store_timeout_refused()
 
     return ChatAuth(
         provider,  # type: ignore[arg-type]

@@ -32,6 +32,7 @@ from chatauth.errors import ConfigurationError
 __all__ = [
     "HMAC_MIN_KEY_BYTES",
     "MAX_SESSION_IDLE",
+    "MAX_STORE_TIMEOUT",
     "MAX_TIMEOUT",
     "MAX_TOKEN_TTL",
     "Setting",
@@ -42,6 +43,8 @@ __all__ = [
     "read_setting",
     "reference",
     "seconds",
+    "store_timeout",
+    "store_timeout_refused",
     "text",
     "url",
 ]
@@ -55,6 +58,9 @@ MAX_TOKEN_TTL = 366 * 86_400.0
 MAX_SESSION_IDLE = 3660 * 86_400.0
 #: The longest ``TIMEOUT`` accepted, seconds: one HTTP phase of a token request.
 MAX_TIMEOUT = 300.0
+#: The longest ``STORE_TIMEOUT`` accepted, seconds: a logout waits this long for a locked
+#: store before it journals the chat session's end.
+MAX_STORE_TIMEOUT = 300.0
 #: The most ``RETRY_ATTEMPTS`` accepted.
 MAX_RETRY_ATTEMPTS = 10
 #: RFC 7518 §3.2: an HMAC key must be at least as long as the hash output.
@@ -104,6 +110,35 @@ def seconds(
         bounds = f"from {_num(minimum)} to {_num(maximum)}"
         raise _fail(key, f"must be a number of seconds {bounds} (or a timedelta).")
     return number
+
+
+def store_timeout(settings: Mapping[str, Any]) -> float | None:
+    """``STORE_TIMEOUT``: seconds an SQLite store waits, in total, for a database another
+    process keeps locked (SQLite's busy timeout plus retries) before the operation raises
+    :class:`~chatauth.errors.StoreUnavailableError`; from 0 (fail at once) to
+    :data:`MAX_STORE_TIMEOUT`. ``None`` when unset: the store's default (10 seconds).
+
+    A logout meeting a locked store waits this long before it journals the end, so a short
+    value keeps such a logout quick; the cost is that a busy moment longer than it (a large
+    backup, a burst of writers) fails a token request with a 503 instead of waiting.
+
+    Raises:
+        ConfigurationError: ``ERROR_CONFIG`` for anything but such a number of seconds.
+    """
+    if settings.get("store_timeout") is None:
+        return None
+    return seconds(settings, "store_timeout", 0, minimum=0, maximum=MAX_STORE_TIMEOUT)
+
+
+def store_timeout_refused() -> ConfigurationError:
+    """The error for ``STORE_TIMEOUT`` given with a store that does not take it: only SQLite
+    stores (``sqlite://``, Django's ORM store on SQLite) wait for a lock; Redis and SQL URLs
+    carry their own timeouts, and a ready store instance was built with its own."""
+    return _fail(
+        "store_timeout",
+        "applies to SQLite stores only (sqlite:// or Django's ORM store on SQLite); set a "
+        "Redis or SQL store's timeouts in its URL (socket_timeout=, connect_timeout=).",
+    )
 
 
 def count(

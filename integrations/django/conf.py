@@ -32,6 +32,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from chatauth import settings as readers
 from chatauth.config import from_settings
 from chatauth.deprecation import deprecated_aliases
 from chatauth.errors import ConfigurationError
@@ -153,11 +154,19 @@ def build_chatauth(**overrides: Any) -> ChatAuth:
     store = cfg.get("store")
     try:
         if store is None or (isinstance(store, str) and store.lower() == ORM_STORE):
+            from .store import DEFAULT_TIMEOUT as STORE_DEFAULT_TIMEOUT
             from .store import DjangoStore
 
             cfg.pop("store", None)
+            # The ORM store on SQLite waits for a locked database like the core's SQLite store.
+            timeout = readers.store_timeout(cfg)
+            cfg.pop("store_timeout", None)
             overrides.setdefault(
-                "store", DjangoStore(cipher=_orm_cipher(cfg.get("store_encryption_key")))
+                "store",
+                DjangoStore(
+                    cipher=_orm_cipher(cfg.get("store_encryption_key")),
+                    timeout=STORE_DEFAULT_TIMEOUT if timeout is None else timeout,
+                ),
             )
             if "journal" not in cfg:
                 cfg["journal"] = _orm_journal()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from chatauth import ChatAuth, ChatIdentity, StoreUnavailableError
+from chatauth import ChatAuth, ChatIdentity, StoreUnavailableError, from_settings
 from chatauth.journal import EndJournal
 from chatauth.providers.cometchat import CometChatProvider
 from chatauth.stores.sqlite import SQLiteStore
@@ -163,3 +163,31 @@ def test_failed_ends_stay_for_the_next_replay(tmp_path: Path) -> None:
         journal.record(SessionKey("p", f"u{n}", "s"))
     assert journal.replay(lambda key: key.uid != "u1") == (2, 1)
     assert journal.replay(lambda key: True) == (1, 0)
+
+
+def test_store_timeout_setting_bounds_a_logouts_wait_for_a_locked_store(
+    cometchat_emulator: CometChatEmulator, tmp_path: Path
+) -> None:
+    """``STORE_TIMEOUT`` (settings, as the samples read it from ``CHATAUTH_STORE_TIMEOUT``)
+    reaches the SQLite store: the logout gives up on the held lock after it and journals."""
+    chat = from_settings(
+        {
+            "PROVIDER": "cometchat",
+            "COMETCHAT_APP_ID": cometchat_emulator.app_id,
+            "COMETCHAT_API_KEY": DEFAULT_API_KEY,
+            "COMETCHAT_BASE_URL": cometchat_emulator.base_url,
+            "STORE": f"sqlite:///{tmp_path / 'chat.db'}",
+            "STORE_TIMEOUT": "0.2",
+        }
+    )
+    try:
+        assert isinstance(chat.store, SQLiteStore)
+        assert chat.store.timeout == 0.2
+        token = chat.get_session(ChatIdentity("erin"), "s").token
+        with database_held(tmp_path / "chat.db"):
+            assert chat.end_session_durably(ChatIdentity("erin"), "s") == []
+        assert chat.journal is not None and len(chat.journal) == 1
+        assert chat.sweep().journaled == 1
+        assert not cometchat_emulator.is_token_alive(token.value)
+    finally:
+        chat.close()

@@ -162,6 +162,31 @@ def test_malformed_store_urls_are_refused_without_the_password(url: Any) -> None
     assert "pw-canary-5150" not in str(error) + repr(error)
 
 
+@pytest.mark.usefixtures("_in_tmp")
+@pytest.mark.parametrize("value", [-1, 301, math.nan, math.inf, "soon", True, [1]])
+def test_a_malformed_store_timeout_is_refused_by_name(value: Any) -> None:
+    error = refused({**BASES["jwt"], "STORE": "sqlite:///chat.db", "STORE_TIMEOUT": value})
+    assert (error.setting, error.code) == ("STORE_TIMEOUT", "ERROR_CONFIG")
+
+
+@pytest.mark.parametrize("store", ["memory://", "redis://127.0.0.1:1/0", "postgresql://h/db"])
+def test_store_timeout_is_refused_for_stores_that_do_not_wait_for_a_lock(store: str) -> None:
+    """Redis and SQL URLs carry their own timeouts: the key would silently do nothing."""
+    error = refused({**BASES["jwt"], "STORE": store, "STORE_TIMEOUT": 1})
+    assert error.setting == "STORE_TIMEOUT"
+    assert "socket_timeout" in error.message
+
+
+@pytest.mark.usefixtures("_in_tmp")
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), (" 0.25 ", 0.25), (300, 300.0)])
+def test_store_timeout_sets_the_sqlite_stores_lock_wait(value: Any, seconds: float) -> None:
+    chat = from_settings({**BASES["jwt"], "STORE": "sqlite:///chat.db", "STORE_TIMEOUT": value})
+    try:
+        assert getattr(chat.store, "timeout", None) == seconds
+    finally:
+        chat.close()
+
+
 @pytest.mark.parametrize(
     ("algorithm", "length", "ok"),
     [
