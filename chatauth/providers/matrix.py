@@ -241,15 +241,17 @@ class MatrixProvider(RESTProvider):
             claims["iss"] = self.jwt_issuer
         if self.jwt_audience:
             claims["aud"] = self.jwt_audience
-        response = yield self._request(
-            "POST",
-            "/_matrix/client/v3/login",
-            {
-                "type": "org.matrix.login.jwt",
-                "token": self._signer.sign(claims),
-                "initial_device_display_name": self.device_name,
-            },
-        )
+        login = {
+            "type": "org.matrix.login.jwt",
+            "token": self._signer.sign(claims),
+            "initial_device_display_name": self.device_name,
+        }
+        response = yield self._request("POST", "/_matrix/client/v3/login", login)
+        if self._error_code(response) == "M_USER_IN_USE":
+            # Synapse registers a JWT user at its first login; two first logins at once (two
+            # workers, two devices) race and the loser answers 400 M_USER_IN_USE (seen on
+            # Synapse 1.163). The user exists now: the same login succeeds.
+            response = yield self._request("POST", "/_matrix/client/v3/login", login)
         self._expect(response)
         # Parsed in a helper: the answer's access token never sits in this frame's locals,
         # which an error page shows if the display name call below fails.

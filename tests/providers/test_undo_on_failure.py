@@ -148,3 +148,21 @@ def test_cometchat_deletes_a_token_it_cannot_hand_out(
     assert emulator.calls.count_of("DELETE", "/v3/users/carol/auth_tokens/", prefix=True) == 1
     assert emulator.tokens_of("carol") == []
     chat.close()
+
+
+def test_matrix_first_logins_racing_on_registration_both_get_a_token(
+    synapse: SynapseServer, proxy: SynapseProxy
+) -> None:
+    """Synapse registers a JWT user at its first login; of two first logins at once, the one
+    that loses the registration answers 400 ``M_USER_IN_USE`` (found by the soak, two app
+    servers logging the same new user in). That answer is injected here, in front of the
+    real Synapse: the provider logs in again and gets a working token."""
+    chat = matrix_service(synapse, proxy)
+    identity = fresh_identity()
+    taken = {"errcode": "M_USER_IN_USE", "error": "User ID already taken."}
+    proxy.faults.status(400, body=taken, path="/_matrix/client/v3/login", method="POST")
+    session = chat.get_session(identity, "app-session-1")
+    assert proxy.calls.count_of("POST", "/_matrix/client/v3/login") == 2
+    assert synapse.whoami(session.token.value).status_code == 200
+    assert len(devices(synapse, identity.uid)) == 1
+    chat.close()
