@@ -132,6 +132,16 @@ class BaseStore:
         """Stored tokens, optionally filtered, for admin screens and CLIs."""
         raise NotImplementedError
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        """The key of every stored token of ``provider``, each known by its digest
+        (:meth:`SessionKey.from_digest <chatauth.tokens.SessionKey.from_digest>`: the app
+        session id itself is not kept), in no particular order.
+
+        For a sweep that asks the app which of its sessions still exist (Django's session
+        rows): :meth:`pop` takes a token out by such a key.
+        """
+        raise NotImplementedError
+
     # -- the session lifecycle: served at, the sweep -------------------------------------
     def touch(self, key: SessionKey, served_at: datetime) -> None:
         """Record that the token under ``key`` was served at ``served_at`` (aware UTC).

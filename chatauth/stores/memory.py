@@ -79,6 +79,14 @@ class MemoryStore(BaseStore):
             ]
             return [self._tokens.pop(d)[1] for d in digests]
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        with self._mutex:
+            return [
+                SessionKey.from_digest(k.provider, k.uid, d)
+                for d, (k, _) in self._tokens.items()
+                if k.provider == provider
+            ]
+
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
         with self._mutex:
             return [

@@ -513,6 +513,20 @@ class RedisStore(BaseStore):
             key=lambda t: t.issued_at,
         )
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        """From the sweep's index of ``provider`` (every stored token is in it); the UID, which
+        a key name does not hold, is read from each token."""
+        keys: list[SessionKey] = []
+        with self._guard():
+            members = [*self.client.zrangebyscore(self.served_key(provider), "-inf", "+inf")]
+            for name in map(_text, members):
+                data = self.client.get(name)
+                if data is not None:  # else popped or expired since the index was read
+                    keys.append(
+                        SessionKey.from_digest(provider, self.load(data).uid, self._parts(name)[1])
+                    )
+        return keys
+
     # -- the issue lock ----------------------------------------------------------------------
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         with self._guard():

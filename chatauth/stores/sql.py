@@ -289,6 +289,12 @@ class SQLAlchemyStore(BaseStore):
             payloads = conn.scalars(query).all()
         return [self.load(p) for p in payloads]
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        query = sa.select(tokens.c.key, tokens.c.uid).where(tokens.c.provider == provider)
+        with self._begin() as conn:
+            rows = conn.execute(query).all()
+        return [SessionKey.from_digest(provider, uid, digest) for digest, uid in rows]
+
     # -- the issue lock ----------------------------------------------------------------------
     def _try_lock(self, key: SessionKey, owner: str, ttl: float) -> bool:
         if self.advisory:

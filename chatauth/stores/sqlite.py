@@ -386,6 +386,10 @@ class SQLiteStore(BaseStore):
             self.load(row[0]) for row in self._read(sql + " ORDER BY updated_at", tuple(params))
         ]
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        rows = self._read("SELECT key, uid FROM chatauth_tokens WHERE provider = ?", (provider,))
+        return [SessionKey.from_digest(provider, row[1], row[0]) for row in rows]
+
     def prune_expired(self) -> int:
         """Delete tokens past their ``expires_at`` (by the store's clock); returns how many."""
         return self._write(

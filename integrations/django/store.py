@@ -297,6 +297,12 @@ class DjangoStore(BaseStore):
             provider=provider,
         )
 
+    def session_keys(self, provider: str) -> list[SessionKey]:
+        alias = self._db(TokenRow)
+        rows = TokenRow._default_manager.using(alias).filter(provider=provider)
+        pairs = self._call(alias, lambda: list(rows.values_list("key", "uid")))
+        return [SessionKey.from_digest(provider, uid, digest) for digest, uid in pairs]
+
     def sessions(self, provider: str | None = None, uid: str | None = None) -> list[ChatToken]:
         alias = self._db(TokenRow)
         rows = TokenRow._default_manager.using(alias).order_by("updated_at")

@@ -3,7 +3,8 @@
 Each store records when a token was last served (``set`` stamps the store clock's now,
 ``touch`` moves it), returns it as ``ChatToken.served_at``, and ``sweep`` takes out, exactly
 once, the tokens past their ``usable_until`` or idle since before a cut-off, of one provider
-only, leaving a key stored again meanwhile alone.
+only, leaving a key stored again meanwhile alone. ``session_keys`` lists a provider's stored
+keys by digest, for a sweep that asks the app which of its sessions still exist.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def check_sweep_contract(store: BaseStore, clock: ManualClock) -> None:
     assert {t.value for t in first + second} == {"ti0", "ti1", "ti2", "ta2"}
     assert store.sweep("p", now=now, idle_before=now - timedelta(minutes=20)) == []
     assert [t.value for t in store.sessions("q")] == ["tc"]
+
+    # session_keys: every stored key of one provider, known by its digest; pop takes by one.
+    kd = SessionKey("p", "u3", "d")
+    store.set(kd, never_expiring("td", now, uid="u3"))
+    [found] = store.session_keys("p")
+    assert (found.provider, found.uid, found.app_session) == ("p", "u3", None)
+    assert found.digest == kd.digest
+    assert [k.digest for k in store.session_keys("q")] == [kc.digest]
+    popped = store.pop(found)
+    assert popped is not None and popped.value == "td"
+    assert store.session_keys("p") == []
 
 
 async def check_async_sweep_contract(store: BaseStore, clock: ManualClock) -> None:
