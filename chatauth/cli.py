@@ -42,16 +42,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from types import FrameType
 from typing import Any, TextIO
 
 from chatauth import maintenance
 from chatauth.config import from_settings, normalize_settings
-from chatauth.errors import ChatAuthError, ConfigurationError, ProviderUnavailableError
+from chatauth.errors import ChatAuthError, ConfigurationError
 from chatauth.identity import ChatIdentity, import_string
 from chatauth.maintenance import EXIT_CONFIG, EXIT_OK, EXIT_PENDING, EXIT_UNAVAILABLE, Outcome
 from chatauth.service import ChatAuth
@@ -124,24 +121,13 @@ def _sweep(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _loop(run: Callable[[], object], every: float, name: str) -> None:
-    """``run()`` every ``every`` seconds until SIGTERM or SIGINT."""
-    stop = threading.Event()
+    """``run()`` every ``every`` seconds until SIGTERM or SIGINT (:func:`maintenance.loop`)."""
 
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    def report(exc: ChatAuthError) -> None:
+        # A worker must outlive a store or provider outage: report and try again.
+        print(f"{name}: {exc}", file=sys.stderr, flush=True)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stop.is_set():
-            try:
-                run()
-            except ProviderUnavailableError as exc:
-                # A worker must outlive a store or provider outage: report and try again.
-                print(f"{name}: {exc}", file=sys.stderr, flush=True)
-            stop.wait(every)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    maintenance.loop(run, every, report)
 
 
 def _check(chat: ChatAuth, args: argparse.Namespace, out: TextIO) -> int:

@@ -18,6 +18,10 @@ A :class:`~chatauth.errors.ChatAuthError` raised by the work maps to 2 or 3 thro
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from chatauth.errors import (
@@ -39,6 +43,7 @@ __all__ = [
     "check",
     "end_sessions",
     "exit_code_for",
+    "loop",
     "revoke_pending",
     "sweep",
 ]
@@ -193,3 +198,31 @@ def check(service: ChatAuth) -> Outcome:
             f"store: ok {service.store!r} pending_revocations={pending}",
         )
     )
+
+
+def loop(run: Callable[[], object], every: float, report: Callable[[ChatAuthError], None]) -> None:
+    """``run()`` every ``every`` seconds until SIGTERM or SIGINT: the ``--loop SECONDS`` of
+    the ``revoke-pending`` and ``sweep`` commands (``chatauth``, ``flask chatauth``,
+    ``manage.py chatauth_...``), for a worker process instead of cron.
+
+    A store or provider outage (:class:`~chatauth.errors.ProviderUnavailableError`,
+    :class:`~chatauth.errors.StoreUnavailableError`) is handed to ``report`` and the loop goes
+    on: a worker must outlive it. Any other error ends the loop. Call it from the main thread
+    (signal handlers); the previous handlers are put back when it returns.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.is_set():
+            try:
+                run()
+            except ProviderUnavailableError as exc:
+                report(exc)
+            stop.wait(every)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -26,6 +26,32 @@ __all__ = ["cli"]
 cli = AppGroup("chatauth", help="Chat sessions of this app's users (chatauth).")
 
 
+def _echo(outcome: maintenance.Outcome) -> None:
+    for line in outcome.lines:
+        click.echo(line)
+    if outcome.failure:
+        click.echo(outcome.failure, err=True)
+
+
+def _repeat(work: Callable[[], maintenance.Outcome], every: float, name: str) -> None:
+    """``--loop``: run ``work`` every ``every`` seconds until SIGTERM/SIGINT, printing each
+    run's lines; an outage is reported on stderr and the next run comes as planned."""
+
+    def report(exc: ChatAuthError) -> None:
+        click.echo(f"{name}: {exc}", err=True)
+
+    maintenance.loop(lambda: _echo(work()), every, report)
+
+
+LOOP = click.option(
+    "--loop",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Keep running, one run every SECONDS, until SIGTERM/SIGINT (a worker, not cron).",
+)
+
+
 def _run(work: Callable[[], maintenance.Outcome]) -> None:
     """Print the outcome's lines and exit with its code (or the error's, see
     :func:`chatauth.maintenance.exit_code_for`)."""
@@ -35,10 +61,7 @@ def _run(work: Callable[[], maintenance.Outcome]) -> None:
         # str(exc) is "[CODE] message" and never holds a secret.
         click.echo(f"Error: {exc}", err=True)
         raise click.exceptions.Exit(maintenance.exit_code_for(exc)) from None
-    for line in outcome.lines:
-        click.echo(line)
-    if outcome.failure:
-        click.echo(outcome.failure, err=True)
+    _echo(outcome)
     if outcome.exit_code:
         raise click.exceptions.Exit(outcome.exit_code)
 
@@ -69,12 +92,17 @@ def check() -> None:
 
 @cli.command("revoke-pending")
 @click.option("--limit", default=100, show_default=True, help="Most queued revocations to try.")
-def revoke_pending(limit: int) -> None:
+@LOOP
+def revoke_pending(limit: int, loop: float | None) -> None:
     """Retry revocations queued while the provider was down (run it from cron).
 
     Exits with status 1 while revocations stay queued.
     """
-    _run(lambda: maintenance.revoke_pending(get_state().service, limit))
+    service = get_state().service
+    if loop is None:
+        _run(lambda: maintenance.revoke_pending(service, limit))
+    else:
+        _repeat(lambda: maintenance.revoke_pending(service, limit), loop, "revoke-pending")
 
 
 @cli.command("sweep")
@@ -86,13 +114,18 @@ def revoke_pending(limit: int) -> None:
     "else PERMANENT_SESSION_LIFETIME).",
 )
 @click.option("--limit", default=1000, show_default=True, help="Most tokens per run.")
-def sweep(idle: float | None, limit: int) -> None:
+@LOOP
+def sweep(idle: float | None, limit: int, loop: float | None) -> None:
     """End chat sessions nobody is served any more (their app session expired or was
     abandoned, or a logout met a down store), then retry queued revocations. Run it from cron.
 
     Exits with status 1 while revocations stay queued.
     """
-    _run(lambda: maintenance.sweep(get_state().service, idle, limit))
+    service = get_state().service
+    if loop is None:
+        _run(lambda: maintenance.sweep(service, idle, limit))
+    else:
+        _repeat(lambda: maintenance.sweep(service, idle, limit), loop, "sweep")
 
 
 @cli.command("end-sessions")

@@ -11,7 +11,7 @@ from chatauth import maintenance
 from ...conf import get_service
 from ...ending import sweep_stale
 from ...store import DjangoStore
-from ._run import run
+from ._run import add_loop_argument, repeat, run
 
 
 class Command(BaseCommand):
@@ -24,6 +24,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--limit", type=int, default=100, help="queued entries per run")
         parser.add_argument("--no-sweep", action="store_true", help="only retry queued revocations")
+        add_loop_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         def work() -> maintenance.Outcome:
@@ -34,4 +35,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"stale sessions ended: {ended} ({queued} queued)")
             return maintenance.revoke_pending(chatauth, options["limit"])
 
-        run(self, work)
+        if options["loop"] is None:
+            run(self, work)
+        else:
+            repeat(self, work, options["loop"], "revoke-pending")

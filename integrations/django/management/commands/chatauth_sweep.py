@@ -14,7 +14,7 @@ from chatauth import maintenance
 
 from ...conf import get_service
 from ...ending import end_gone
-from ._run import run
+from ._run import add_loop_argument, repeat, run
 
 
 def _positive(text: str) -> float:
@@ -38,9 +38,13 @@ class Command(BaseCommand):
             "--idle", type=_positive, default=None, help="seconds (default: SESSION_IDLE)"
         )
         parser.add_argument("--limit", type=int, default=1000, help="most tokens per run")
+        add_loop_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        run(self, lambda: sweep(options["idle"], options["limit"]))
+        if options["loop"] is None:
+            run(self, lambda: sweep(options["idle"], options["limit"]))
+        else:
+            repeat(self, lambda: sweep(options["idle"], options["limit"]), options["loop"], "sweep")
 
 
 def sweep(idle: float | None, limit: int) -> maintenance.Outcome:
