@@ -8,6 +8,9 @@ settings are selected here, before pytest-django sets Django up.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,3 +57,44 @@ def user(django_user_model):
 @pytest.fixture
 def other_user(django_user_model):
     return django_user_model.objects.create_user("bob", password="bob-password")
+
+
+ROUTER = "tests.integrations.django.routers.ChatAuthRouter"
+
+
+def add_database(alias: str, config: dict[str, Any]) -> None:
+    """Register a database alias at run time (the PostgreSQL port is only known now)."""
+    from django.db import connections
+
+    connections.settings[alias] = connections.configure_settings({"default": {}, alias: config})[
+        alias
+    ]
+
+
+@pytest.fixture(scope="session")
+def postgres_alias(postgres_server: Any, django_db_blocker: Any) -> Iterator[str]:
+    """A PostgreSQL database for chatauth's tables, reached through ``ChatAuthRouter``: one
+    per test session, shared by every module (a second would re-point the alias)."""
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test import override_settings
+
+    from tests.integrations.django.routers import ChatAuthRouter
+
+    name = f"chatauth_django_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(name)
+    add_database(
+        ChatAuthRouter.alias,
+        {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": postgres_server.user,
+            "HOST": postgres_server.host,
+            "PORT": str(postgres_server.port),
+        },
+    )
+    with django_db_blocker.unblock(), override_settings(DATABASE_ROUTERS=[ROUTER]):
+        call_command("migrate", "chatauth", database=ChatAuthRouter.alias, verbosity=0)
+    yield ChatAuthRouter.alias
+    with django_db_blocker.unblock():
+        connections[ChatAuthRouter.alias].close()

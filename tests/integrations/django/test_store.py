@@ -15,7 +15,6 @@ from chatauth.integrations.django.models import ChatToken as TokenRow
 from chatauth.integrations.django.models import IssueLock
 from chatauth.integrations.django.models import PendingRevocation as PendingRow
 from chatauth.integrations.django.store import DjangoStore
-from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
@@ -26,42 +25,13 @@ from chatauth.stores.base import LockTimeoutError
 from chatauth.testing.clock import ManualClock
 from chatauth.tokens import ChatToken, SessionKey
 from tests.core.providers import UserRevokingProvider
+from tests.integrations.django.conftest import ROUTER, add_database
 from tests.integrations.django.routers import ChatAuthRouter
 from tests.stores.sweep_contract import check_async_sweep_contract, check_sweep_contract
-
-ROUTER = "tests.integrations.django.routers.ChatAuthRouter"
 
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
-
-
-def add_database(alias: str, config: dict[str, Any]) -> None:
-    """Register a database alias at run time (the PostgreSQL port is only known now)."""
-    connections.settings[alias] = connections.configure_settings({"default": {}, alias: config})[
-        alias
-    ]
-
-
-@pytest.fixture(scope="session")
-def postgres_alias(postgres_server: Any, django_db_blocker: Any) -> Iterator[str]:
-    name = f"chatauth_django_{uuid.uuid4().hex[:8]}"
-    postgres_server.create_database(name)
-    add_database(
-        ChatAuthRouter.alias,
-        {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": name,
-            "USER": postgres_server.user,
-            "HOST": postgres_server.host,
-            "PORT": str(postgres_server.port),
-        },
-    )
-    with django_db_blocker.unblock(), override_settings(DATABASE_ROUTERS=[ROUTER]):
-        call_command("migrate", "chatauth", database=ChatAuthRouter.alias, verbosity=0)
-    yield ChatAuthRouter.alias
-    with django_db_blocker.unblock():
-        connections[ChatAuthRouter.alias].close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

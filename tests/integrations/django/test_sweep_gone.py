@@ -28,11 +28,8 @@ from chatauth.identity import ChatIdentity
 from chatauth.service import ChatAuth
 from chatauth.testing.clock import ManualClock
 from chatauth.testing.cometchat import DEFAULT_API_KEY, CometChatEmulator
+from tests.integrations.django.conftest import ROUTER
 from tests.integrations.django.routers import ChatAuthRouter
-from tests.integrations.django.test_store import ROUTER, postgres_alias
-
-__all__ = ["postgres_alias"]  # the PostgreSQL fixture, shared with test_store
-
 
 # Test transactions, not TransactionTestCase: its flush of the PostgreSQL alias would write
 # content types there, which only the chatauth tables were migrated into.
