@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 from blinker import Namespace
 
-from chatauth.chat_users import ChatUserChange
 from chatauth.errors import ChatAuthError, ConfigurationError
 from chatauth.identity import ChatIdentity
 from chatauth.session import ChatSession
@@ -29,6 +28,7 @@ from .state import EXTENSION_KEY, ChatAuthState
 if TYPE_CHECKING:
     from flask import Flask
 
+    from chatauth.chat_users import ChatUserChange
     from chatauth.service import ChatAuth as ChatAuthService
 
 __all__ = ["chat_session_ended", "chat_session_started", "chat_user_changed", "connect_flask_login"]
