@@ -253,3 +253,6 @@ def connect() -> None:
     post_delete.connect(
         erase_chat_user_on_delete, sender=user_model, dispatch_uid="chatauth.chat_user.delete"
     )
+    from . import api
+
+    api.connect()

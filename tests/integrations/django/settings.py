@@ -24,6 +24,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "chatauth.integrations.django",
+    # API clients: REST framework tokens, SimpleJWT with its blacklist, django-ninja.
+    "rest_framework",
+    "rest_framework.authtoken",
+    "rest_framework_simplejwt.token_blacklist",
 ]
 
 MIDDLEWARE = [
@@ -68,4 +72,20 @@ CHATAUTH = {
     "PROVIDER": "jwt",
     "JWT_SECRET": "chatauth-tests-jwt-secret-0123456789abcdef",
     "TOKEN_TTL": 600,
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+}
+SIMPLE_JWT = {
+    # HS256 wants 32 bytes at least (PyJWT warns below that, and warnings fail the tests).
+    "SIGNING_KEY": "chatauth-tests-simplejwt-signing-key-0123456789",
+    "TOKEN_OBTAIN_SERIALIZER": (
+        "chatauth.integrations.django.simplejwt.ChatTokenObtainPairSerializer"
+    ),
+    "ROTATE_REFRESH_TOKENS": False,
 }

@@ -3,12 +3,19 @@ session in each supported way (sync, async, decorator, mixin)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from chatauth.integrations.django.views import ChatRequiredMixin, chat_required
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views import View
+from rest_framework_simplejwt.views import (
+    TokenBlacklistView,
+    TokenObtainPairView,
+    TokenRefreshView,
+)
 
 
 def sync_chat(request: HttpRequest) -> JsonResponse:
@@ -55,8 +62,30 @@ class MixinView(ChatRequiredMixin, View):
         return JsonResponse({"uid": request.chat.uid})
 
 
+def _ninja_api() -> Any:
+    from chatauth.integrations.django.ninja import chat_router
+    from ninja import NinjaAPI
+    from ninja.security import HttpBearer
+    from rest_framework.authtoken.models import Token
+
+    class TokenBearer(HttpBearer):
+        openapi_scheme = "token"
+
+        def authenticate(self, request: HttpRequest, token: str) -> Any:
+            return Token.objects.select_related("user").filter(key=token).first()
+
+    api = NinjaAPI(urls_namespace="ninja-chat")
+    api.add_router("/chat/", chat_router(auth=TokenBearer()))
+    return api
+
+
 urlpatterns = [
     path("chat/", include("chatauth.integrations.django.urls")),
+    path("api/chat/", include("chatauth.integrations.django.drf")),
+    path("api/jwt/", TokenObtainPairView.as_view()),
+    path("api/jwt/refresh/", TokenRefreshView.as_view()),
+    path("api/jwt/logout/", TokenBlacklistView.as_view()),
+    path("ninja/", _ninja_api().urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
