@@ -188,3 +188,31 @@ def test_ninja_router_binds_to_the_token_and_ends_with_it(
         api_token.delete()
     assert not cometchat.is_token_alive(second)
     assert _token_of(user, key) is None
+
+
+# -- allauth headless -----------------------------------------------------------------------------
+def test_allauth_headless_session_token_client_loses_its_chat_token_at_logout(
+    cometchat: CometChatEmulator, user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    api = Client()
+    login = api.post(
+        "/_allauth/app/v1/auth/login",
+        {"username": "alice", "password": "alice-password"},
+        content_type=JSON,
+    )
+    assert login.status_code == 200, login.content
+    session_token = login.json()["meta"]["session_token"]
+    auth = {"X-Session-Token": session_token}
+    first = _get(api, "/api/chat/token", **auth)
+    assert first.status_code == 200, first.content
+    token = first.json()["token"]
+    assert _token_of(user, session_token) == token
+    refreshed = _refresh(api, "/api/chat/token/refresh", token, **auth).json()["token"]
+    assert refreshed != token
+    assert not cometchat.is_token_alive(token)
+    with django_capture_on_commit_callbacks(execute=True):
+        out = api.delete("/_allauth/app/v1/auth/session", headers=auth)
+    assert out.status_code == 401  # allauth's answer to a logout: no longer authenticated
+    assert not cometchat.is_token_alive(refreshed)
+    assert _token_of(user, session_token) is None
+    assert _get(api, "/api/chat/token", **auth).status_code == 401

@@ -86,6 +86,7 @@ urlpatterns = [
     path("api/jwt/refresh/", TokenRefreshView.as_view()),
     path("api/jwt/logout/", TokenBlacklistView.as_view()),
     path("ninja/", _ninja_api().urls),
+    path("_allauth/", include("allauth.headless.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
