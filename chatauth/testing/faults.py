@@ -258,15 +258,25 @@ class Faults:
         path: str | None = None,
         method: str | None = None,
         hang: float = DEFAULT_HANG_SECONDS,
+        then_status: int | None = None,
     ) -> Hold:
         """Park the next matching request(s) until the test calls ``release()`` on the returned
-        :class:`Hold` (or ``hang`` seconds pass), then answer normally.
+        :class:`Hold` (or ``hang`` seconds pass), then answer normally, or with ``then_status``
+        and the provider's error body for it when given.
 
         For tests that must *see* a request in flight before letting it finish (what happens
-        to the requests that arrive meanwhile), instead of hoping a latency is long enough.
+        to the requests that arrive meanwhile), instead of hoping a latency is long enough;
+        ``then_status`` makes the held request fail exactly when the test says, instead of
+        waiting for the client's read timeout.
         """
+        if then_status is not None and not 100 <= then_status <= 599:
+            raise ValueError(f"not an HTTP status: {then_status}")
         gate = Hold()
-        self._push(_Fault("hold", times, path, _upper(method), seconds=hang, gate=gate))
+        self._push(
+            _Fault(
+                "hold", times, path, _upper(method), seconds=hang, gate=gate, status=then_status or 0
+            )
+        )
         return gate
 
     def status(
@@ -382,7 +392,10 @@ class FaultInjectionMiddleware:
         elif fault.kind == "hold":
             assert fault.gate is not None
             await fault.gate.wait(fault.seconds)
-            await self.app(scope, receive, send)
+            if not fault.status:
+                await self.app(scope, receive, send)
+            else:
+                await self._answer(send, fault)
         elif fault.kind == "timeout":
             replay = await self._hang(receive, fault.seconds)
             if replay is not None:
@@ -390,11 +403,14 @@ class FaultInjectionMiddleware:
         elif fault.kind == "trickle":
             await self._trickle(scope, receive, send, fault.seconds, fault.chunk)
         elif fault.kind == "status":
-            status, body, headers = self.faults.render(fault)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await self._answer(send, fault)
         else:
             await self._reset(receive, send)
+
+    async def _answer(self, send: Send, fault: _Fault) -> None:
+        status, body, headers = self.faults.render(fault)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
     async def _trickle(
         self, scope: Scope, receive: Receive, send: Send, interval: float, chunk: int

@@ -29,12 +29,8 @@ from tests.core.test_journal import database_held
 
 ALICE = ChatIdentity("alice")
 MINT = "/v3/users/alice/auth_tokens"
-#: Seconds the client waits for a revocation the emulator holds before giving up (case 1).
-READ_TIMEOUT = 1.5
-
-
 def service(
-    emulator: CometChatEmulator, db: Path, journal: EndJournal | None, *, timeout: float = 5.0
+    emulator: CometChatEmulator, db: Path, journal: EndJournal | None
 ) -> ChatAuth:
     provider = CometChatProvider(
         emulator.app_id, DEFAULT_API_KEY, region=emulator.region, base_url=emulator.base_url
@@ -44,7 +40,7 @@ def service(
         provider,
         SQLiteStore(db, timeout=0.2),
         journal=journal,
-        timeout=timeout,
+        timeout=5.0,
         retry=RetryPolicy(attempts=3),
     )
 
@@ -118,11 +114,11 @@ def test_store_back_by_then_the_revocation_is_queued_for_revoke_pending(
     mode: str, cometchat_emulator: CometChatEmulator, tmp_path: Path
 ) -> None:
     db, journal = tmp_path / "chat.db", EndJournal(tmp_path / "chat.db.ends")
-    # One attempt per request, and a short read timeout: the held revocation fails fast.
-    chat = service(cometchat_emulator, db, journal, timeout=READ_TIMEOUT)
-    chat.retry = RetryPolicy(attempts=1)
+    chat = service(cometchat_emulator, db, journal)
+    chat.retry = RetryPolicy(attempts=1)  # the one revocation attempt fails: no retry
     minting = cometchat_emulator.faults.hold(path=MINT, method="POST")
-    revoking = cometchat_emulator.faults.hold(method="DELETE")
+    # The revocation is held until the store is back, then refused: no timing involved.
+    revoking = cometchat_emulator.faults.hold(method="DELETE", then_status=503)
     thread, errors = in_thread(chat, mode)
     try:
         thread.start()
@@ -130,14 +126,13 @@ def test_store_back_by_then_the_revocation_is_queued_for_revoke_pending(
         with database_held(db):
             minting.release()
             # Saving failed, so the service is revoking the token: the emulator holds that
-            # request until the client gives up; meanwhile the store comes back.
+            # request while the store comes back, then refuses it.
             assert revoking.wait_entered(30)
+        revoking.release()
         thread.join(30)
         assert not thread.is_alive()
         assert [type(e) for e in errors] == [StoreUnavailableError]
         token = minted(cometchat_emulator)
-        # Checked while the emulator still holds the revocation the client gave up on
-        # (released, the emulator carries it out late, as a server might).
         assert cometchat_emulator.is_token_alive(token)
         assert chat.store.count_pending() == 1 and len(journal) == 0
     finally:

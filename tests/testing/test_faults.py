@@ -7,6 +7,7 @@ what the client sees in the documented way, and the emulator must answer normall
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -285,6 +286,21 @@ def test_status_fault_body_and_headers_can_be_overridden(echo: Echo, client: htt
     assert response.headers["retry-after"] == "1.5"
 
 
+def test_a_hold_can_end_in_a_status_instead_of_the_app(echo: Echo, client: httpx.Client) -> None:
+    gate = echo.faults.hold(method="POST", then_status=503)
+    answers: list[httpx.Response] = []
+    poster = threading.Thread(target=lambda: answers.append(client.post(echo.url + "/echo")))
+    poster.start()
+    try:
+        assert gate.wait_entered(30)
+        assert not answers  # parked at the gate until the test says
+    finally:
+        gate.release()
+        poster.join(30)
+    assert [r.status_code for r in answers] == [503]
+    assert client.post(echo.url + "/echo").status_code == 200  # one request held, as asked
+
+
 def test_timeout_fault_answers_after_hang_when_client_waits(
     echo: Echo, client: httpx.Client
 ) -> None:
@@ -313,6 +329,8 @@ def test_invalid_fault_arguments() -> None:
         faults.reset(times=0)
     with pytest.raises(ValueError, match="HTTP status"):
         faults.status(99)
+    with pytest.raises(ValueError, match="HTTP status"):
+        faults.hold(then_status=600)
     with pytest.raises(ValueError, match="latency"):
         faults.latency(-1)
 
