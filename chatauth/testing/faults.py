@@ -274,7 +274,13 @@ class Faults:
         gate = Hold()
         self._push(
             _Fault(
-                "hold", times, path, _upper(method), seconds=hang, gate=gate, status=then_status or 0
+                "hold",
+                times,
+                path,
+                _upper(method),
+                seconds=hang,
+                gate=gate,
+                status=then_status or 0,
             )
         )
         return gate

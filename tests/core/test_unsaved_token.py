@@ -29,9 +29,9 @@ from tests.core.test_journal import database_held
 
 ALICE = ChatIdentity("alice")
 MINT = "/v3/users/alice/auth_tokens"
-def service(
-    emulator: CometChatEmulator, db: Path, journal: EndJournal | None
-) -> ChatAuth:
+
+
+def service(emulator: CometChatEmulator, db: Path, journal: EndJournal | None) -> ChatAuth:
     provider = CometChatProvider(
         emulator.app_id, DEFAULT_API_KEY, region=emulator.region, base_url=emulator.base_url
     )
