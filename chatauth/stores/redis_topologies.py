@@ -118,9 +118,14 @@ def parse_hosts(url: str, scheme: str, default_port: int) -> tuple[list[tuple[st
         if not host:
             raise _config_error(scheme, "a host is missing")
         if port_text:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise _config_error(scheme, f"{port_text[:20]!r} is not a port")
+            # ASCII digits only (int() refuses "²" and takes "١٢"), at most 5 of them (int()
+            # refuses thousands); the text is not quoted: a URL missing its "@" has the
+            # password where a port would be.
+            if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5):
+                raise _config_error(scheme, "a port is not a number from 1 to 65535")
             port = int(port_text)
+            if not 0 < port < 65536:
+                raise _config_error(scheme, "a port is not a number from 1 to 65535")
         else:
             port = default_port
         hosts.append((host, port))
