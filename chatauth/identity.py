@@ -150,9 +150,18 @@ def _resolve(source: str | Callable[[Any], Any] | None, setting: str) -> UIDSour
     if source is None or callable(source):
         return source
     if "." in source or ":" in source:
-        target = import_string(source)
+        # The messages name the setting, not its value: a value in the wrong key may be a
+        # secret pasted there by mistake.
+        try:
+            target = import_string(source)
+        except ConfigurationError:
+            raise ConfigurationError(
+                f"{setting} is a dotted path that cannot be imported.", setting=setting
+            ) from None
         if not callable(target):
-            raise ConfigurationError(f"{setting} {source!r} is not callable.", setting=setting)
+            raise ConfigurationError(
+                f"{setting} is a dotted path to something that is not callable.", setting=setting
+            )
         result: UIDSource = target
         return result
     attr = source

@@ -36,7 +36,6 @@ from chatauth import settings as readers
 from chatauth.config import from_settings
 from chatauth.deprecation import deprecated_aliases
 from chatauth.errors import ConfigurationError
-from chatauth.identity import import_string
 from chatauth.service import ChatAuth
 from chatauth.stores.base import BaseStore, TokenCipher
 
@@ -95,26 +94,6 @@ def user_settings() -> dict[str, Any]:
     return {str(key).lower(): value for key, value in raw.items()}
 
 
-def _check_paths(cfg: Mapping[str, Any]) -> None:
-    for key in ("uid_mapper", "name_attribute", "avatar_attribute"):
-        value = cfg.get(key)
-        if isinstance(value, str) and ("." in value or ":" in value):
-            try:
-                target = import_string(value)
-            except ConfigurationError:
-                raise ChatAuthImproperlyConfigured(
-                    f"{key.upper()} {value!r} cannot be imported.",
-                    check_id="chatauth.E006",
-                    setting=key.upper(),
-                ) from None
-            if not callable(target):
-                raise ChatAuthImproperlyConfigured(
-                    f"{key.upper()} {value!r} is not callable.",
-                    check_id="chatauth.E006",
-                    setting=key.upper(),
-                )
-
-
 def _orm_cipher(key: str | bytes | None) -> TokenCipher | None:
     if not key:
         return None
@@ -150,7 +129,6 @@ def build_chatauth(**overrides: Any) -> ChatAuth:
         ChatAuthImproperlyConfigured: with the check id of the problem.
     """
     cfg = user_settings()
-    _check_paths(cfg)
     store = cfg.get("store")
     try:
         if store is None or (isinstance(store, str) and store.lower() == ORM_STORE):

@@ -12,6 +12,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import override_settings
 
+from chatauth.testing import canary
+
 GOOD = {"PROVIDER": "jwt", "JWT_SECRET": "x" * 32}
 OURS = "chatauth.integrations.django.middleware.ChatAuthMiddleware"
 AUTH = "django.contrib.auth.middleware.AuthenticationMiddleware"
@@ -78,6 +80,27 @@ def test_secret_values_never_appear_in_check_messages() -> None:
     with override_settings(CHATAUTH={**GOOD, "JWT_SECRET": secret, "TOKEN_TTL": "soon"}):
         for message in chatauth_errors():
             assert secret not in str(message)
+
+
+@pytest.mark.parametrize("key", ["UID_MAPPER", "NAME_ATTRIBUTE", "AVATAR_ATTRIBUTE"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        # A secret pasted into the wrong key, with the dot that makes it a dotted path.
+        canary.secret("pasted-into-uid-mapper") + ".key",
+        "chatauth.testing.canary." + canary.secret("pasted-attribute").replace("-", "_"),
+        "django.conf.settings",  # imports, not callable
+        canary.secret("pasted-with-colon") + ":x",
+    ],
+)
+def test_e006_names_the_setting_and_the_problem_never_the_value(key: str, value: str) -> None:
+    with override_settings(CHATAUTH={**GOOD, key: value}):
+        errors = chatauth_errors()
+        assert [str(e.id) for e in errors] == ["chatauth.E006"]
+        text = f"{errors[0].msg} {errors[0].hint} {errors[0]!r}"
+        assert key in errors[0].msg
+        assert value not in text and canary.find(text) == []
+        assert "dotted path" in errors[0].msg
 
 
 def test_middleware_missing_is_e003(settings: Any) -> None:
