@@ -72,7 +72,13 @@ def load_chatauth(settings: str | None, environ: dict[str, str] | None = None) -
     if settings:
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
-        target: Any = import_string(settings)
+        try:
+            target: Any = import_string(settings)
+        except ConfigurationError as exc:
+            # A command-line argument, not a secret: the message may name it.
+            raise ConfigurationError(
+                f"--settings {settings} cannot be imported: {exc.message}", setting="--settings"
+            ) from exc.__cause__
         if callable(target) and not isinstance(target, ChatAuth):
             target = target()
         if isinstance(target, ChatAuth):

@@ -125,7 +125,11 @@ def import_string(path: str) -> Any:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
     except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise ConfigurationError(f"Cannot import {path!r}: {exc}", setting=path) from exc
+        # Neither the path nor the import error's words (which repeat it): the caller names
+        # the setting, whose value may be a secret pasted into the wrong key.
+        raise ConfigurationError(
+            f"A dotted path cannot be imported ({type(exc).__name__}).", setting=None
+        ) from exc
 
 
 UIDSource = Callable[[Any], Any]
