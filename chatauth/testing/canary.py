@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from typing import NamedTuple
 
-__all__ = ["PREFIX", "TOKEN_MARK", "find", "name_of", "secret", "token"]
+__all__ = ["PREFIX", "TOKEN_MARK", "Hit", "find", "name_of", "scan", "secret", "token"]
 
 #: Every canary secret starts with this.
 PREFIX = "chatauth-canary-"
@@ -65,7 +66,9 @@ def secret(name: str, *, random: bool = False) -> str:
 
 
 def token(random_part: str) -> str:
-    """A token value an emulator hands out: ``TOKEN_MARK`` followed by ``random_part``."""
+    """A token value an emulator hands out: ``TOKEN_MARK`` followed by ``random_part``
+    (emulators cut the result to the provider's usual length, which the mark's 11 letters
+    leave well above a hundred random bits)."""
     return TOKEN_MARK + random_part
 
 
@@ -80,21 +83,36 @@ def name_of(value: str) -> str:
     return _KINDS.get(kind or "", "a secret-like value")
 
 
-def find(text: str, *, tokens: bool = True) -> list[str]:
-    """Every canary in ``text``, described by :func:`name_of` (never the value itself).
+class Hit(NamedTuple):
+    """One canary found in a text.
+
+    Attributes:
+        kind: ``"secret"``, ``"token"`` (emulator-minted), ``"jwt"`` or ``"matrix"``.
+        description: :func:`name_of` the value: never the value itself.
+    """
+
+    kind: str
+    description: str
+
+
+def scan(text: str, *, tokens: bool = True) -> list[Hit]:
+    """Every canary in ``text``, in order; empty when ``text`` is clean.
 
     Args:
         text: any output.
         tokens: also look for issued tokens (``False`` where a token may rightly appear,
             such as a provider's own answers, leaving only the secrets).
-
-    Returns:
-        One description per hit, in order; empty when ``text`` is clean.
     """
     if not any(hint in text for hint in _HINTS):
         return []
     hits = []
     for match in _LEAK.finditer(text):
-        if match.lastgroup == "secret" or tokens:
-            hits.append(name_of(match.group()))
+        kind = match.lastgroup or "secret"
+        if kind == "secret" or tokens:
+            hits.append(Hit(kind, name_of(match.group())))
     return hits
+
+
+def find(text: str, *, tokens: bool = True) -> list[str]:
+    """The descriptions of :func:`scan`'s hits (never the values): ``[]`` means clean."""
+    return [hit.description for hit in scan(text, tokens=tokens)]

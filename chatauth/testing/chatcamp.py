@@ -47,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing import canary
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_APP_ID", "ChatCampEmulator"]
@@ -54,7 +55,7 @@ __all__ = ["DEFAULT_API_KEY", "DEFAULT_APP_ID", "ChatCampEmulator"]
 # Obviously fake test credentials, the emulator's defaults. The app id has the shape the
 # plugin recognises as ChatCamp's: 19 characters without "-".
 DEFAULT_APP_ID = "chatcampemulatorapp"
-DEFAULT_API_KEY = "chatcamp-emulator-api-key"
+DEFAULT_API_KEY = canary.secret("chatcamp-api-key")
 
 _BAD_ID = re.compile(r"[\s\x00-\x1f\x7f]")
 _PROFILE = ("display_name", "avatar_url", "profile_url")
@@ -165,7 +166,7 @@ class ChatCampEmulator(Emulator):
             else:
                 return self.fail("invalid_request", "access_token must be a non-empty string", 400)
         elif body.get("check_access_token") is True:
-            self._tokens[uid] = secrets.token_urlsafe(32)
+            self._tokens[uid] = canary.token(secrets.token_urlsafe(32))[:43]
         return None
 
     # -- dispatch -------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing import canary
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 
 __all__ = [
@@ -68,7 +69,7 @@ __all__ = [
 
 # Obviously fake test credentials, the emulator's defaults.
 DEFAULT_CLIENT_ID = "chatkitty-emulator-client"
-DEFAULT_CLIENT_SECRET = "chatkitty-emulator-client-secret"
+DEFAULT_CLIENT_SECRET = canary.secret("chatkitty-client-secret")
 DEFAULT_API_KEY = "chatkitty-emulator-api-key"
 
 
@@ -322,7 +323,7 @@ class ChatKittyEmulator(Emulator):
             return self.auth_error(
                 400, "unsupported_grant_type", f"Unsupported grant type: {grant}"
             )
-        token = secrets.token_urlsafe(32)
+        token = canary.token(secrets.token_urlsafe(32))[:43]
         with self._lock:
             self._access_tokens[token] = self.now() + self.token_ttl
         return json_response(

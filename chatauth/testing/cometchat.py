@@ -71,14 +71,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing import canary
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_APP_ID", "DEFAULT_AUTH_KEY", "CometChatEmulator"]
 
 # Obviously fake test credentials, the emulator's defaults.
 DEFAULT_APP_ID = "chatauth-test-app"
-DEFAULT_API_KEY = "cometchat-emulator-rest-api-key"
-DEFAULT_AUTH_KEY = "cometchat-emulator-auth-key"
+DEFAULT_API_KEY = canary.secret("cometchat-rest-api-key")
+DEFAULT_AUTH_KEY = canary.secret("cometchat-auth-key")
 
 _UID_RE = re.compile(r"^[a-z0-9_-]{1,100}$")
 
@@ -169,8 +170,8 @@ class CometChatEmulator(Emulator):
 
     def _add_token(self, uid: str) -> dict[str, Any]:
         created = int(self.now())
-        # Same look as the real ones: "<uid>_<createdAt><40 hex>".
-        token = f"{uid}_{created}{secrets.token_hex(20)}"
+        # The look of the real ones, "<uid>_<createdAt><40 hex>", with a canary mark.
+        token = f"{uid}_{created}{canary.token(secrets.token_hex(20))[:40]}"
         record = {"uid": uid, "authToken": token, "createdAt": created}
         tokens = self._tokens.setdefault(uid, {})
         tokens[token] = record

@@ -49,6 +49,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing import canary
 from chatauth.testing.sendbird_ws import SendbirdConnections
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 
@@ -56,7 +57,7 @@ __all__ = ["DEFAULT_API_TOKEN", "DEFAULT_APP_ID", "SendbirdEmulator"]
 
 # Obviously fake test credentials, the emulator's defaults.
 DEFAULT_APP_ID = "SENDBIRD-EMULATOR-APP"
-DEFAULT_API_TOKEN = "sendbird-emulator-master-api-token"
+DEFAULT_API_TOKEN = canary.secret("sendbird-master-api-token")
 
 DEFAULT_TOKEN_TTL_MS = 7 * 24 * 3600 * 1000
 _BAD_CHARS = re.compile(r"[\s\x00-\x1f\x7f]")
@@ -202,7 +203,7 @@ class SendbirdEmulator(Emulator):
                 "user_id": user_id,
                 "nickname": nickname,
                 "profile_url": profile_url,
-                "access_token": secrets.token_hex(20)
+                "access_token": canary.token(secrets.token_hex(20))[:40]
                 if body.get("issue_access_token") is True
                 else "",
                 "is_online": False,
@@ -248,7 +249,7 @@ class SendbirdEmulator(Emulator):
         with self._lock:
             if user_id not in self._users:
                 return self._not_found(user_id)
-            token = secrets.token_hex(20)
+            token = canary.token(secrets.token_hex(20))[:40]
             self._sessions.setdefault(user_id, {})[token] = expires_at
         return json_response({"token": token, "expires_at": expires_at})
 

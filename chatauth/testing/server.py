@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from chatauth.testing.faults import CallLog, EmulatorApp, Faults, generic_error
 
@@ -37,6 +38,21 @@ _E = TypeVar("_E", bound="Emulator")
 #: Generous because test machines are often loaded (2 cores, other suites running); the wait
 #: ends as soon as the server is up, so a long deadline costs nothing when things are fast.
 STARTUP_DEADLINE = 60.0
+
+
+class _QuietH11(H11Protocol):
+    """uvicorn's h11 protocol without the access log.
+
+    An emulator plays the provider's server: its access log is the provider's, with whatever
+    the provider's API puts in URLs (CometChat's ``DELETE .../auth_tokens/{authToken}``).
+    ``access_log=False`` alone is not enough: uvicorn decides per connection from whether the
+    process-wide ``uvicorn.access`` logger has handlers, which any other server in the
+    process may have given it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
 
 
 class ServedApp:
@@ -101,7 +117,7 @@ def _serve_on(
         port=port,
         # h11 and asyncio explicitly: the reset fault reaches the socket through the protocol
         # object, and test behaviour must not change with whether httptools/uvloop are installed.
-        http="h11",
+        http=_QuietH11,
         loop="asyncio",
         # wsproto (h11's sibling) for the emulators that speak WebSocket (Stream's /connect).
         ws="wsproto",

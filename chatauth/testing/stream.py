@@ -62,6 +62,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
+from chatauth.testing import canary
 from chatauth.testing.server import INVALID_JSON, Emulator, json_response, read_json
 from chatauth.testing.stream_ws import StreamConnections
 
@@ -70,7 +71,7 @@ __all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "StreamEmulator"]
 # Obviously fake test credentials, the emulator's defaults (the secret is >= 32 bytes so pyjwt
 # does not warn about a short HMAC key).
 DEFAULT_API_KEY = "stream-emulator-api-key"
-DEFAULT_API_SECRET = "stream-emulator-api-secret-for-tests-only"
+DEFAULT_API_SECRET = canary.secret("stream-api-secret")
 
 _USER_ID_RE = re.compile(r"^[a-zA-Z0-9@_-]{1,255}$")
 _MORE_INFO = "https://getstream.io/chat/docs/api_errors_response"

@@ -50,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from chatauth.testing import canary
 from chatauth.testing.server import Emulator, json_response
 
 __all__ = [
@@ -65,9 +66,9 @@ __all__ = [
 # Obviously fake test credentials (all-zero SIDs), the emulator's defaults.
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_API_KEY_SID = "SK" + "0" * 32
-DEFAULT_API_KEY_SECRET = "twilio-emulator-api-key-secret-not-real"
+DEFAULT_API_KEY_SECRET = canary.secret("twilio-api-key-secret")
 DEFAULT_SERVICE_SID = "IS" + "0" * 32
-DEFAULT_AUTH_TOKEN = "twilio-emulator-auth-token"
+DEFAULT_AUTH_TOKEN = canary.secret("twilio-auth-token")
 
 MAX_TTL_SECONDS = 24 * 3600
 _USER_SID_RE = re.compile(r"^US[0-9a-fA-F]{32}$")
