@@ -16,6 +16,7 @@ settings.register_profile("deep", max_examples=5_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
+    "tests.canary",
     "tests.servers.fixtures",
     "tests.servers.topology_fixtures",
     "chatauth.testing.pytest_plugin",

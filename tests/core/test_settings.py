@@ -23,9 +23,10 @@ from chatauth.config import COMMON_KEYS
 from chatauth.providers import provider_class
 from chatauth.providers.jwt import JWTProvider
 from chatauth.settings import check_hmac_secret
+from chatauth.testing import canary
 
-SECRET = "canary-secret-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-ADMIN = "canary-admin-token-0a1b2c3d4e5f"
+SECRET = canary.secret("settings-secret")
+ADMIN = canary.secret("settings-admin-token")
 HEX = "0123456789abcdef" * 2
 
 BASES: dict[str, dict[str, Any]] = {
@@ -332,7 +333,11 @@ class AppProvider(JWTProvider):
 
 
 @pytest.mark.parametrize("key", ["PROVIDER", "UID_MAPPER", "NAME_ATTRIBUTE"])
-@pytest.mark.parametrize("value", [SECRET, SECRET.replace("-", "."), SECRET + ":x"])
+@pytest.mark.parametrize(
+    "value",
+    [SECRET, SECRET.replace("-", "."), SECRET + ":x"],
+    ids=["plain", "dotted", "colon"],  # the ids are printed: not the secret
+)
 def test_a_secret_pasted_into_the_wrong_setting_is_not_printed(key: str, value: str) -> None:
     """Found by the deep hypothesis run: an unknown PROVIDER was quoted in the message."""
     try:

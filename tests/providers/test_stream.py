@@ -14,9 +14,10 @@ from chatauth import ChatAuth, ChatIdentity, ConfigurationError, ProviderError, 
 from chatauth.http import run_flow
 from chatauth.providers.stream import StreamProvider, revocation_cutoff
 from chatauth.stores.memory import MemoryStore
+from chatauth.testing import canary
 from chatauth.testing.stream import DEFAULT_API_KEY, DEFAULT_API_SECRET, StreamEmulator
 
-SECRET = "oracle-secret-0123456789abcdef0123456789"
+SECRET = canary.secret("stream-oracle-secret")
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,13 @@ from twilio.jwt.access_token.grants import ChatGrant
 from chatauth import ChatIdentity, ConfigurationError, InvalidUIDError, from_settings
 from chatauth.http import run_flow
 from chatauth.providers.twilio import MAX_TTL, TwilioProvider
+from chatauth.testing import canary
 from chatauth.testing.twilio import AccessTokenError, TwilioEmulator
 
 ACCOUNT = "AC" + "1" * 32
 KEY = "SK" + "2" * 32
 SERVICE = "IS" + "3" * 32
-SECRET = "twilio-oracle-secret-0123456789abcdef"
+SECRET = canary.secret("twilio-oracle-secret")
 
 
 def _issue(provider: TwilioProvider, uid: str, ttl: timedelta) -> str:

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from chatauth.testing import canary
 from tests.servers.deadlines import COMMAND_DEADLINE, REQUEST_DEADLINE
 from tests.servers.processes import LazyTempDir, ServerProcess, log_tail
 
@@ -142,8 +143,10 @@ class SynapseServer(ServerProcess):
         self.admin_username = admin_username
         self.admin_user_id = f"@{admin_username}:{self.server_name}"
         self._tmp = LazyTempDir("chatauth-synapse-")
-        self.jwt_secret = jwt_secret or secrets.token_urlsafe(32)
-        self.registration_shared_secret = secrets.token_urlsafe(32)
+        self.jwt_secret = jwt_secret or canary.secret("synapse-jwt-secret", random=True)
+        self.registration_shared_secret = canary.secret(
+            "synapse-registration-shared-secret", random=True
+        )
         self.admin_token: str = ""
         self.startup_seconds: float | None = None
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import tempfile
 
-SECRET_KEY = "chatauth-tests-not-a-secret"
+from chatauth.testing import canary
+
+SECRET_KEY = canary.secret("django-tests-secret-key")
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
@@ -75,7 +77,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, te
 
 CHATAUTH = {
     "PROVIDER": "jwt",
-    "JWT_SECRET": "chatauth-tests-jwt-secret-0123456789abcdef",
+    "JWT_SECRET": canary.secret("django-tests-jwt-secret"),
     "TOKEN_TTL": 600,
 }
 

@@ -92,6 +92,7 @@ def test_secret_values_never_appear_in_check_messages() -> None:
         "django.conf.settings",  # imports, not callable
         canary.secret("pasted-with-colon") + ":x",
     ],
+    ids=["secret-with-dot", "missing-attribute", "not-callable", "secret-with-colon"],
 )
 def test_e006_names_the_setting_and_the_problem_never_the_value(key: str, value: str) -> None:
     with override_settings(CHATAUTH={**GOOD, key: value}):

@@ -27,6 +27,7 @@ from django.views.debug import technical_500_response
 
 from chatauth.config import from_settings
 from chatauth.errors import ChatAuthError
+from chatauth.testing import canary
 from chatauth.testing.chatcamp import ChatCampEmulator
 from chatauth.testing.chatkitty import ChatKittyEmulator
 from chatauth.testing.cometchat import CometChatEmulator
@@ -35,10 +36,13 @@ from chatauth.testing.stream import StreamEmulator
 
 pytestmark = pytest.mark.django_db
 
-CANARY = "canary-5f0c2a9e7d1b4c3a8e6f0d2b9a7c5e1f-"
-SECRETS = {name: CANARY + name for name in ("cometchat", "chatkitty", "chatcamp", "stream")}
+SECRETS = {
+    name: canary.secret(f"error-page-{name}")
+    for name in ("cometchat", "chatkitty", "chatcamp", "stream")
+}
 SECRETS |= {
-    name: CANARY + name for name in ("sendbird", "twilio", "jwt", "matrix-jwt", "matrix-admin")
+    name: canary.secret(f"error-page-{name}")
+    for name in ("sendbird", "twilio", "jwt", "matrix-jwt", "matrix-admin")
 }
 HEX = "0123456789abcdef" * 2
 
@@ -249,7 +253,7 @@ def test_debug_500_page_after_a_matrix_login_shows_no_access_token(user: Any) ->
     """Synapse logs the user in (an access token exists), then refuses the display name: the
     token the failed flow was holding is not on the page. The homeserver is an
     ``httpx.MockTransport``: Synapse itself never refuses this call."""
-    access_token = CANARY + "matrix-access-token"
+    access_token = canary.token("error-page-matrix-access-token")
 
     def homeserver(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/_matrix/client/v3/login":

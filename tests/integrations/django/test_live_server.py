@@ -10,9 +10,10 @@ import jwt
 import pytest
 from chatauth.integrations.django.models import ChatToken
 
+from chatauth.testing import canary
 from tests.integrations.django.site import csrf_token
 
-SECRET = "chatauth-tests-jwt-secret-0123456789abcdef"
+SECRET = canary.secret("django-tests-jwt-secret")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

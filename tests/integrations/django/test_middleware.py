@@ -10,7 +10,9 @@ from chatauth.integrations.django.models import ChatToken
 from django.core.exceptions import SynchronousOnlyOperation
 from django.test import AsyncClient, Client
 
-SECRET = "chatauth-tests-jwt-secret-0123456789abcdef"
+from chatauth.testing import canary
+
+SECRET = canary.secret("django-tests-jwt-secret")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

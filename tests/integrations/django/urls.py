@@ -18,13 +18,14 @@ from rest_framework_simplejwt.views import (
 )
 
 
+# The session's own JSON (the token endpoint's shape): the user's token, to its owner.
 def sync_chat(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"uid": request.chat.uid, "token": request.chat.token.value})
+    return JsonResponse(request.chat.to_json())
 
 
 async def async_chat(request: HttpRequest) -> JsonResponse:
     chat = await request.achat()
-    return JsonResponse({"uid": chat.uid, "token": chat.token.value})
+    return JsonResponse(chat.to_json())
 
 
 async def async_forces_lazy(request: HttpRequest) -> JsonResponse:

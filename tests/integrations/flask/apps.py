@@ -24,11 +24,12 @@ from chatauth.http import Flow
 from chatauth.identity import ChatIdentity
 from chatauth.providers.base import Revocation
 from chatauth.providers.jwt import JWTProvider
+from chatauth.testing import canary
 from chatauth.tokens import ChatToken
 from tests.stores.handshake import mark
 
-JWT_SECRET = "test-jwt-secret-b6f1c0d2e9a84f7c"
-SECRET_KEY = "test-flask-secret-key-2f9e"
+JWT_SECRET = canary.secret("flask-tests-jwt-secret")
+SECRET_KEY = canary.secret("flask-tests-secret-key")
 PROVIDER_PATH = "tests.integrations.flask.apps:CountingJWTProvider"
 
 

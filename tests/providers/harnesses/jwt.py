@@ -7,11 +7,12 @@ import jwt as pyjwt
 import pytest
 
 from chatauth.providers.jwt import JWTProvider, JWTSigner
+from chatauth.testing import canary
 from chatauth.tokens import ChatToken
 from tests.providers.conformance import Harness
 
 MAKES_HTTP_CALLS = False
-SECRET = "conformance-secret-0123456789abcdef"
+SECRET = canary.secret("jwt-conformance-secret")
 
 
 def offline(url: str) -> JWTProvider:
