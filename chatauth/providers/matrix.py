@@ -228,12 +228,17 @@ class MatrixProvider(RESTProvider):
             public=("user_id",),
         )
 
-    def _issue_jwt(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+    def _jwt_login(self, uid: str, now: datetime) -> httpx.Request:
+        """``POST /login`` with a fresh login JWT for ``uid``, valid 60 seconds from ``now``.
+
+        Built here rather than in the flow: the flow's frame, which a DEBUG error page shows
+        if a later step fails, must not hold the JWT (it logs in as the user until it
+        expires); the request's repr shows no body.
+        """
         assert self._signer is not None
-        now = utcnow()
         # The login JWT only has to live for this request; the access token it buys is ours.
         claims: dict[str, Any] = {
-            "sub": identity.uid,
+            "sub": uid,
             "iat": int(now.timestamp()),
             "exp": int(now.timestamp()) + 60,
         }
@@ -246,12 +251,16 @@ class MatrixProvider(RESTProvider):
             "token": self._signer.sign(claims),
             "initial_device_display_name": self.device_name,
         }
-        response = yield self._request("POST", "/_matrix/client/v3/login", login)
+        return self._request("POST", "/_matrix/client/v3/login", login)
+
+    def _issue_jwt(self, identity: ChatIdentity, ttl: timedelta) -> Flow[ChatToken]:
+        now = utcnow()
+        response = yield self._jwt_login(identity.uid, now)
         if self._error_code(response) == "M_USER_IN_USE":
             # Synapse registers a JWT user at its first login; two first logins at once (two
             # workers, two devices) race and the loser answers 400 M_USER_IN_USE (seen on
             # Synapse 1.163). The user exists now: the same login succeeds.
-            response = yield self._request("POST", "/_matrix/client/v3/login", login)
+            response = yield self._jwt_login(identity.uid, now)
         self._expect(response)
         # Parsed in a helper: the answer's access token never sits in this frame's locals,
         # which an error page shows if the display name call below fails.
