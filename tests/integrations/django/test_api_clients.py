@@ -143,6 +143,9 @@ def test_two_api_tokens_of_one_user_hold_two_chat_sessions(
 
 
 # -- REST framework, SimpleJWT --------------------------------------------------------------------
+# SimpleJWT's own endpoints answer the app's access and refresh JWTs to the user logging in:
+# JWTs in those bodies are credentials handed to their owner (secrets are still checked).
+@pytest.mark.canary_allows_tokens("SimpleJWT's token endpoints answer JWTs to their owner")
 def test_simplejwt_family_keeps_one_chat_session_and_ends_when_blacklisted(
     cometchat: CometChatEmulator, user: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
