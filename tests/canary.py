@@ -281,10 +281,11 @@ def _wrapper_write(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _cli_main(original: Callable[..., int]) -> Callable[..., int]:
-    def main(argv: Any = None, out: Any = None, *args: Any, **kwargs: Any) -> int:
+    def main(*args: Any, **kwargs: Any) -> int:
         try:
-            return original(argv, out, *args, **kwargs)
+            return original(*args, **kwargs)
         finally:
+            out = kwargs.get("out")
             if hasattr(out, "getvalue"):
                 _output("chatauth CLI output", out.getvalue())
 

@@ -17,6 +17,10 @@ from websockets.sync.client import ClientConnection, connect
 from chatauth.testing.sendbird import DEFAULT_API_TOKEN, DEFAULT_APP_ID, SendbirdEmulator
 from tests.servers.deadlines import REQUEST_DEADLINE
 
+# These tests are Sendbird's WebSocket client: its token rides in the connect URL
+# or first frame, which the websockets client logs at DEBUG and uvicorn logs for the emulator.
+pytestmark = pytest.mark.canary_allows_tokens("the tests are the emulator's WebSocket clients")
+
 
 @pytest.fixture
 def emulator(

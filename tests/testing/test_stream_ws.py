@@ -18,6 +18,10 @@ from chatauth.testing.stream import DEFAULT_API_KEY, DEFAULT_API_SECRET, StreamE
 from tests.servers.deadlines import REQUEST_DEADLINE
 from tests.testing._clock import T0, Clock
 
+# These tests are stream-chat's WebSocket client: its token rides in the connect URL
+# or first frame, which the websockets client logs at DEBUG and uvicorn logs for the emulator.
+pytestmark = pytest.mark.canary_allows_tokens("the tests are the emulator's WebSocket clients")
+
 
 def user_token(user_id: str, secret: str = DEFAULT_API_SECRET, **claims: Any) -> str:
     return jwt.encode({**claims, "user_id": user_id}, secret, algorithm="HS256")
