@@ -18,6 +18,7 @@ import stamina
 from chatauth.integrations.django.store import DjangoStore
 from django.core.management import call_command
 from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
 
 from chatauth.errors import StoreUnavailableError
 from chatauth.tokens import ChatToken, SessionKey
@@ -72,6 +73,36 @@ def holder(file_db: Path) -> Iterator[sqlite3.Connection]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         db.close()
+
+
+def test_statements_on_an_unlocked_database_open_no_retry_context(
+    file_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DjangoStore(using=ALIAS)
+    contexts: list[dict[str, Any]] = []
+    original = stamina.retry_context
+
+    def noted(**kwargs: Any) -> Any:
+        contexts.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(stamina, "retry_context", noted)
+    store.set(KEY, make_token())
+    for _ in range(3):
+        assert store.get(KEY) == make_token()
+    assert contexts == []  # the cached read is the statement alone
+
+
+def test_a_cached_read_is_one_statement_with_an_aware_served_time(file_db: Path) -> None:
+    store = DjangoStore(using=ALIAS)
+    store.set(KEY, make_token())
+    with CaptureQueriesContext(connections[ALIAS]) as queries:
+        found = store.get(KEY)
+        missing = store.get(SessionKey("jwt", "user-1", "other"))
+    assert found == make_token() and missing is None
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "SELECT"]
+    assert found.served_at is not None and found.served_at.tzinfo == timezone.utc
+    assert abs(found.served_at - datetime.now(timezone.utc)) < timedelta(minutes=5)
 
 
 def test_a_statement_refused_while_locked_is_retried_once_the_lock_is_gone(
