@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -135,16 +136,28 @@ class ASGIDriver:
         return status
 
     def rate(self, path: str, n: int) -> float:
-        """Requests per second over ``n`` GETs of ``path`` (each must answer 200)."""
+        """Requests per CPU second over ``n`` GETs of ``path`` (each must answer 200); see
+        :func:`cpu_seconds`."""
 
         async def run() -> None:
             for _ in range(n):
                 status, _ = await self._call("GET", path)
                 assert status == 200, (path, status)
 
-        began = time.perf_counter()
+        began = cpu_seconds()
         self.loop.run_until_complete(run())
-        return n / (time.perf_counter() - began)
+        return n / (cpu_seconds() - began)
+
+
+def cpu_seconds() -> float:
+    """The CPU time of this process (all its threads), the clock of every in-process row.
+
+    Not wall time: on a machine shared with other work, wall time also counts the moments
+    this process waited for a core, which say nothing about chatauth and vary from one round
+    to the next. CPU time counts the work done, here, for the requests (a worker thread's
+    too). The HTTP rows, over real servers, are wall-clock throughput as wrk measures it.
+    """
+    return time.process_time()
 
 
 def logged_in(driver: ASGIDriver, chat: bool) -> ASGIDriver:
@@ -223,6 +236,7 @@ class Suite:
         self.seconds = seconds
         self.rows: list[Row] = []
         self.notes: dict[str, str] = {}
+        self.load_before = os.getloadavg()
         self.tmp = Path(tempfile.mkdtemp(prefix="chatauth-bench-"))
 
     def row(
@@ -407,21 +421,21 @@ class Suite:
         ttl = timedelta(hours=1)
 
         def issue() -> float:
-            began = time.perf_counter()
+            began = cpu_seconds()
             for _ in range(n):
                 flow = provider.issue(identity, ttl)
                 with contextlib.suppress(StopIteration):
                     next(flow)
-            return time.perf_counter() - began
+            return cpu_seconds() - began
 
         now = utcnow().replace(microsecond=0)
         claims = provider.build_claims(identity, ttl, now)
 
         def encode() -> float:
-            began = time.perf_counter()
+            began = cpu_seconds()
             for _ in range(n):
                 pyjwt.encode(claims, apps.JWT_SECRET, algorithm="HS256")
-            return time.perf_counter() - began
+            return cpu_seconds() - began
 
         self.row(
             "JWTProvider.issue() cost vs jwt.encode with the same claims",
@@ -437,7 +451,7 @@ class Suite:
 
         def ours() -> float:
             # What StreamProvider.issue does once the user exists: mint, wrap in a ChatToken.
-            began = time.perf_counter()
+            began = cpu_seconds()
             for _ in range(n):
                 moment = utcnow().replace(microsecond=0)
                 iat = int(moment.timestamp())
@@ -450,14 +464,14 @@ class Suite:
                     issued_at=moment,
                     expires_at=datetime.fromtimestamp(iat + 3600, timezone.utc),
                 )
-            return time.perf_counter() - began
+            return cpu_seconds() - began
 
         def theirs() -> float:
-            began = time.perf_counter()
+            began = cpu_seconds()
             for _ in range(n):
                 iat = int(time.time())
                 official.create_token("user-alice", exp=iat + 3600, iat=iat, jti="abcdefghijklmnop")
-            return time.perf_counter() - began
+            return cpu_seconds() - began
 
         self.row(
             "Stream issue's mint vs stream_chat create_token(exp, iat, jti)",
@@ -495,9 +509,9 @@ class Suite:
                 loop.run_until_complete(chat.aget_session(ChatIdentity("user-warm"), "s"))
                 identity = ChatIdentity(f"user-{next(users)}")
                 Counting.calls = 0
-                began = time.perf_counter()
+                began = cpu_seconds()
                 loop.run_until_complete(crowd_of(chat, identity))
-                elapsed = time.perf_counter() - began
+                elapsed = cpu_seconds() - began
                 calls.append(Counting.calls)
                 return elapsed
 
@@ -505,9 +519,9 @@ class Suite:
                 chat = ChatAuth(Counting(JWTSigner(secret=apps.JWT_SECRET)))
                 identity = ChatIdentity(f"user-{next(users)}")
                 loop.run_until_complete(chat.aget_session(identity, "s"))
-                began = time.perf_counter()
+                began = cpu_seconds()
                 loop.run_until_complete(crowd_of(chat, identity))
-                return time.perf_counter() - began
+                return cpu_seconds() - began
 
             calls: list[int] = []
             self.row(
@@ -537,9 +551,11 @@ class Suite:
 
         def run(code: str) -> Callable[[], float]:
             def timed() -> float:
-                began = time.perf_counter()
+                # The child's CPU time (user + system), for the reason of cpu_seconds().
+                began = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run([sys.executable, "-c", code], check=True, env=env)
-                return time.perf_counter() - began
+                ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+                return (ended.ru_utime + ended.ru_stime) - (began.ru_utime + began.ru_stime)
 
             return timed
 
@@ -618,6 +634,16 @@ def machine() -> str:
     )
 
 
+def controls(suite: Suite) -> str:
+    """The control rows' spreads, for the notes."""
+    spreads = [
+        f"{row.name.split(', ')[-1]}: {min(row.ratios):.2f}..{max(row.ratios):.2f}"
+        for row in suite.rows
+        if row.name.startswith("control")
+    ]
+    return "; ".join(spreads) or "no control row in this run"
+
+
 def write(suite: Suite) -> None:
     OUT.mkdir(exist_ok=True)
     rows = [row.as_json() for row in suite.rows]
@@ -635,6 +661,13 @@ def write(suite: Suite) -> None:
         "are with chatauth / the bare app (higher is better); rows marked x are cost "
         "multiples (lower is better). The control rows compare two identical bare apps: "
         "their spread is the noise floor of this machine.",
+        f"- Load: measured on a shared, loaded machine (1-minute load average "
+        f"{suite.load_before[0]:.1f} when the run began, {os.getloadavg()[0]:.1f} when it "
+        f"ended, on {os.cpu_count()} cores). Pairing rounds cancels most of that; what it "
+        f"leaves shows in the control rows' spread ({controls(suite)}). In-process rows "
+        "(and the minting and crowd rows) are timed in CPU seconds of the benchmark process, "
+        "the import row in the CPU seconds of its child processes, not wall time (see "
+        "`cpu_seconds`); the HTTP rows are wrk's wall-clock throughput.",
         "",
         "| figure | ratio | spread | target | met |",
         "|---|---|---|---|---|",
