@@ -112,11 +112,14 @@ def _parse_slot(raw: object, session: SessionMapping) -> Slot | None:
 
 
 def finish_needed(session: SessionMapping | None, started: object, key: str = SESSION_KEY) -> bool:
-    """Whether a request that never used chat needs :meth:`ChatBinding.finish` at all.
+    """Whether the response start needs :meth:`ChatBinding.finish` at all.
 
     Nothing is computed for a request that never touches the chat session (DESIGN §7): an
     adapter that makes its binding on first use asks this when the response starts, and
-    makes one only on ``True``. It answers from two cheap facts, without parsing the slot:
+    makes one (or runs the one it made) only on ``True``. The answer holds whether or not
+    the request used chat, since everything a binding does that ``finish`` must follow up
+    (binding an id, ending the chat session) changes the session. It answers from two cheap
+    facts, without parsing the slot:
 
     Args:
         session: the framework's session mapping (``None``: no app session, nothing to do).

@@ -101,13 +101,11 @@ class LazyChatSession:
         return self._binding is not None and self._binding.is_loaded
 
     def finish_due(self) -> bool:
-        """Whether the response start needs :meth:`chatauth.binding.ChatBinding.afinish`:
-        for a request that used chat or whose session needs it
-        (:func:`chatauth.binding.finish_needed`). A plain check, so that the others pay no
-        coroutine either."""
-        return self._binding is not None or finish_needed(
-            self._session, self._started, self._session_key
-        )
+        """Whether the response start needs :meth:`chatauth.binding.ChatBinding.afinish`
+        (:func:`chatauth.binding.finish_needed`): a plain check, so that a request whose
+        session ends as it started pays no coroutine either, whether it read chat or not
+        (binding an id, ending a session, clearing it all change the session)."""
+        return finish_needed(self._session, self._started, self._session_key)
 
     def release(self) -> None:
         """The request is over: let go of its scope. The scope holds this object, so keeping

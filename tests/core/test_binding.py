@@ -347,3 +347,19 @@ def test_a_binding_made_late_watches_the_id_the_request_started_with(chat: ChatA
     late = ChatBinding(chat, session, started=started)
     late.finish()
     assert chat.store.sessions(uid="user-alice") == []
+
+
+def test_a_request_that_read_chat_from_an_unchanged_session_needs_no_finish(
+    chat: ChatAuth,
+) -> None:
+    session = TrackedSession({"user": "alice"})
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    assert session.modified  # the first use bound an id: that response needs its finish
+    session.modified = False  # the next request, with the same session
+    started = session.get(SESSION_KEY)
+    binding = ChatBinding(chat, session, started=started)
+    assert binding.get(lambda: User("alice")).uid == "user-alice"
+    assert finish_needed(session, started) is False
+    before = dict(session)
+    binding.finish()  # what it would have done: nothing
+    assert dict(session) == before and not session.modified
