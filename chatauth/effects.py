@@ -38,10 +38,12 @@ import contextlib
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from chatauth.http import Flow
 from chatauth.tokens import SessionKey
 
 if TYPE_CHECKING:
+    # A type only: importing chatauth.http (httpx, stamina) here would load them with every
+    # adapter (chatauth.binding -> chatauth.refresh -> this module).
+    from chatauth.http import Flow
     from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
     from chatauth.stores.base import BaseStore
 
