@@ -336,9 +336,6 @@ _undo: list[tuple[Any, str, Any]] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", f"{ALLOWS_TOKENS}(reason): the test's own code shows tokens (secrets still fail)"
-    )
     logging.Logger.handle = _watched_handle  # type: ignore[method-assign]
     logging.Logger.isEnabledFor = _always_enabled  # type: ignore[method-assign]
     for owner, name, wrap in _patches():
