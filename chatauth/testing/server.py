@@ -14,6 +14,7 @@ Emulators have the shortcut ``with emulator.serve(): ...`` which also sets ``emu
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 
 from chatauth.testing.faults import CallLog, EmulatorApp, Faults, generic_error
 
@@ -53,6 +55,30 @@ class _QuietH11(H11Protocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.access_log = False
+
+
+class _NoWebSocketPaths(logging.Filter):
+    """Drops uvicorn's per-connection WebSocket lines (``<client> - "WebSocket <path>" ...``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('%s - "WebSocket %s"')
+
+
+_websocket_logger = logging.getLogger("uvicorn.error.emulator")
+_websocket_logger.addFilter(_NoWebSocketPaths())
+
+
+class _QuietWSProto(WSProtocol):
+    """uvicorn's wsproto protocol without its per-connection path lines.
+
+    They are the WebSocket half of the provider's access log, with the query string: Stream's
+    client SDK sends the user's token as ``/connect?...&authorization=<token>``. The other
+    records still reach uvicorn's handlers (the logger is a child of ``uvicorn.error``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _websocket_logger
 
 
 class ServedApp:
@@ -120,7 +146,7 @@ def _serve_on(
         http=_QuietH11,
         loop="asyncio",
         # wsproto (h11's sibling) for the emulators that speak WebSocket (Stream's /connect).
-        ws="wsproto",
+        ws=_QuietWSProto,
         lifespan="off",
         log_level=log_level,
         access_log=False,
