@@ -29,7 +29,7 @@ from chatauth.errors import ConfigurationError
 from chatauth.tokens import ChatToken
 
 from .cli import cli
-from .sessions import end_chat_session, finish
+from .sessions import end_chat_session
 from .signals import connect_flask_login, connect_hooks
 from .state import (
     EXTENSION_KEY,
@@ -174,7 +174,6 @@ class ChatAuth:
         if url_prefix is not None:
             app.register_blueprint(make_blueprint(), url_prefix=url_prefix or None)
         app.cli.add_command(cli)
-        app.after_request(finish)
         connect_flask_login()
 
     def user_loader(self, callback: U) -> U:

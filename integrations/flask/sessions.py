@@ -4,8 +4,9 @@ What a chat session does on a request is the core's :class:`~chatauth.binding.Ch
 this module only tells it where Flask keeps the session mapping (``flask.session``) and who
 the user is (the extension's ``user_loader``, else Flask-Login); :mod:`.signals` says which
 Flask-Login signals mean login and logout. The binding lives on ``g`` for the request, made
-on first need; Flask's ``after_request`` (before the session cookie is written) calls its
-``finish``.
+on first need, which also adds its ``finish`` to that request's ``after_this_request``
+functions (run before the session cookie is written): a request that never uses chat, logs
+in or out runs no chatauth code.
 
 Users authenticated per request with no session cookie (Flask-Login's ``request_loader``,
 token APIs) get one chat token per user instead of one per browser session (DESIGN §4).
@@ -18,16 +19,24 @@ import logging
 from types import ModuleType
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, session
+from flask import (
+    Flask,
+    Response,
+    after_this_request,
+    current_app,
+    g,
+    has_request_context,
+    session,
+)
 from flask.sessions import NullSession
 from werkzeug.local import LocalProxy
 
-from chatauth.binding import SESSION_KEY, ChatBinding
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ConfigurationError, NotAuthenticatedError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
 
-from .state import get_state
+from .state import ChatAuthState, get_state
 
 __all__ = [
     "SESSION_ID_KEY",
@@ -57,6 +66,31 @@ def _uses_flask_login(app: Flask) -> bool:
     return hasattr(app, "login_manager") and _flask_login() is not None
 
 
+def _login_user_proxy(state: ChatAuthState, app: Flask) -> Any:
+    """Flask-Login's ``current_user`` proxy when ``app`` uses Flask-Login, else ``None``.
+
+    Found once per app and kept on its state: a ``LoginManager`` cannot be set up on an app
+    that served a request (Flask refuses its ``after_request``), so a found one stays. An app
+    without one is asked again each time (one ``hasattr``), as it may still get one before
+    its first request.
+    """
+    proxy = state.login_user_proxy
+    if proxy is None and _uses_flask_login(app):
+        flask_login = _flask_login()
+        assert flask_login is not None
+        proxy = state.login_user_proxy = flask_login.current_user
+    return proxy
+
+
+def _no_user_source() -> ConfigurationError:
+    return ConfigurationError(
+        "chatauth cannot tell who the app user is: initialise Flask-Login's LoginManager on "
+        "this app, or register a function returning the current user with "
+        "@chatauth.user_loader.",
+        setting="user_loader",
+    )
+
+
 def current_user() -> Any:
     """The app user of this request, or ``None``/an anonymous user when nobody logged in.
 
@@ -66,23 +100,18 @@ def current_user() -> Any:
     Raises:
         ConfigurationError: neither is available (``setting="user_loader"``).
     """
-    state = get_state()
-    if state.user_loader is not None:
-        return state.user_loader()
-    if _uses_flask_login(current_app):
-        flask_login = _flask_login()
-        assert flask_login is not None
-        return flask_login.current_user._get_current_object()
-    raise ConfigurationError(
-        "chatauth cannot tell who the app user is: initialise Flask-Login's LoginManager on "
-        "this app, or register a function returning the current user with "
-        "@chatauth.user_loader.",
-        setting="user_loader",
-    )
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    loader = state.user_loader
+    if loader is not None:
+        return loader()
+    proxy = _login_user_proxy(state, app)
+    if proxy is None:
+        raise _no_user_source()
+    return proxy._get_current_object()
 
 
-def _cookie_session() -> Any:
-    current = session._get_current_object()  # type: ignore[attr-defined]
+def _cookie_session(current: Any) -> Any:
     if isinstance(current, NullSession):
         raise ConfigurationError(
             "chatauth keeps the browser session's chat session id in flask.session, which "
@@ -92,36 +121,49 @@ def _cookie_session() -> Any:
     return current
 
 
-def _per_user() -> bool:
-    # A Flask-Login user loaded from the request (API token header) has no cookie session:
-    # an id stored in one would be new on every request, and so would the chat token.
-    return (
-        get_state().user_loader is None
-        and _uses_flask_login(current_app)
-        and "_user_id" not in session
-    )
-
-
 def _binding(*, cookie: bool = False) -> ChatBinding:
     """This request's binding (made on first need); ``cookie`` forces one over the cookie
-    session, as at a Flask-Login login or logout."""
-    binding: ChatBinding | None = g.get(_G_KEY)
-    if binding is None or (cookie and binding.session is None):
-        mapping = _cookie_session() if cookie or not _per_user() else None
-        binding = ChatBinding(get_state().service, mapping)
-        setattr(g, _G_KEY, binding)
+    session, as at a Flask-Login login or logout.
+
+    The binding is made here and nowhere else, so a request that never uses chat, logs in
+    or out runs no chatauth code at all: its end-of-request step (:func:`finish`) is added
+    to that request alone (``after_this_request``) when its binding is first made.
+    """
+    made: ChatBinding | None = g.get(_G_KEY)
+    if made is not None and not (cookie and made.session is None):
+        return made
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    current = session._get_current_object()  # type: ignore[attr-defined]
+    # A Flask-Login user loaded from the request (API token header) has no cookie session:
+    # an id stored in one would be new on every request, and so would the chat token.
+    per_user = (
+        not cookie
+        and state.user_loader is None
+        and _login_user_proxy(state, app) is not None
+        and "_user_id" not in current
+    )
+    binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
+    setattr(g, _G_KEY, binding)
+    if made is None:
+        after_this_request(finish)
     return binding
 
 
 def finish(response: Response) -> Response:
-    """``after_request``: the binding's end-of-request step, before the cookie is written.
+    """The binding's end-of-request step, before the cookie is written; added to a request
+    by its first :func:`_binding` (a request that never used chat, logged in or out has
+    none, and never reads ``flask.session``: Flask adds ``Vary: Cookie`` to a response
+    whose session was read).
 
-    Only for a request that used chat, logged in or out: the binding is made then, not for
-    every request, because reading ``flask.session`` marks it accessed and Flask then adds
-    ``Vary: Cookie`` to the response.
+    :func:`chatauth.binding.finish_needed` says first whether the step has anything to do.
+    It wants the slot's value from the request's start; Flask cannot give it without reading
+    the session up front, but the value now is the same whenever the answer depends on it:
+    only for a session whose ``modified`` flag says it was not changed in this request.
     """
-    binding: ChatBinding | None = g.get(_G_KEY)
-    if binding is not None:
+    binding: ChatBinding = g.get(_G_KEY)
+    mapping = binding.session
+    if mapping is not None and finish_needed(mapping, mapping.get(binding.key), binding.key):
         binding.finish()
     return response
 

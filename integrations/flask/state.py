@@ -31,12 +31,16 @@ class ChatAuthState:
             initialised the app (holds the ``user_loader`` callback).
         url_prefix: where the blueprint is mounted (``"/chat"`` by default), or ``None`` when
             ``CHATAUTH_BLUEPRINT`` is false.
+        login_user_proxy: Flask-Login's ``current_user`` proxy once a request found the app
+            using Flask-Login (kept so that each request does not look for it again), else
+            ``None``.
     """
 
     service: ChatAuthService
     extension: ChatAuth
     url_prefix: str | None
     _finalizer: weakref.finalize[Any, Any] = dataclasses.field(repr=False)
+    login_user_proxy: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def user_loader(self) -> Callable[[], Any] | None:

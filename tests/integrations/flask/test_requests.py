@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -16,11 +18,14 @@ from chatauth.integrations.flask import (
     end_chat_session,
     get_service,
 )
+from chatauth.integrations.flask import sessions as flask_sessions
 from chatauth.integrations.flask.sessions import SESSION_ID_KEY
 from flask import Flask, session
 from flask.testing import FlaskClient
 
 from chatauth import ChatSession
+from chatauth.binding import ChatBinding
+from chatauth.stores.sqlite import SQLiteStore
 from tests.servers.ports import free_port
 
 from .apps import JWT_SECRET, USERS, CountingJWTProvider
@@ -358,3 +363,89 @@ def test_a_page_that_never_uses_chat_leaves_the_session_unread(make_app: AppFact
     assert client.get("/chat/token").status_code == 200
     # chatauth read no session here, so Flask adds no "Vary: Cookie": shared caches may keep it.
     assert "Vary" not in client.get("/public").headers
+
+
+class RecordingStore(SQLiteStore):
+    """A real SQLite store that records each public attribute (method) read of it."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("_") and name != "seen":
+            with contextlib.suppress(AttributeError):  # not yet during __init__
+                object.__getattribute__(self, "seen").append(name)
+        return super().__getattribute__(name)
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.seen: list[str] = []
+
+
+@pytest.fixture
+def bindings(monkeypatch: pytest.MonkeyPatch) -> list[ChatBinding]:
+    """Every :class:`ChatBinding` the Flask adapter makes from now on."""
+    made: list[ChatBinding] = []
+
+    class Counted(ChatBinding):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(flask_sessions, "ChatBinding", Counted)
+    return made
+
+
+def test_a_page_that_never_uses_chat_makes_no_binding_and_no_store_call(
+    make_app: AppFactory, tmp_path: Path, bindings: list[ChatBinding]
+) -> None:
+    store = RecordingStore(tmp_path / "chat.sqlite3")
+    app = make_app(ext=ChatAuth(store=store))
+    client = app.test_client()
+    _login(client, "alice")
+    assert len(bindings) == 1  # Flask-Login's login signal: the answer gets its id
+    assert client.get("/chat/token").status_code == 200
+    bindings.clear()
+    store.seen.clear()
+
+    for _ in range(3):
+        assert client.get("/quiet").status_code == 200
+    assert bindings == []
+    assert store.seen == []
+
+    # The same browser's chat page goes through both, so the counts above could see them.
+    assert client.get("/peek").get_json() == {"uids": ["user-alice"] * 3}
+    assert len(bindings) == 1
+    assert store.seen != []
+
+
+def test_the_end_of_request_step_runs_only_when_the_session_changed(
+    make_app: AppFactory, bindings: list[ChatBinding], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finished: list[ChatBinding] = []
+    original = ChatBinding.finish
+
+    def counting(self: ChatBinding) -> None:
+        finished.append(self)
+        original(self)
+
+    monkeypatch.setattr(ChatBinding, "finish", counting)
+    app = _plain_app(make_app)
+
+    @app.post("/drop-session")
+    def drop_session() -> str:
+        uid = current_chat.uid
+        session.clear()  # without end_chat_session(): the end-of-request step must notice
+        return uid
+
+    client = app.test_client()
+    client.post("/signin/bob")
+    token = client.get("/chat/token").get_json()["token"]
+    assert len(finished) == 1  # the id was bound in that request
+    # A cached read with the session left as it was: nothing to follow up.
+    assert client.get("/chat/token").get_json()["token"] == token
+    assert client.get("/page").get_data(as_text=True) == "chat as user-bob"
+    assert len(bindings) == 3  # each chat request made its binding
+    assert len(finished) == 1
+
+    assert client.post("/drop-session").get_data(as_text=True) == "user-bob"
+    assert finished[-1] is bindings[-1]
+    assert [t.value for t in _provider(app).revoked] == [token]
+    assert _slot(client) is None
