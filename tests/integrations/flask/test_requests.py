@@ -24,7 +24,7 @@ from flask import Flask, session
 from flask.testing import FlaskClient
 
 from chatauth import ChatSession
-from chatauth.binding import ChatBinding
+from chatauth.binding import ChatBinding, read_slot
 from chatauth.stores.sqlite import SQLiteStore
 from tests.servers.ports import free_port
 
@@ -42,15 +42,20 @@ def _login(client: FlaskClient, user: str) -> None:
     assert client.post("/login", data={"user": user}).status_code == 200
 
 
-def _slot(client: FlaskClient) -> dict[str, Any] | None:
+def _raw_slot(client: FlaskClient) -> Any:
     with client.session_transaction() as sess:
-        value: dict[str, Any] | None = sess.get(SESSION_ID_KEY)
-    return value
+        return sess.get(SESSION_ID_KEY)
+
+
+def _slot(client: FlaskClient) -> tuple[str, str | None] | None:
+    """The browser session's ``(sid, uid)``, whatever shape the core keeps it in."""
+    with client.session_transaction() as sess:
+        return read_slot(sess)
 
 
 def _sid(client: FlaskClient) -> str | None:
     slot = _slot(client)
-    return str(slot["sid"]) if slot is not None else None
+    return slot[0] if slot is not None else None
 
 
 @pytest.fixture
@@ -290,7 +295,7 @@ def test_user_loader_and_end_session_without_flask_login(make_app: AppFactory) -
     client.post("/signin/bob")
     token = client.get("/chat/token").get_json()["token"]
     assert client.get("/chat/token").get_json()["token"] == token
-    assert _slot(client) == {"sid": _sid(client), "uid": "user-bob"}
+    assert _slot(client) == (_sid(client), "user-bob")
     assert client.post("/signout").get_data(as_text=True) == "1"
     assert [t.value for t in _provider(app).revoked] == [token]
     assert client.post("/signout").get_data(as_text=True) == "0"
@@ -343,9 +348,10 @@ def test_the_old_logout_helper_names_still_work_and_warn(make_app: AppFactory) -
     client = app.test_client()
     client.post("/signin/bob")
     token = client.get("/chat/token").get_json()["token"]
+    slot = _raw_slot(client)
     with app.test_request_context():
         session["who"] = "bob"
-        session[SESSION_ID_KEY] = {"sid": _sid(client), "uid": "user-bob"}
+        session[SESSION_ID_KEY] = slot
         with pytest.warns(DeprecationWarning, match="end_chat_session"):
             ended = app.extensions["chatauth"].extension.end_session()
     assert [t.value for t in ended] == [token]
