@@ -131,11 +131,13 @@ def _select_token(alias: str, digest: str) -> tuple[Any, ...] | None:
     sql = _SELECT_SQL.get((alias, connection.vendor))
     if sql is None:
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(_column(n)) for n in ("payload", "served_at", "updated_at"))
+        # Two columns: the payload, and when it was last served (rows stored before the
+        # served_at column count as served when last written).
+        served = f"COALESCE({quote(_column('served_at'))}, {quote(_column('updated_at'))})"
         # Only the model's own names, quoted by the backend; the value is a bound parameter.
         sql = _SELECT_SQL[alias, connection.vendor] = (
-            f"SELECT {columns} FROM {quote(TokenRow._meta.db_table)}"  # noqa: S608
-            f" WHERE {quote(_column('key'))} = %s"
+            f"SELECT {quote(_column('payload'))}, {served}"  # noqa: S608
+            f" FROM {quote(TokenRow._meta.db_table)} WHERE {quote(_column('key'))} = %s"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, [digest])
@@ -245,9 +247,8 @@ class DjangoStore(BaseStore):
         row = self._call(alias, lambda: _select_token(alias, key.digest))
         if row is None:
             return None
-        payload, served_at, updated_at = row
-        # Rows stored before the served_at column count as served when last written.
-        return self.load(payload, served_at=_from_db(served_at or updated_at))
+        payload, served_at = row
+        return self.load(payload, served_at=_from_db(served_at))
 
     def set(self, key: SessionKey, token: ChatToken) -> None:
         alias = self._db(TokenRow)
