@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import SimpleLazyObject
 
-from chatauth.binding import ChatBinding
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ChatAuthError
 from chatauth.responses import Answer, error_answer
 from chatauth.session import ChatSession
@@ -176,7 +176,13 @@ class ChatAuthMiddleware(MiddlewareMixin):
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         session = getattr(request, "session", None)
-        # An untouched session cannot have changed: skip loading it.
-        if session is not None and session.accessed:
+        # An untouched session cannot have changed: skip loading it. A loaded one that the
+        # request left unchanged (``modified`` false) still holds the value it started with,
+        # so the core can tell from it that finish() would do nothing, and no binding is made.
+        if (
+            session is not None
+            and session.accessed
+            and finish_needed(session, session.get(SESSION_KEY))
+        ):
             binding(request).finish()
         return response

@@ -48,6 +48,11 @@ def untouched(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+# Loads the session (for the user) and leaves it unchanged: what most pages of an app do.
+def whoami(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"username": request.user.get_username()})
+
+
 @chat_required
 def decorated(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"uid": request.chat.uid})
@@ -95,6 +100,7 @@ urlpatterns = [
     path("async/", async_chat),
     path("async-lazy/", async_forces_lazy),
     path("untouched/", untouched),
+    path("whoami/", whoami),
     path("async-login/<str:username>/", async_login_as),
     path("decorated/", decorated),
     path("decorated-async/", decorated_async),

@@ -1,0 +1,76 @@
+"""What a request costs the database once its chat session is cached: the statements a
+cached token request runs (the ORM store's one-row read, nothing written), and no chat work
+at the response for a request that loads the app session and leaves it unchanged. Counted on
+the test project's SQLite database with Django's own query capture."""
+
+from __future__ import annotations
+
+import pytest
+from chatauth.integrations.django.models import ChatToken
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from chatauth.binding import SESSION_KEY
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TOKEN_TABLE = ChatToken._meta.db_table
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries]
+
+
+def test_a_cached_token_request_reads_one_row_and_writes_nothing(client: Client, user) -> None:
+    client.force_login(user)
+    first = client.get("/chat/token").json()
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get("/chat/token")
+    assert again.status_code == 200
+    assert again.json()["token"] == first["token"]
+    sql = statements(queries)
+    # Reads only: no session save, no "served at" write (it was recorded a moment ago by
+    # the issue), no transaction or savepoint around the read.
+    assert all(s.lstrip().upper().startswith("SELECT") for s in sql), sql
+    chat = [s for s in sql if TOKEN_TABLE in s]
+    # One statement at most (none when the service answers from its own memory), by the
+    # primary key, naming the payload and the served time only, never the whole row.
+    assert len(chat) <= 1, chat
+    for read in chat:
+        assert f'"{TOKEN_TABLE}"."' not in read  # not the ORM's every-column SELECT
+        assert read.count(" = ") == 1 and '"key" = ' in read
+        for column in ("user_key", "fingerprint", "issued_at", "expires_at", "usable_until"):
+            assert column not in read
+    # Besides it, the app's own two reads (the session and the user) and nothing else.
+    assert len(sql) - len(chat) == 2, sql
+
+
+def test_a_request_that_leaves_the_session_unchanged_does_no_chat_work(
+    client: Client, user
+) -> None:
+    client.force_login(user)
+    assert client.get("/chat/token").status_code == 200
+    held = client.session[SESSION_KEY]
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/whoami/")
+    assert response.json() == {"username": user.get_username()}
+    # The session was loaded (for the user) and left as it was: the response start made no
+    # binding and wrote nothing.
+    assert not hasattr(response.wsgi_request, "_chatauth")
+    assert all(s.lstrip().upper().startswith("SELECT") for s in statements(queries))
+    assert client.session[SESSION_KEY] == held
+
+
+def test_a_session_without_a_chat_id_gets_one_at_an_unchanged_request(client: Client, user) -> None:
+    client.force_login(user)
+    session = client.session
+    session.pop(SESSION_KEY, None)  # a session from before chatauth was installed
+    session.save()
+    assert SESSION_KEY not in client.session
+    response = client.get("/whoami/")
+    assert response.status_code == 200
+    # The view left the session alone, but it held no id: the response start made one.
+    assert hasattr(response.wsgi_request, "_chatauth")
+    assert SESSION_KEY in client.session
+    assert ChatToken.objects.count() == 0  # and no token was issued for it
