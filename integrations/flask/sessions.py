@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -82,13 +83,25 @@ def _login_user_proxy(state: ChatAuthState, app: Flask) -> Any:
     return proxy
 
 
-def _no_user_source() -> ConfigurationError:
-    return ConfigurationError(
+def _no_user_source() -> Any:
+    raise ConfigurationError(
         "chatauth cannot tell who the app user is: initialise Flask-Login's LoginManager on "
         "this app, or register a function returning the current user with "
         "@chatauth.user_loader.",
         setting="user_loader",
     )
+
+
+def _user_source(state: ChatAuthState, app: Flask) -> Callable[[], Any]:
+    """What returns the app user of a request to ``app``: the ``user_loader`` callback, else
+    Flask-Login's ``current_user``, else a function raising the ConfigurationError."""
+    loader = state.user_loader
+    if loader is not None:
+        return loader
+    proxy = _login_user_proxy(state, app)
+    if proxy is None:
+        return _no_user_source
+    return proxy._get_current_object  # type: ignore[no-any-return]
 
 
 def current_user() -> Any:
@@ -101,14 +114,7 @@ def current_user() -> Any:
         ConfigurationError: neither is available (``setting="user_loader"``).
     """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    state = get_state(app)
-    loader = state.user_loader
-    if loader is not None:
-        return loader()
-    proxy = _login_user_proxy(state, app)
-    if proxy is None:
-        raise _no_user_source()
-    return proxy._get_current_object()
+    return _user_source(get_state(app), app)()
 
 
 def _cookie_session(current: Any) -> Any:
@@ -121,6 +127,30 @@ def _cookie_session(current: Any) -> Any:
     return current
 
 
+def _new_binding(
+    request_g: Any, made: ChatBinding | None, cookie: bool
+) -> tuple[ChatBinding, Callable[[], Any]]:
+    """Make this request's binding (see :func:`_binding`) and say where its user comes from;
+    each context-local (``g``, ``current_app``, ``session``) is looked up once."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    current = session._get_current_object()  # type: ignore[attr-defined]
+    load_user = _user_source(state, app)
+    # A Flask-Login user loaded from the request (API token header) has no cookie session:
+    # an id stored in one would be new on every request, and so would the chat token.
+    per_user = (
+        not cookie
+        and state.user_loader is None
+        and load_user is not _no_user_source
+        and "_user_id" not in current
+    )
+    binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
+    setattr(request_g, _G_KEY, binding)
+    if made is None:
+        after_this_request(finish)
+    return binding, load_user
+
+
 def _binding(*, cookie: bool = False) -> ChatBinding:
     """This request's binding (made on first need); ``cookie`` forces one over the cookie
     session, as at a Flask-Login login or logout.
@@ -129,25 +159,11 @@ def _binding(*, cookie: bool = False) -> ChatBinding:
     or out runs no chatauth code at all: its end-of-request step (:func:`finish`) is added
     to that request alone (``after_this_request``) when its binding is first made.
     """
-    made: ChatBinding | None = g.get(_G_KEY)
+    request_g = g._get_current_object()
+    made: ChatBinding | None = getattr(request_g, _G_KEY, None)
     if made is not None and not (cookie and made.session is None):
         return made
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    state = get_state(app)
-    current = session._get_current_object()  # type: ignore[attr-defined]
-    # A Flask-Login user loaded from the request (API token header) has no cookie session:
-    # an id stored in one would be new on every request, and so would the chat token.
-    per_user = (
-        not cookie
-        and state.user_loader is None
-        and _login_user_proxy(state, app) is not None
-        and "_user_id" not in current
-    )
-    binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
-    setattr(g, _G_KEY, binding)
-    if made is None:
-        after_this_request(finish)
-    return binding
+    return _new_binding(request_g, made, cookie)[0]
 
 
 def finish(response: Response) -> Response:
@@ -161,7 +177,7 @@ def finish(response: Response) -> Response:
     the session up front, but the value now is the same whenever the answer depends on it:
     only for a session whose ``modified`` flag says it was not changed in this request.
     """
-    binding: ChatBinding = g.get(_G_KEY)
+    binding: ChatBinding = getattr(g._get_current_object(), _G_KEY)
     mapping = binding.session
     if mapping is not None and finish_needed(mapping, mapping.get(binding.key), binding.key):
         binding.finish()
@@ -181,8 +197,13 @@ def load_chat(*, required: bool) -> ChatSession | None:
         StoreUnavailableError: from the core; the same error again for the rest of the
         request (:mod:`chatauth.binding`).
     """
+    request_g = g._get_current_object()
+    binding: ChatBinding | None = getattr(request_g, _G_KEY, None)
     try:
-        return _binding().get(current_user)
+        if binding is None:  # the request's first chat use: its user source is at hand
+            binding, load_user = _new_binding(request_g, None, cookie=False)
+            return binding.get(load_user)
+        return binding.get(current_user)
     except NotAuthenticatedError:
         if required:
             raise
