@@ -13,10 +13,13 @@ the response starts            :meth:`ChatBinding.finish` / :meth:`~ChatBinding.
 ============================  ==============================================================
 
 **The app-session id.** A random id kept in the session mapping under :data:`SESSION_KEY`,
-together with the chat UID it is bound to: ``{"sid": "...", "uid": "user-42" | None}``. It
-dies with the app session (a cleared or expired session has no id), so a chat session never
-outlives it. Both values are as safe to keep in a signed cookie as the user id: neither is a
-secret, and the chat token lives only in the store.
+together with the chat UID it is bound to, as one short string: ``"<sid>:<uid>"``, or
+``"<sid>"`` while unbound (the id is URL-safe base64, so the first ``:`` ends it; a UID never
+holds white space, and the string travels in every cookie, so it is kept short). The earlier
+shapes, ``{"sid": ..., "uid": ...}`` and an id with the UID under ``_chatauth_uid``, are still
+read, and replaced on the next bind. It dies with the app session (a cleared or expired
+session has no id), so a chat session never outlives it. Both values are as safe to keep in a
+signed cookie as the user id: neither is a secret, and the chat token lives only in the store.
 
 - *Created* unbound (``uid`` ``None``) by :meth:`~ChatBinding.finish` when a response leaves a
   non-empty session without an id: the login response is one, so the browser holds the id
@@ -98,12 +101,15 @@ def read_slot(session: SessionMapping | None, key: str = SESSION_KEY) -> Slot | 
 
 
 def _parse_slot(raw: object, session: SessionMapping) -> Slot | None:
-    """``raw``, a value found under the slot's key, as a slot; ``session`` holds the legacy
+    """``raw``, a value found under the slot's key, as a slot; ``session`` holds the oldest
     form's UID."""
-    if isinstance(raw, Mapping):
+    sid: object
+    uid: object
+    if isinstance(raw, str):
+        sid, colon, bound = raw.partition(":")
+        uid = bound if colon else session.get(_LEGACY_UID_KEY)
+    elif isinstance(raw, Mapping):
         sid, uid = raw.get("sid"), raw.get("uid")
-    elif isinstance(raw, str):
-        sid, uid = raw, session.get(_LEGACY_UID_KEY)
     else:
         return None
     if isinstance(sid, str) and sid and (uid is None or (isinstance(uid, str) and uid)):
@@ -140,8 +146,13 @@ def finish_needed(session: SessionMapping | None, started: object, key: str = SE
     size = len(session.keys())
     if started is None:
         return size != 0  # an app session without an id: finish makes one
-    # dict first: what every framework's session decodes to, and cheaper to test than Mapping
-    return not isinstance(started, (dict, Mapping)) or size < 2
+    # str first: the slot's own shape; a value of no known shape is replaced by finish
+    return not isinstance(started, (str, dict, Mapping)) or size < 2
+
+
+def _encode(sid: str, uid: str | None) -> str:
+    """The slot as kept in the session (see the module docstring)."""
+    return sid if uid is None else f"{sid}:{uid}"
 
 
 def _bound(slot: Slot | None) -> Entry | None:
@@ -210,11 +221,11 @@ class ChatBinding:
         #: session lost it.
         self.watched: Entry | None = None
         if watch:
-            slot = (
-                self._slot()
-                if started is _UNREAD or session is None
-                else _parse_slot(started, session)
-            )
+            if started is _UNREAD or session is None:
+                slot = self._slot()
+            else:
+                slot = _parse_slot(started, session)
+                self._parsed = (started, slot)  # most often still the value found later
             self.watched = _bound(slot)
         #: True after :meth:`end` in this request: no new id is made for the response.
         self.ended = False
@@ -229,8 +240,9 @@ class ChatBinding:
         if self.session is None:
             return None
         raw = self.session.get(self.key)
-        if raw is not self._parsed[0] or isinstance(raw, str):  # str: the legacy two keys
-            self._parsed = (raw, read_slot(self.session, self.key))
+        if raw is not self._parsed[0] or self._parsed[1] is None or self._parsed[1][1] is None:
+            # parsed again unless bound: an unbound str may pair with the oldest UID key
+            self._parsed = (raw, _parse_slot(raw, self.session))
         return self._parsed[1]
 
     def __repr__(self) -> str:
@@ -265,7 +277,7 @@ class ChatBinding:
             later call in this request.
         """
         if self._outcome is None:
-            self._load(load_user, self.service.get_session)
+            self._load(load_user, self.service._session_of)
         return self._result()
 
     def refresh(self, load_user: Callable[[], Any], rejected: str) -> ChatSession:
@@ -301,7 +313,7 @@ class ChatBinding:
             if self._deciding is not None:
                 await self._await_decider()
                 continue
-            await self._decide_alone(self._aload(load_user, self.service.aget_session))
+            await self._decide_alone(self._aload(load_user, self.service._asession_of))
         return self._result()
 
     async def arefresh(self, load_user: Callable[[], Awaitable[Any]], rejected: str) -> ChatSession:
@@ -380,7 +392,7 @@ class ChatBinding:
     def _bind(self, sid: str | None, uid: str) -> None:
         if self.session is None or sid is None:
             return
-        slot = {"sid": sid, "uid": uid}
+        slot = _encode(sid, uid)
         if self.session.get(self.key) != slot:  # write only a change: no needless cookie
             self.session[self.key] = slot
             self.session.pop(_LEGACY_UID_KEY, None)
@@ -514,7 +526,8 @@ class ChatBinding:
         others = any(k != self.key for k in session.keys())  # noqa: SIM118
         if slot is None:
             if not self.ended and others:
-                session[self.key] = {"sid": _new_sid(), "uid": None}
+                session[self.key] = _encode(_new_sid(), None)
+                session.pop(_LEGACY_UID_KEY, None)
         elif slot[1] is None and not others:
             session.pop(self.key, None)
 

@@ -28,6 +28,9 @@ Common settings (provider settings are listed in each provider module):
 ``RETRY_ATTEMPTS``  tries per provider request (default 3)
 ``SESSION_IDLE``    the sweep ends chat sessions not served for this long, seconds or a
                     ``timedelta`` (default 14 days; the adapters pass the framework's session age)
+``LOCAL_CACHE``     seconds a process keeps a chat session it served, so that reading it
+                    again costs no store call (default 5; 0 = off). A logout served by
+                    another process reaches this one within that time
 ``JOURNAL``         file where logouts keep the ends a down store missed (default: next to an
                     SQLite store's file, ``<store file>.ends``; none for other stores;
                     ``False`` turns it off)
@@ -44,6 +47,7 @@ from typing import Any
 
 from chatauth import settings as readers
 from chatauth.errors import ConfigurationError
+from chatauth.hits import DEFAULT_LOCAL_CACHE, MAX_LOCAL_CACHE
 from chatauth.http import RetryPolicy
 from chatauth.identity import IdentityMapper
 from chatauth.journal import EndJournal
@@ -68,6 +72,7 @@ COMMON_KEYS = frozenset(
         "token_ttl",
         "refresh_margin",
         "session_idle",
+        "local_cache",
         "journal",
         "uid_mapper",
         "uid_prefix",
@@ -290,6 +295,9 @@ def from_settings(
     session_idle = readers.seconds(
         cfg, "session_idle", DEFAULT_SESSION_IDLE, minimum=1, maximum=readers.MAX_SESSION_IDLE
     )
+    local_cache = readers.seconds(
+        cfg, "local_cache", DEFAULT_LOCAL_CACHE, minimum=0, maximum=MAX_LOCAL_CACHE
+    )
     store_timeout = readers.store_timeout(cfg)
     journal = cfg.get("journal")
     if journal is not None and journal is not False and not isinstance(journal, (str, os.PathLike)):
@@ -315,6 +323,7 @@ def from_settings(
         token_ttl=token_ttl,
         refresh_margin=refresh_margin,
         session_idle=session_idle,
+        local_cache=local_cache,
         journal=overrides.pop("journal", _journal(cfg, store)),
         timeout=timeout,
         retry=overrides.pop("retry", RetryPolicy(attempts=attempts)),

@@ -43,6 +43,7 @@ from chatauth.tokens import SessionKey
 if TYPE_CHECKING:
     # A type only: importing chatauth.http (httpx, stamina) here would load them with every
     # adapter (chatauth.binding -> chatauth.refresh -> this module).
+    from chatauth.hits import HitCache
     from chatauth.http import Flow
     from chatauth.singleflight import AsyncKeyedLocks, KeyedLocks
     from chatauth.stores.base import BaseStore
@@ -152,6 +153,7 @@ class Runtime(Protocol):
     store: BaseStore
     lock_ttl: float
     _locks: KeyedLocks
+    _hits: HitCache
 
     def _run(self, flow: Flow[Any]) -> Any: ...
 
@@ -160,9 +162,26 @@ class Runtime(Protocol):
     def _async_locks(self) -> AsyncKeyedLocks: ...
 
 
+#: The store methods that change stored tokens: this process's copies of them go first
+#: (:mod:`chatauth.hits`).
+_CHANGES = frozenset({"set", "pop", "pop_user", "sweep"})
+
+
+def _forget(call: StoreCall, rt: Runtime) -> None:
+    """Drop the sessions ``call`` may change from the process's cache, before the store is
+    written: a read racing with the change cannot keep the old session after it."""
+    if call.method in _CHANGES:
+        key = call.args[0] if call.args else None
+        if isinstance(key, SessionKey):
+            rt._hits.drop(key)
+        else:
+            rt._hits.clear()
+
+
 def _do(effect: Effect, rt: Runtime) -> Any:
     """Carry out one effect with blocking calls."""
     if isinstance(effect, StoreCall):
+        _forget(effect, rt)
         return getattr(rt.store, effect.method)(*effect.args, **effect.kwargs)
     if isinstance(effect, ProviderCall):
         return rt._run(effect.flow)
@@ -181,6 +200,7 @@ def _do(effect: Effect, rt: Runtime) -> Any:
 async def _ado(effect: Effect, rt: Runtime) -> Any:
     """Carry out one effect on the event loop, never blocking it."""
     if isinstance(effect, StoreCall):
+        _forget(effect, rt)
         return await getattr(rt.store, "a" + effect.method)(*effect.args, **effect.kwargs)
     if isinstance(effect, ProviderCall):
         return await rt._arun(effect.flow)

@@ -210,6 +210,7 @@ class IdentityMapper:
         self.uid_prefix = uid_prefix
         self._name = _resolve(name, "name_attribute")
         self._avatar = _resolve(avatar, "avatar_attribute")
+        self._known: dict[tuple[str, str | None, str | None], ChatIdentity] = {}
 
     def __call__(self, user: Any) -> ChatIdentity:
         """Map ``user`` to a :class:`ChatIdentity` (not yet checked against provider rules).
@@ -229,8 +230,12 @@ class IdentityMapper:
             uid = str(raw) if self._uid_is_callable else f"{self.uid_prefix}{raw}"
         name = self._name(user) if self._name else None
         avatar = self._avatar(user) if self._avatar else None
-        return ChatIdentity(
-            uid=uid,
-            name=str(name) if name else None,
-            avatar=str(avatar) if avatar else None,
-        )
+        parts = (uid, str(name) if name else None, str(avatar) if avatar else None)
+        # The same user maps to the same identity on every request: reuse the object (a
+        # frozen dataclass costs more to make than to look up), bounded like UIDRules'.
+        known = self._known.get(parts)
+        if known is None:
+            if len(self._known) >= _ACCEPTED_MAX:
+                self._known.clear()
+            known = self._known[parts] = ChatIdentity(*parts)
+        return known

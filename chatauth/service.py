@@ -31,6 +31,7 @@ from chatauth.errors import (
     ProviderUnavailableError,
     StoreUnavailableError,
 )
+from chatauth.hits import DEFAULT_LOCAL_CACHE, HitCache
 from chatauth.http import Flow, RetryPolicy, arun_flow, default_timeout, run_flow
 from chatauth.identity import ChatIdentity, IdentityMapper
 from chatauth.journal import EndJournal
@@ -90,6 +91,10 @@ class ChatAuth:
             :meth:`end_session_durably` keeps the ends it could not write to the store, and
             every operation the revocations it could neither do nor queue (store down);
             :meth:`sweep` replays it. Default none (then a store failure is raised).
+        local_cache: seconds (or ``timedelta``) a chat session this process served is kept
+            in its memory, so that reading it again costs no store call (default 5; ``0``
+            turns it off). A logout in another process reaches this one within that time;
+            see :mod:`chatauth.hits` for why that is safe.
 
     Hooks: append callables to :attr:`on_token_issued` (``(ChatSession) -> None``),
     :attr:`on_session_ended` (``(ChatIdentity, list[ChatToken]) -> None``) and
@@ -113,6 +118,7 @@ class ChatAuth:
         async_http_client: httpx.AsyncClient | None = None,
         clock: Clock | None = None,
         journal: EndJournal | None = None,
+        local_cache: float | timedelta = DEFAULT_LOCAL_CACHE,
     ) -> None:
         self.provider = provider
         self.journal = journal
@@ -133,6 +139,10 @@ class ChatAuth:
         if self.session_idle <= timedelta(0):
             raise ConfigurationError("session_idle must be positive.", setting="SESSION_IDLE")
         self.served_granularity = min(SERVED_GRANULARITY, self.session_idle / 24)
+        cache = seconds(local_cache)
+        if cache < timedelta(0):
+            raise ConfigurationError("local_cache must not be negative.", setting="LOCAL_CACHE")
+        self._hits = HitCache(cache.total_seconds())
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self._transport = transport
@@ -309,33 +319,72 @@ class ChatAuth:
             NotAuthenticatedError, InvalidUIDError, ProviderError, ProviderUnavailableError,
             StoreUnavailableError.
         """
-        session: ChatSession = self._drive(self._get_session(user, app_session))
-        return session
+        return self._session_of(self.identity_for(user), app_session)
 
     async def aget_session(self, user: Any, app_session: str | None = None) -> ChatSession:
         """Async twin of :meth:`get_session`; never blocks the event loop."""
-        session: ChatSession = await self._adrive(self._get_session(user, app_session))
+        return await self._asession_of(self.identity_for(user), app_session)
+
+    def _session_of(self, identity: ChatIdentity, app_session: str | None) -> ChatSession:
+        """:meth:`get_session` for an ``identity`` that has passed :meth:`identity_for` (the
+        request path of :mod:`chatauth.binding` maps and checks the user once)."""
+        hit = self._hits.get(identity, app_session, self.clock.monotonic())
+        if hit is not None:
+            return hit
+        session: ChatSession = self._drive(self._get_session(identity, app_session))
         return session
 
-    def _get_session(self, user: Any, app_session: str | None) -> Op[ChatSession]:
-        identity = self.identity_for(user)
+    async def _asession_of(self, identity: ChatIdentity, app_session: str | None) -> ChatSession:
+        """Async twin of :meth:`_session_of`."""
+        hit = self._hits.get(identity, app_session, self.clock.monotonic())
+        if hit is not None:
+            return hit
+        session: ChatSession = await self._adrive(self._get_session(identity, app_session))
+        return session
+
+    def _get_session(self, identity: ChatIdentity, app_session: str | None) -> Op[ChatSession]:
+        """``identity`` has passed :meth:`identity_for`."""
         key = self._key(identity, app_session)
+        generation = self._hits.generation
         token = self._fresh((yield StoreCall("get", key)))
         if token is not None:
-            yield from self._served(key, token)
-            return self._session(identity, token)
+            served = yield from self._served(key, token)
+            session = self._session(identity, token)
+            self._keep(key, session, served, generation)
+            return session
         # The callers of one key share the leader's answer (singleflight.KeyedLocks.share).
-        session: ChatSession = yield Shared(key, lambda: self._get_or_issue(identity, key))
-        return session
+        issued: ChatSession = yield Shared(key, lambda: self._get_or_issue(identity, key))
+        return issued
 
-    def _served(self, key: SessionKey, token: ChatToken) -> Op[None]:
+    def _served(self, key: SessionKey, token: ChatToken) -> Op[datetime | None]:
+        """Record the serving if due; return when the store last recorded one (``None``: it
+        could not record it now)."""
         now = self._serve_due(token)
-        if now is not None:
-            try:
-                yield StoreCall("touch", key, now)
-            except StoreUnavailableError as exc:
-                # The token was read a moment ago: serve it; the next hit records the time.
-                logger.warning("chatauth could not record a served time (%s)", exc.code)
+        if now is None:
+            return token.served_at
+        try:
+            yield StoreCall("touch", key, now)
+        except StoreUnavailableError as exc:
+            # The token was read a moment ago: serve it; the next hit records the time.
+            logger.warning("chatauth could not record a served time (%s)", exc.code)
+            return None
+        return now
+
+    def _keep(
+        self, key: SessionKey, session: ChatSession, served: datetime | None, generation: int
+    ) -> None:
+        """Keep ``session`` in this process until it is due for anything but serving again:
+        the token's freshness ends, or the next "served at" record (:mod:`chatauth.hits`)."""
+        hits = self._hits
+        if hits.seconds <= 0 or served is None:
+            return
+        now = self.clock.now()
+        left = min(hits.seconds, (served + self.served_granularity - now).total_seconds())
+        until = session.token.usable_until()
+        if until is not None:
+            left = min(left, (until - self.refresh_margin - now).total_seconds())
+        if left > 0:
+            hits.put(key, session, self.clock.monotonic() + left, generation)
 
     def _get_or_issue(self, identity: ChatIdentity, key: SessionKey) -> Op[ChatSession]:
         token = self._fresh((yield StoreCall("get", key)))

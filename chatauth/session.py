@@ -8,6 +8,7 @@ from datetime import timezone
 from typing import Any
 
 from chatauth.identity import ChatIdentity
+from chatauth.json_body import JSONBody
 from chatauth.tokens import ChatToken
 
 __all__ = ["ChatSession"]
@@ -27,6 +28,9 @@ class ChatSession:
     identity: ChatIdentity
     token: ChatToken
     client: Mapping[str, str]
+    # The token endpoint's body, made on first use: a session served from the process's
+    # cache (chatauth.hits) answers every request with the same body, encoded once.
+    _body: JSONBody | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def uid(self) -> str:
@@ -43,15 +47,22 @@ class ChatSession:
              "expires_at": "2026-11-22T18:00:00Z" | null, "client": {...}}
 
         This is the only place a token value leaves chatauth, and it goes only to the owner's
-        own token endpoint.
+        own token endpoint. The same :class:`~chatauth.json_body.JSONBody` is returned on
+        every call (its JSON bytes are encoded once): do not change it.
         """
-        expires = self.token.expires_at
-        return {
-            "provider": self.token.provider,
-            "uid": self.identity.uid,
-            "token": self.token.value,
-            "expires_at": (
-                expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if expires else None
-            ),
-            "client": dict(self.client),
-        }
+        body = self._body
+        if body is None:
+            expires = self.token.expires_at
+            body = JSONBody(
+                provider=self.token.provider,
+                uid=self.identity.uid,
+                token=self.token.value,
+                expires_at=(
+                    expires.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    if expires
+                    else None
+                ),
+                client=dict(self.client),
+            )
+            object.__setattr__(self, "_body", body)
+        return body

@@ -134,8 +134,16 @@ class SQLAlchemyStore(BaseStore):
         self._held: dict[tuple[str, str], sa.Connection] = {}
         self._held_guard = threading.Lock()
         if create_tables:
-            with self._guard():
-                metadata.create_all(engine)
+            try:
+                with self._guard():
+                    metadata.create_all(engine)
+            except UnicodeError:
+                # The resolver's idna codec refuses a host or port no DNS name can have (a
+                # 1,000-digit port): the URL is wrong, not the database down.
+                raise ConfigurationError(
+                    "The SQL STORE URL names a host or port that cannot be resolved.",
+                    setting="STORE",
+                ) from None
 
     @classmethod
     def from_url(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from chatauth.assets import script_answer
 from chatauth.bodies import ARequestBody
+from chatauth.json_body import json_bytes
 from chatauth.responses import Answer, aendpoint_answer, arefresh_answer, atoken_answer
 
 from .chat import _chat
@@ -28,7 +29,7 @@ __all__ = [
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-def _response(answer: Answer, request: Request) -> JSONResponse:
+def _response(answer: Answer, request: Request) -> Response:
     status, body, headers = answer
     session: Any = request.scope.get("session")
     if headers.get("Vary") == "Cookie" and hasattr(session, "mark_accessed"):
@@ -36,7 +37,8 @@ def _response(answer: Answer, request: Request) -> JSONResponse:
         # session was accessed, without merging: let it add the only one.
         session.mark_accessed()
         headers = {k: v for k, v in headers.items() if k != "Vary"}
-    return JSONResponse(body, status_code=status, headers=headers)
+    # The core's bytes (a cached session's body is encoded once), as JSONResponse would.
+    return Response(json_bytes(body), status, headers, media_type="application/json")
 
 
 async def token_answer(request: Request) -> Answer:
@@ -45,7 +47,7 @@ async def token_answer(request: Request) -> Answer:
     return await atoken_answer(_chat(request).get)
 
 
-async def token_endpoint(request: Request) -> JSONResponse:
+async def token_endpoint(request: Request) -> Response:
     """``GET /chat/token``: the session JSON, or the error JSON with its status.
 
     200 ``{"provider", "uid", "token", "expires_at", "client"}``; 401 without an app login;
@@ -63,7 +65,7 @@ def _body(request: Request) -> ARequestBody:
     )
 
 
-async def refresh_endpoint(request: Request) -> JSONResponse:
+async def refresh_endpoint(request: Request) -> Response:
     """``POST /chat/token/refresh``: replace the token the chat SDK rejected
     (:func:`chatauth.responses.arefresh_answer`); ``application/json`` only (415 otherwise)."""
     return _response(await arefresh_answer(_body(request), _chat(request).refresh), request)
@@ -75,7 +77,7 @@ async def script_endpoint(request: Request) -> Response:
     return Response(body, status_code=status, headers=headers)
 
 
-async def provider_endpoint(request: Request) -> JSONResponse:
+async def provider_endpoint(request: Request) -> Response:
     """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
     (:func:`chatauth.responses.aendpoint_answer`); 404 where it declares none."""
     chatauth = _chat(request).chatauth

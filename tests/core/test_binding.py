@@ -60,9 +60,12 @@ def test_an_unbound_id_alone_is_removed_and_an_empty_session_gets_none(chat: Cha
     empty: dict[str, Any] = {}
     ChatBinding(chat, empty).finish()
     assert empty == {}
-    alone: dict[str, Any] = {SESSION_KEY: {"sid": "abc", "uid": None}}
+    alone: dict[str, Any] = {SESSION_KEY: "abc"}
     ChatBinding(chat, alone).finish()
     assert alone == {}
+    former: dict[str, Any] = {SESSION_KEY: {"sid": "abc", "uid": None}}
+    ChatBinding(chat, former).finish()
+    assert former == {}
 
 
 def test_another_users_login_hands_the_session_over(chat: ChatAuth) -> None:
@@ -135,7 +138,27 @@ def test_the_flask_adapters_former_two_key_shape_is_still_read(chat: ChatAuth) -
     session = {SESSION_KEY: "old-sid", "_chatauth_uid": "user-alice"}
     assert read_slot(session) == ("old-sid", "user-alice")
     ChatBinding(chat, session).get(lambda: User("alice"))
-    assert session == {SESSION_KEY: {"sid": "old-sid", "uid": "user-alice"}}
+    assert session == {SESSION_KEY: "old-sid:user-alice"}
+
+
+def test_the_former_dict_shape_is_still_read_and_replaced_by_the_short_one(
+    chat: ChatAuth,
+) -> None:
+    session: dict[str, Any] = {SESSION_KEY: {"sid": "old-sid", "uid": "user-alice"}}
+    assert read_slot(session) == ("old-sid", "user-alice")
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    assert session == {SESSION_KEY: "old-sid:user-alice"}
+
+
+def test_the_slot_is_one_short_string(chat: ChatAuth) -> None:
+    session: dict[str, Any] = {"user": "alice"}
+    binding = ChatBinding(chat, session)
+    binding.finish()
+    sid = session[SESSION_KEY]
+    assert isinstance(sid, str) and len(sid) == 22 and ":" not in sid
+    binding.get(lambda: User("alice"))
+    assert session[SESSION_KEY] == f"{sid}:user-alice"
+    assert read_slot(session) == (sid, "user-alice")
 
 
 async def test_concurrent_awaits_in_one_request_share_one_decision(chat: ChatAuth) -> None:
@@ -304,7 +327,8 @@ class TrackedSession(dict[str, Any]):
         return super().pop(key, *default)
 
 
-BOUND = {"sid": "s" * 22, "uid": "user-alice"}
+BOUND = "s" * 22 + ":user-alice"
+FORMER = {"sid": "s" * 22, "uid": "user-alice"}
 
 
 @pytest.mark.parametrize(
@@ -313,8 +337,11 @@ BOUND = {"sid": "s" * 22, "uid": "user-alice"}
         ({}, False, False),  # an anonymous, untouched session: nothing to make or end
         ({"user": "alice", SESSION_KEY: BOUND}, False, False),  # the common page view
         ({"user": "alice"}, False, True),  # an app session without an id gets one
-        ({SESSION_KEY: {"sid": "s" * 22, "uid": None}}, False, True),  # an inert id alone
-        ({"user": "alice", SESSION_KEY: "legacy-sid"}, False, True),  # the old two-key form
+        ({"user": "alice", SESSION_KEY: FORMER}, False, False),  # the former dict shape
+        ({SESSION_KEY: "s" * 22}, False, True),  # an inert id alone
+        ({SESSION_KEY: {"sid": "s" * 22, "uid": None}}, False, True),  # the same, former shape
+        ({"user": "alice", SESSION_KEY: "s" * 22}, False, False),  # unbound among others
+        ({"user": "alice", SESSION_KEY: 42}, False, True),  # no known shape: replaced
         ({"user": "alice", SESSION_KEY: BOUND}, True, True),  # changed: maybe cleared
     ],
 )

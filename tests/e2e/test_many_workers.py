@@ -311,7 +311,10 @@ def test_redis_stopped_mid_run_answers_503_and_recovers(
             )
             return first, outage, list(after)
 
-    with WorkerServer(chatauth_env(emulator, redis.url), tmp_path / "uvicorn.log") as server:
+    # Each read must reach Redis: a session the worker kept (LOCAL_CACHE) would be served
+    # through the outage's first seconds instead (tested in tests/core/test_hits.py).
+    env = {**chatauth_env(emulator, redis.url), "CHATAUTH_LOCAL_CACHE": "0"}
+    with WorkerServer(env, tmp_path / "uvicorn.log") as server:
         first, outage, after = asyncio.run(run(server.url))
 
     assert first.status_code == 200

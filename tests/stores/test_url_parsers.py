@@ -159,6 +159,8 @@ def test_redis_sentinel_urls(url: str) -> None:
 
 @FUZZ
 @given(url=urls(["postgresql", "postgresql+psycopg"], sql_hosts, sql_ports))
+# Found by this test: the resolver's idna codec raised UnicodeError on the long port.
+@example(url="postgresql://[::1]:" + "9" * 1200 + ",127.0.0.1:1")
 def test_postgresql_urls(url: str) -> None:
     try:
         _close(_try(url))

@@ -19,6 +19,7 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from chatauth import ChatAuth
+from chatauth.binding import read_slot
 from tests.integrations.starlette.helpers import (
     ROUTES,
     Browser,
@@ -42,8 +43,9 @@ def session_of(client: httpx.AsyncClient) -> dict[str, Any] | None:
 
 
 def chat_id(client: httpx.AsyncClient) -> dict[str, Any] | None:
-    session = session_of(client)
-    return None if session is None else session.get(KEY)
+    """The chat session id and UID the app session holds, read as the core reads them."""
+    slot = read_slot(session_of(client), KEY)
+    return None if slot is None else {"sid": slot[0], "uid": slot[1]}
 
 
 async def logged_in(browser: Browser, name: str = "alice") -> httpx.AsyncClient:
