@@ -154,13 +154,14 @@ def test_current_chat_costs_nothing_when_untouched(
 ) -> None:
     service = get_service(app)
     calls: list[object] = []
-    original = service.get_session
+    # What the request binding asks the service for (get_session's checked-identity half).
+    original = service._session_of
 
     def counting(*args: Any, **kwargs: Any) -> ChatSession:
         calls.append(args)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(service, "get_session", counting)
+    monkeypatch.setattr(service, "_session_of", counting)
     client = app.test_client()
     _login(client, "alice")
     assert client.get("/quiet").status_code == 200
