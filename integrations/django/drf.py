@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
         "chatauth.integrations.django.drf needs Django REST framework: "
         "pip install djangorestframework"
     ) from exc
-from django.http import JsonResponse
+from django.http import HttpResponse
 from django.urls import path
 
 from chatauth.errors import ChatAuthError
@@ -72,7 +72,7 @@ class ChatTokenView(APIView):
     # The core answers 401 itself, with the same body as every chatauth endpoint.
     permission_classes = ()
 
-    def get(self, request: Request) -> JsonResponse:
+    def get(self, request: Request) -> HttpResponse:
         return json_response(token_answer(lambda: get_chat(request)))
 
 
@@ -82,7 +82,7 @@ class ChatTokenRefreshView(APIView):
 
     permission_classes = ()
 
-    def post(self, request: Request) -> JsonResponse:
+    def post(self, request: Request) -> HttpResponse:
         def replace(rejected: str) -> ChatSession:
             chat = api_binding(request._request, request.auth)
             return chat.refresh(lambda: request.user, rejected)

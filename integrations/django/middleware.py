@@ -19,12 +19,13 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import SimpleLazyObject
 
 from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ChatAuthError
+from chatauth.json_body import json_bytes
 from chatauth.responses import Answer, error_answer
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -112,13 +113,20 @@ async def aend_chat_session(request: HttpRequest) -> list[ChatToken]:
     return await (await _loaded_binding(request)).aend()
 
 
-def json_response(answer: Answer) -> JsonResponse:
-    """A ``JsonResponse`` for a :mod:`chatauth.responses` answer."""
+def json_response(answer: Answer) -> HttpResponse:
+    """An ``application/json`` ``HttpResponse`` for a :mod:`chatauth.responses` answer.
+
+    The body is the core's bytes (:func:`chatauth.json_body.json_bytes`, the same the other
+    adapters send): a chat session served from the process's cache answers with the body it
+    encoded once, instead of ``JsonResponse`` encoding it again on every request.
+    """
     status, body, headers = answer
-    return JsonResponse(body, status=status, headers=headers)
+    return HttpResponse(
+        json_bytes(body), content_type="application/json", status=status, headers=headers
+    )
 
 
-def error_response(exc: ChatAuthError) -> JsonResponse:
+def error_response(exc: ChatAuthError) -> HttpResponse:
     """The JSON answer for a chatauth error (:func:`chatauth.responses.error_answer`)."""
     return json_response(error_answer(exc))
 

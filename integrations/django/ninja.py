@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
     raise ImportError(
         "chatauth.integrations.django.ninja needs django-ninja: pip install django-ninja"
     ) from exc
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
 from chatauth.responses import refresh_answer, token_answer
 from chatauth.session import ChatSession
@@ -71,11 +71,11 @@ def chat_router(*, auth: Any = NOT_SET, tags: list[str] | None = None) -> Router
     router = Router(auth=auth, tags=tags or ["chat"])
 
     @router.get("/token", summary="The chat token of the authenticated client")
-    def token(request: HttpRequest) -> JsonResponse:
+    def token(request: HttpRequest) -> HttpResponse:
         return json_response(token_answer(lambda: get_chat(request)))
 
     @router.post("/token/refresh", summary="Replace the chat token the chat SDK rejected")
-    def refresh(request: HttpRequest) -> JsonResponse:
+    def refresh(request: HttpRequest) -> HttpResponse:
         def replace(rejected: str) -> ChatSession:
             chat = api_binding(request, getattr(request, "auth", None))
             return chat.refresh(lambda: user_of(request), rejected)

@@ -14,7 +14,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -40,7 +40,7 @@ def _login_not_required(view_func: Any) -> Any:
 
 @_login_not_required
 @require_GET
-def token(request: HttpRequest) -> JsonResponse:
+def token(request: HttpRequest) -> HttpResponse:
     """``GET <prefix>/token``: the logged-in user's chat session as JSON.
 
     200 ``{"provider", "uid", "token", "expires_at", "client"}``; 401 without a login; 503
@@ -63,7 +63,7 @@ def _body(request: HttpRequest) -> RequestBody:
 @_login_not_required
 @csrf_exempt
 @require_POST
-def refresh(request: HttpRequest) -> JsonResponse:
+def refresh(request: HttpRequest) -> HttpResponse:
     """``POST <prefix>/token/refresh``: replace the token the chat SDK rejected
     (:func:`chatauth.responses.refresh_answer`): ``{"token": "..."}`` as ``application/json``
     (415 otherwise, which is what keeps a cross-site form out, hence no CSRF token); the
@@ -88,7 +88,7 @@ def script(request: HttpRequest) -> HttpResponse:
 
 @_login_not_required
 @csrf_exempt
-def provider_endpoint(request: HttpRequest, path: str) -> JsonResponse:
+def provider_endpoint(request: HttpRequest, path: str) -> HttpResponse:
     """``<prefix>/<path>``: an endpoint the configured provider declares, answered by the core
     (:func:`chatauth.responses.endpoint_answer`); 404 where it declares none. The caller is
     the provider's server, not a browser (so no CSRF token and no app login): the handler

@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chatauth.binding import SESSION_KEY
+from chatauth.json_body import json_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,6 +30,10 @@ def test_a_cached_token_request_reads_one_row_and_writes_nothing(client: Client,
         again = client.get("/chat/token")
     assert again.status_code == 200
     assert again.json()["token"] == first["token"]
+    # The core's bytes for the session (encoded once while it is cached), not re-encoded
+    # by JsonResponse, whose separators differ.
+    assert again["Content-Type"] == "application/json"
+    assert again.content == json_bytes(first)
     sql = statements(queries)
     # Reads only: no session save, no "served at" write (it was recorded a moment ago by
     # the issue), no transaction or savepoint around the read.
@@ -74,3 +79,11 @@ def test_a_session_without_a_chat_id_gets_one_at_an_unchanged_request(client: Cl
     assert hasattr(response.wsgi_request, "_chatauth")
     assert SESSION_KEY in client.session
     assert ChatToken.objects.count() == 0  # and no token was issued for it
+
+
+def test_error_answers_are_the_cores_bytes_too(client: Client) -> None:
+    response = client.get("/chat/token")  # nobody logged in
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response.content == json_bytes(response.json())
+    assert response.json()["error"]["code"] == "ERROR_NOT_AUTHENTICATED"
