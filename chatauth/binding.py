@@ -309,6 +309,13 @@ class ChatBinding:
 
     async def aget(self, load_user: Callable[[], Awaitable[Any]]) -> ChatSession:
         """Async twin of :meth:`get`; concurrent awaits in one request share one decision."""
+        if self._outcome is None and self._deciding is None:
+            # The common case, one await per request, without _decide_alone's extra frame.
+            self._deciding = _NOBODY_WAITS
+            try:
+                await self._aload(load_user, self.service._asession_of)
+            finally:
+                self._decided()
         while self._outcome is None:
             if self._deciding is not None:
                 await self._await_decider()
@@ -342,9 +349,13 @@ class ChatBinding:
         try:
             await decision
         finally:
-            deciding, self._deciding = self._deciding, None
-            if isinstance(deciding, asyncio.Future) and not deciding.done():
-                deciding.set_result(None)
+            self._decided()
+
+    def _decided(self) -> None:
+        """The deciding await is over: wake whoever waits for it."""
+        deciding, self._deciding = self._deciding, None
+        if isinstance(deciding, asyncio.Future) and not deciding.done():
+            deciding.set_result(None)
 
     async def _aload(
         self,
@@ -391,6 +402,13 @@ class ChatBinding:
 
     def _bind(self, sid: str | None, uid: str) -> None:
         if self.session is None or sid is None:
+            return
+        raw = self._parsed[0]
+        if isinstance(raw, str) and len(raw) > len(sid) and self._parsed[1] == (sid, uid):
+            # _decide just read this very slot, in its current "<sid>:<uid>" shape (not the
+            # oldest, a bare id): nothing to write.
+            self.watched = (sid, uid)
+            self.ended = False
             return
         slot = _encode(sid, uid)
         if self.session.get(self.key) != slot:  # write only a change: no needless cookie
