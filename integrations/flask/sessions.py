@@ -135,15 +135,16 @@ def _new_binding(
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
     current = session._get_current_object()  # type: ignore[attr-defined]
-    load_user = _user_source(state, app)
-    # A Flask-Login user loaded from the request (API token header) has no cookie session:
-    # an id stored in one would be new on every request, and so would the chat token.
-    per_user = (
-        not cookie
-        and state.user_loader is None
-        and load_user is not _no_user_source
-        and "_user_id" not in current
-    )
+    loader = state.user_loader
+    if loader is not None:
+        load_user, per_user = loader, False
+    else:
+        proxy = _login_user_proxy(state, app)
+        load_user = _no_user_source if proxy is None else proxy._get_current_object
+        # A Flask-Login user loaded from the request (API token header) has no cookie
+        # session: an id stored in one would be new on every request, and so would the
+        # chat token.
+        per_user = not cookie and proxy is not None and "_user_id" not in current
     binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
     setattr(request_g, _G_KEY, binding)
     if made is None:
@@ -160,7 +161,7 @@ def _binding(*, cookie: bool = False) -> ChatBinding:
     to that request alone (``after_this_request``) when its binding is first made.
     """
     request_g = g._get_current_object()
-    made: ChatBinding | None = getattr(request_g, _G_KEY, None)
+    made: ChatBinding | None = request_g.get(_G_KEY)
     if made is not None and not (cookie and made.session is None):
         return made
     return _new_binding(request_g, made, cookie)[0]
@@ -177,7 +178,7 @@ def finish(response: Response) -> Response:
     the session up front, but the value now is the same whenever the answer depends on it:
     only for a session whose ``modified`` flag says it was not changed in this request.
     """
-    binding: ChatBinding = getattr(g._get_current_object(), _G_KEY)
+    binding: ChatBinding = g._get_current_object().get(_G_KEY)
     mapping = binding.session
     if mapping is not None and finish_needed(mapping, mapping.get(binding.key), binding.key):
         binding.finish()
@@ -198,7 +199,7 @@ def load_chat(*, required: bool) -> ChatSession | None:
         request (:mod:`chatauth.binding`).
     """
     request_g = g._get_current_object()
-    binding: ChatBinding | None = getattr(request_g, _G_KEY, None)
+    binding: ChatBinding | None = request_g.get(_G_KEY)
     try:
         if binding is None:  # the request's first chat use: its user source is at hand
             binding, load_user = _new_binding(request_g, None, cookie=False)
