@@ -26,8 +26,19 @@ def chat_settings(store: str) -> dict[str, Any]:
     return {"PROVIDER": "jwt", "JWT_SECRET": JWT_SECRET, "STORE": store, "UID_MAPPER": "username"}
 
 
+class PassThrough:
+    """A pure ASGI middleware that does nothing: what one more layer costs by itself."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def starlette_app(variant: str, store: str = "memory://") -> Any:
-    """The Starlette app; ``variant`` is ``"bare"`` or ``"chat"``."""
+    """The Starlette app; ``variant`` is ``"bare"``, ``"chat"`` or ``"layer"`` (the bare app
+    with a :class:`PassThrough` where chatauth's middleware would be)."""
     from starlette.applications import Starlette
     from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
     from starlette.middleware import Middleware
@@ -73,6 +84,8 @@ def starlette_app(variant: str, store: str = "memory://") -> Any:
         Middleware(SessionMiddleware, secret_key=SESSION_SECRET),
         Middleware(AuthenticationMiddleware, backend=SessionUser()),
     ]
+    if variant == "layer":
+        middleware.append(Middleware(PassThrough))
     if variant == "chat":
         from chatauth.integrations.starlette import ChatAuthMiddleware, chat_routes
 

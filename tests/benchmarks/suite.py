@@ -299,6 +299,15 @@ class Suite:
                 lambda: mem.rate("/chat/token", n),
                 lambda: bare.rate("/stream-token", n),
             )
+            layer = logged_in(ASGIDriver(apps.starlette_app("layer"), loop), chat=False)
+            self.row(
+                "control: Starlette with a do-nothing ASGI middleware vs without, in-process "
+                "(what any middleware costs here)",
+                ">=",
+                0.98,
+                lambda: layer.rate("/plain", n),
+                lambda: bare.rate("/plain", n),
+            )
             self.row(
                 "Starlette, route that never reads chat, in-process",
                 ">=",
