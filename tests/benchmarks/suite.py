@@ -2,7 +2,7 @@
 
 Run with ``tox -e bench`` (``python -m tests.benchmarks.suite [--rounds N] [--only TEXT]``);
 never part of the default test run, never a timed assertion. Every figure is a ratio of
-paired rounds taken in turn, A B A B ... (at least 7 pairs): pairing keeps a ratio meaningful
+paired rounds taken in turn, A B B A A B ... (at least 7 pairs): pairing keeps a ratio meaningful
 while this busy machine's speed drifts; the median is the figure, min..max its spread. A
 bare-vs-bare control row shows the noise floor. HTTP rows use real servers on 127.0.0.1
 (uvicorn, waitress), each stopped by PID in a ``finally``, and ``wrk`` as the load generator.
@@ -78,13 +78,20 @@ class Row:
 
 
 def paired(a: Callable[[], float], b: Callable[[], float], rounds: int) -> list[float]:
-    """``a() / b()`` for each of ``rounds`` pairs run in turn (A B A B ...), after one
-    unrecorded warm-up pair."""
+    """``a() / b()`` for each of ``rounds`` pairs run in turn, after one unrecorded warm-up
+    pair. Every other pair runs B first (A B, B A, A B ...): whatever favours the first (or
+    second) of two back-to-back rounds favours each side equally often."""
     a()
     b()
     ratios = []
-    for _ in range(rounds):
-        ratios.append(a() / b())
+    for index in range(rounds):
+        if index % 2:
+            second = b()
+            first = a()
+        else:
+            first = a()
+            second = b()
+        ratios.append(first / second)
     return ratios
 
 
@@ -690,7 +697,7 @@ def write(suite: Suite) -> None:
         "",
         f"- Date: {when}",
         f"- Machine: {machine()}",
-        f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn (A B A B ...), "
+        f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn (A B, B A, A B ...), "
         "after a warm-up pair; the spread is the lowest and highest pair. Throughput ratios "
         "are with chatauth / the bare app (higher is better); rows marked x are cost "
         "multiples (lower is better). The control rows compare two identical bare apps: "
