@@ -697,11 +697,11 @@ def write(suite: Suite) -> None:
         "",
         f"- Date: {when}",
         f"- Machine: {machine()}",
-        f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn (A B, B A, A B ...), "
-        "after a warm-up pair; the spread is the lowest and highest pair. Throughput ratios "
-        "are with chatauth / the bare app (higher is better); rows marked x are cost "
-        "multiples (lower is better). The control rows compare two identical bare apps: "
-        "their spread is the noise floor of this machine.",
+        f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn "
+        "(A B, B A, A B ...), after a warm-up pair; the spread is the lowest and highest "
+        "pair. Throughput ratios are with chatauth / the bare app (higher is better); "
+        "rows marked x are cost multiples (lower is better). The control rows compare two "
+        "identical bare apps: their spread is the noise floor of this machine.",
         f"- Load: measured on a shared, loaded machine (1-minute load average "
         f"{suite.load_before[0]:.1f} when the run began, {os.getloadavg()[0]:.1f} when it "
         f"ended, on {os.cpu_count()} cores). Pairing rounds cancels most of that; what it "
