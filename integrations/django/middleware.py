@@ -88,8 +88,12 @@ def _loaded_user(request: HttpRequest) -> Any:
 
 async def _loaded_binding(request: HttpRequest) -> ChatBinding:
     found = binding(request)
-    # Load the session from its backend in a worker thread; later reads are in memory.
-    await sync_to_async(request.session.keys)()
+    session = request.session
+    # Load the session from its backend in a worker thread; later reads are in memory. Once
+    # loaded (``request.auser()`` or an earlier chat use did it) SessionBase keeps
+    # ``_session_cache``: no hop then, which would cost more than the whole cached read.
+    if not hasattr(session, "_session_cache"):
+        await sync_to_async(session.keys)()
     return found
 
 

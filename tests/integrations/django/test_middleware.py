@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import pytest
 from asgiref.sync import sync_to_async
@@ -140,6 +142,26 @@ async def test_async_view_awaits_request_achat(async_client: AsyncClient, user) 
     token = (await async_client.get("/chat/token")).json()["token"]
     assert token == body["token"]
     assert (await async_client.get("/decorated-async/")).json()["uid"] == f"user-{user.pk}"
+
+
+async def test_a_loaded_session_is_not_loaded_again_in_a_worker_thread(
+    async_client: AsyncClient, user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatauth.integrations.django import middleware
+
+    hops: list[str] = []
+    real = middleware.sync_to_async
+
+    def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", repr(func)))
+        return real(func, *args, **kwargs)
+
+    monkeypatch.setattr(middleware, "sync_to_async", counting)
+    await alogin(async_client, user)
+    # Twice in one view: the session is loaded by the first, not again by the second.
+    body = (await async_client.get("/async-twice/")).json()
+    assert body == {"uids": [f"user-{user.pk}"] * 2}
+    assert hops.count("keys") == 1
 
 
 async def test_async_anonymous_gets_401_and_redirect(async_client: AsyncClient) -> None:

@@ -28,6 +28,10 @@ async def async_chat(request: HttpRequest) -> JsonResponse:
     return JsonResponse(chat.to_json())
 
 
+async def async_chat_twice(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"uids": [(await request.achat()).uid, (await request.achat()).uid]})
+
+
 async def async_forces_lazy(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"uid": request.chat.uid})  # must raise SynchronousOnlyOperation
 
@@ -98,6 +102,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("sync/", sync_chat),
     path("async/", async_chat),
+    path("async-twice/", async_chat_twice),
     path("async-lazy/", async_forces_lazy),
     path("untouched/", untouched),
     path("whoami/", whoami),
