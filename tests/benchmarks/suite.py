@@ -212,6 +212,24 @@ def http_cookie(port: int, chat: bool) -> str:
         return "; ".join(f"{k}={v}" for k, v in client.cookies.items())
 
 
+#: ``taskset`` arguments putting wrk on the cores the servers do not use (set by :func:`pin`).
+WRK_PREFIX: list[str] = []
+
+
+def pin() -> str:
+    """Keep the load generator off the servers' core: this process (and so every server it
+    starts, and the in-process rounds) runs on the last core it may use, wrk on the others.
+    Two programs sharing cores by the scheduler's whim made the HTTP rows' spread wider
+    than the effects measured. Returns what was done, for the results header."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return "not pinned (one core, or no taskset)"
+    os.sched_setaffinity(0, {cpus[-1]})
+    others = ",".join(str(c) for c in cpus[:-1])
+    WRK_PREFIX[:] = ["taskset", "-c", others]
+    return f"servers and in-process rounds on core {cpus[-1]}, wrk on core(s) {others}"
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) the process ``pid`` has used, from
     ``/proc/<pid>/stat``."""
@@ -229,6 +247,7 @@ def wrk_rate(server: int, port: int, path: str, cookie: str, seconds: float) -> 
     began = process_cpu(server)
     out = subprocess.run(
         [
+            *WRK_PREFIX,
             "wrk",
             "-t1",
             "-c16",
@@ -256,6 +275,7 @@ class Suite:
         self.seconds = seconds
         self.rows: list[Row] = []
         self.notes: dict[str, str] = {}
+        self.pinning = "not pinned"
         self.load_before = os.getloadavg()
         self.tmp = Path(tempfile.mkdtemp(prefix="chatauth-bench-"))
 
@@ -697,6 +717,7 @@ def write(suite: Suite) -> None:
         "",
         f"- Date: {when}",
         f"- Machine: {machine()}",
+        f"- Cores: {suite.pinning}.",
         f"- Each ratio is the median of {suite.rounds} pairs of rounds run in turn "
         "(A B, B A, A B ...), after a warm-up pair; the spread is the lowest and highest "
         "pair. Throughput ratios are with chatauth / the bare app (higher is better); "
@@ -738,7 +759,9 @@ def main() -> None:
         parser.error("wrk is needed for the HTTP rows: apt-get install -y wrk")
     # A SIGTERM (tox, a CI timeout) unwinds through the finally blocks that stop the servers.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    pinning = pin()
     suite = Suite(args.rounds, args.only, args.seconds)
+    suite.pinning = pinning
     suite.run()
     if not args.no_write:
         write(suite)
