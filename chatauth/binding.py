@@ -299,10 +299,12 @@ class ChatBinding:
     ) -> None:
         try:
             identity = self.service.identity_for(load_user())
-            sid, previous = self._decide(identity)
-            if previous is not None:
-                self.service.end_session_durably(ChatIdentity(previous[1]), previous[0])
-            self._bind(sid, identity.uid)
+            sid = self._bound_to(identity)
+            if sid is None:
+                sid, previous = self._decide(identity)
+                if previous is not None:
+                    self.service.end_session_durably(ChatIdentity(previous[1]), previous[0])
+                self._bind(sid, identity.uid)
             self._outcome = fetch(identity, sid)
         except ChatAuthError as exc:
             self._outcome = exc
@@ -364,10 +366,12 @@ class ChatBinding:
     ) -> None:
         try:
             identity = self.service.identity_for(await load_user())
-            sid, previous = self._decide(identity)
-            if previous is not None:
-                await self.service.aend_session_durably(ChatIdentity(previous[1]), previous[0])
-            self._bind(sid, identity.uid)
+            sid = self._bound_to(identity)
+            if sid is None:
+                sid, previous = self._decide(identity)
+                if previous is not None:
+                    await self.service.aend_session_durably(ChatIdentity(previous[1]), previous[0])
+                self._bind(sid, identity.uid)
             self._outcome = await fetch(identity, sid)
         except ChatAuthError as exc:
             self._outcome = exc
@@ -378,6 +382,22 @@ class ChatBinding:
             raise outcome
         assert outcome is not None
         return outcome
+
+    def _bound_to(self, identity: ChatIdentity) -> str | None:
+        """The id when the session already holds it bound to ``identity``, in the current
+        ``"<sid>:<uid>"`` shape: the common request, which neither decides nor writes
+        anything (:meth:`_decide` and :meth:`_bind` would reach the same answer)."""
+        if self.session is None:
+            return None
+        slot = self._slot()
+        if slot is None or slot[1] != identity.uid:
+            return None
+        raw = self._parsed[0]
+        if not isinstance(raw, str) or len(raw) == len(slot[0]):  # not the oldest shape
+            return None
+        self.watched = (slot[0], identity.uid)
+        self.ended = False
+        return slot[0]
 
     def _decide(self, identity: ChatIdentity) -> tuple[str | None, Entry | None]:
         """``(sid, previous)``: the id to use for ``identity`` and the other user's bound id
