@@ -17,6 +17,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
     "tests.canary",
+    "tests.interrupt",
     "tests.servers.fixtures",
     "tests.servers.topology_fixtures",
     "chatauth.testing.pytest_plugin",
