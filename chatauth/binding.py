@@ -423,13 +423,6 @@ class ChatBinding:
     def _bind(self, sid: str | None, uid: str) -> None:
         if self.session is None or sid is None:
             return
-        raw = self._parsed[0]
-        if isinstance(raw, str) and len(raw) > len(sid) and self._parsed[1] == (sid, uid):
-            # _decide just read this very slot, in its current "<sid>:<uid>" shape (not the
-            # oldest, a bare id): nothing to write.
-            self.watched = (sid, uid)
-            self.ended = False
-            return
         slot = _encode(sid, uid)
         if self.session.get(self.key) != slot:  # write only a change: no needless cookie
             self.session[self.key] = slot
