@@ -38,11 +38,12 @@ except ImportError as exc:  # pragma: no cover - depends on installed extras
         "pip install 'chatauth-middleware[fastapi]'"
     ) from exc
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from chatauth.binding import ChatBinding
 from chatauth.credentials import aend_credential_session, credential_session_id, header_credential
 from chatauth.errors import ChatAuthError, NotAuthenticatedError
+from chatauth.json_body import json_bytes
 from chatauth.responses import Answer, arefresh_answer, atoken_answer
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -64,9 +65,11 @@ def bearer_credential(conn: HTTPConnection) -> str | None:
     return header_credential(conn.headers.get)
 
 
-def _response(answer: Answer) -> JSONResponse:
+def _response(answer: Answer) -> Response:
     status, body, headers = answer
-    return JSONResponse(body, status_code=status, headers=headers)
+    # The core's bytes, as the session routes send them (a cached session's body is encoded
+    # once); ``response_class=JSONResponse`` below only tells OpenAPI the media type.
+    return Response(json_bytes(body), status, headers, media_type="application/json")
 
 
 class ApiChat:
@@ -101,12 +104,12 @@ class ApiChat:
             except ChatAuthError as exc:
                 raise ChatAuthHTTPException(exc) from exc
 
-        async def token(request: Request, user: Any = user_dependency) -> JSONResponse:
+        async def token(request: Request, user: Any = user_dependency) -> Response:
             return _response(
                 await atoken_answer(lambda: self.binding(request).aget(lambda: _awaitable(user)))
             )
 
-        async def refresh(request: Request, user: Any = user_dependency) -> JSONResponse:
+        async def refresh(request: Request, user: Any = user_dependency) -> Response:
             async def replace(rejected: str) -> ChatSession:
                 return await self.binding(request).arefresh(lambda: _awaitable(user), rejected)
 
