@@ -258,11 +258,15 @@ class StarletteDriver(Driver):
     def _counting(self, app: Any) -> Any:
         """``app`` behind a count of the request body bytes it receives (:meth:`upload`)."""
         self.received = 0
+        self.pieces: list[int] = []
 
         async def counted(scope: Any, receive: Any, send: Any) -> None:
             async def counting_receive() -> Any:
                 message = await receive()
-                self.received += len(message.get("body", b""))
+                size = len(message.get("body", b""))
+                self.received += size
+                if size:
+                    self.pieces.append(size)
                 return message
 
             await app(scope, counting_receive, send)
@@ -270,8 +274,12 @@ class StarletteDriver(Driver):
         return counted
 
     def upload(self, path: str, total: int, *, declared: bool) -> tuple[Reply, int]:
-        """Over a raw socket: the body is sent until the answer arrives (or all of it is)."""
+        """Over a raw socket: the body is sent until the answer arrives (or all of it is).
+        :attr:`pieces` then holds the size of each body message the app received: uvicorn
+        puts whatever arrived since the app's last ``receive()`` into one message, so on a
+        busy machine a message may carry several of the client's 64 KiB chunks."""
         self.received = 0
+        self.pieces = []
         address = urlsplit(self.url)
         framing = f"Content-Length: {total}" if declared else "Transfer-Encoding: chunked"
         head = (
