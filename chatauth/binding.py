@@ -198,6 +198,20 @@ class ChatBinding:
             the value found now.
     """
 
+    # One is made per request that uses chat.
+    __slots__ = (
+        "_deciding",
+        "_outcome",
+        "_parsed",
+        "app_session",
+        "ended",
+        "key",
+        "service",
+        "session",
+        "watched",
+        "writable",
+    )
+
     def __init__(
         self,
         service: ChatAuth,
@@ -263,6 +277,37 @@ class ChatBinding:
             self.watched = bound
 
     # -- reading -------------------------------------------------------------------------------
+    def hit(self, user: Any) -> ChatSession | None:
+        """The request's chat session at once, when the session holds its id bound to
+        ``user`` and this process served that chat session a moment ago
+        (:mod:`chatauth.hits`): the common chat read, answered without an await, a store
+        call or a write. It then becomes the request's chat session, as if :meth:`get` had
+        decided it.
+
+        Args:
+            user: the app user, already at hand (``scope["user"]``, ``flask_login.current_user``).
+
+        Returns:
+            The chat session, or ``None`` when anything else would have to be decided (nobody
+            logged in, a UID refused, no bound id, nothing kept, a decision already made or in
+            progress): then :meth:`get` or :meth:`aget` decides, and raises what it raises.
+        """
+        if self._outcome is not None or self._deciding is not None or self.session is None:
+            return None
+        try:
+            # Not checked against the provider's UID rules: a kept session is only served to
+            # an identity equal to its own, which passed them when it was served.
+            identity = self.service._mapped(user)
+        except ChatAuthError:
+            return None
+        sid = self._bound_to(identity)
+        if sid is None:
+            return None
+        session = self.service._cached(identity, sid)
+        if session is not None:
+            self._outcome = session
+        return session
+
     def get(self, load_user: Callable[[], Any]) -> ChatSession:
         """The chat session of the request's user, decided once per request.
 

@@ -257,14 +257,17 @@ class ChatAuth:
             NotAuthenticatedError: ``user`` is ``None`` or not authenticated.
             InvalidUIDError: the mapped UID breaks the provider's UID rules.
         """
-        if isinstance(user, ChatIdentity):
-            identity = user
-        else:
-            if user is None or getattr(user, "is_authenticated", True) is False:
-                raise NotAuthenticatedError()
-            identity = self.mapper(user)
+        identity = self._mapped(user)
         self.provider.uid_rules.validate(identity.uid, self.provider.name)
         return identity
+
+    def _mapped(self, user: Any) -> ChatIdentity:
+        """:meth:`identity_for` without the provider's UID rules."""
+        if isinstance(user, ChatIdentity):
+            return user
+        if user is None or getattr(user, "is_authenticated", True) is False:
+            raise NotAuthenticatedError()
+        return self.mapper(user)
 
     def _key(self, identity: ChatIdentity, app_session: str | None) -> SessionKey:
         return SessionKey(self.provider.name, identity.uid, app_session)
@@ -325,10 +328,17 @@ class ChatAuth:
         """Async twin of :meth:`get_session`; never blocks the event loop."""
         return await self._asession_of(self.identity_for(user), app_session)
 
+    def _cached(self, identity: ChatIdentity, app_session: str | None) -> ChatSession | None:
+        """The session of ``identity`` in ``app_session`` if this process served it a moment
+        ago and may serve it again (:mod:`chatauth.hits`). ``identity`` may come from
+        :meth:`_mapped`: a kept session's identity, which it must equal, passed
+        :meth:`identity_for` when it was served."""
+        return self._hits.get(identity, app_session, self.clock.monotonic())
+
     def _session_of(self, identity: ChatIdentity, app_session: str | None) -> ChatSession:
         """:meth:`get_session` for an ``identity`` that has passed :meth:`identity_for` (the
         request path of :mod:`chatauth.binding` maps and checks the user once)."""
-        hit = self._hits.get(identity, app_session, self.clock.monotonic())
+        hit = self._cached(identity, app_session)
         if hit is not None:
             return hit
         session: ChatSession = self._drive(self._get_session(identity, app_session))
@@ -336,7 +346,7 @@ class ChatAuth:
 
     async def _asession_of(self, identity: ChatIdentity, app_session: str | None) -> ChatSession:
         """Async twin of :meth:`_session_of`."""
-        hit = self._hits.get(identity, app_session, self.clock.monotonic())
+        hit = self._cached(identity, app_session)
         if hit is not None:
             return hit
         session: ChatSession = await self._adrive(self._get_session(identity, app_session))

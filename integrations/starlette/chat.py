@@ -118,7 +118,14 @@ class LazyChatSession:
 
     async def get(self) -> ChatSession:
         """The chat session of the logged-in user for this app session."""
-        return await self.binding.aget(self._user)
+        binding = self.binding
+        if self._user_getter is None and self._scope is not None:
+            # The user is in the scope already: a session this process served a moment ago
+            # is answered without an await (ChatBinding.hit).
+            session = binding.hit(self._scope.get("user"))
+            if session is not None:
+                return session
+        return await binding.aget(self._user)
 
     async def refresh(self, rejected: str) -> ChatSession:
         """Replace the token the chat SDK ``rejected`` and return the session to use now

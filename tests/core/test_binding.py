@@ -390,3 +390,91 @@ def test_a_request_that_read_chat_from_an_unchanged_session_needs_no_finish(
     before = dict(session)
     binding.finish()  # what it would have done: nothing
     assert dict(session) == before and not session.modified
+
+
+class CountingReads(MemoryStore):
+    """A memory store that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, key: Any) -> Any:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_hit_answers_a_session_served_a_moment_ago_without_the_store() -> None:
+    store = CountingReads()
+    chat = ChatAuth(TokenRevokingProvider(), store)
+    session: dict[str, Any] = {"user": "alice"}
+    ChatBinding(chat, session).get(lambda: User("alice"))  # issued
+    served = ChatBinding(chat, session).get(lambda: User("alice"))  # read, and kept
+    reads = store.reads
+    started = session[SESSION_KEY]
+    binding = ChatBinding(chat, session, started=started)
+    assert binding.hit(User("alice")) is served
+    assert store.reads == reads
+    # It is the request's chat session now: get() answers it without calling load_user.
+    assert binding.is_loaded
+    assert binding.get(lambda: pytest.fail("decided already")) is served
+    assert binding.watched == read_slot(session)  # finish() would end it if cleared
+
+
+def test_hit_never_answers_for_another_user_or_nobody() -> None:
+    chat = ChatAuth(TokenRevokingProvider(), MemoryStore())
+    session: dict[str, Any] = {"user": "alice"}
+    for _ in range(2):  # issued, then read and kept
+        ChatBinding(chat, session).get(lambda: User("alice"))
+    started = session[SESSION_KEY]
+    assert ChatBinding(chat, dict(session), started=started).hit(User("alice")) is not None
+
+    class Anonymous:
+        is_authenticated = False
+
+    for user in (User("bob"), None, Anonymous()):
+        assert ChatBinding(chat, dict(session), started=started).hit(user) is None
+    # Bob, decided by get(): the session is handed over, alice's token ended.
+    bob = ChatBinding(chat, session, started=started)
+    assert bob.get(lambda: User("bob")).uid == "user-bob"
+    assert revoked(chat) == ["user-alice"]
+
+
+def test_hit_leaves_what_is_not_kept_to_get() -> None:
+    chat = ChatAuth(TokenRevokingProvider(), MemoryStore(), local_cache=0)
+    session: dict[str, Any] = {"user": "alice"}
+    for _ in range(2):
+        ChatBinding(chat, session).get(lambda: User("alice"))
+    binding = ChatBinding(chat, session, started=session[SESSION_KEY])
+    assert binding.hit(User("alice")) is None  # LOCAL_CACHE = 0 keeps nothing
+    assert not binding.is_loaded
+    assert binding.get(lambda: User("alice")).uid == "user-alice"
+    # An unbound id, and a refused UID, are decided by get() too (which raises the latter).
+    fresh: dict[str, Any] = {"user": "carol"}
+    ChatBinding(chat, fresh).finish()
+    assert ChatBinding(chat, fresh).hit(User("carol")) is None
+    refused = ChatBinding(chat, {"user": "x"})
+    assert refused.hit(User("no spaces allowed")) is None
+    with pytest.raises(InvalidUIDError):
+        refused.get(lambda: User("no spaces allowed"))
+
+
+async def test_hit_stays_out_of_a_decision_in_progress() -> None:
+    chat = ChatAuth(TokenRevokingProvider(), MemoryStore())
+    session: dict[str, Any] = {"user": "alice"}
+    ChatBinding(chat, session).get(lambda: User("alice"))
+    served = ChatBinding(chat, session).get(lambda: User("alice"))
+    binding = ChatBinding(chat, session, started=session[SESSION_KEY])
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_user() -> User:
+        entered.set()
+        await release.wait()
+        return User("alice")
+
+    deciding = asyncio.ensure_future(binding.aget(slow_user))
+    await entered.wait()
+    assert binding.hit(User("alice")) is None  # the decider's answer is the request's
+    release.set()
+    assert (await deciding).token == served.token
+    assert binding.hit(User("alice")) is None  # decided: get() and aget() answer it
