@@ -21,7 +21,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
 from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
 from chatauth.errors import ChatAuthError
@@ -41,6 +41,7 @@ __all__ = [
     "error_response",
     "get_chat",
     "json_response",
+    "request_user",
 ]
 
 
@@ -63,6 +64,23 @@ def binding(request: HttpRequest) -> ChatBinding:
     return found
 
 
+def request_user(request: HttpRequest) -> Any:
+    """The user of ``request.user`` itself rather than the ``SimpleLazyObject`` around it,
+    loaded now if it was not; ``None`` without ``AuthenticationMiddleware``.
+
+    The core reads several attributes of the user per chat request (``is_authenticated``, the
+    UID attribute, ``chat_uid``, the display name). Through the lazy object each read runs
+    Python-level ``__getattribute__`` and ``__getattr__``, and a missing one (``chat_uid`` on
+    most user models) raises twice: mapping the user took 6.2 microseconds against 0.8.
+    """
+    user = getattr(request, "user", None)
+    if isinstance(user, LazyObject):
+        if user._wrapped is empty:
+            user._setup()
+        return user._wrapped
+    return user
+
+
 def get_chat(request: HttpRequest) -> ChatSession:
     """The chat session of the request's user for its app session (decided once per request).
 
@@ -70,20 +88,14 @@ def get_chat(request: HttpRequest) -> ChatSession:
         NotAuthenticatedError: nobody is logged in. Other :class:`ChatAuthError` subclasses
             when the provider or the store fails (the same error for the rest of the request).
     """
-    return binding(request).get(lambda: getattr(request, "user", None))
+    return binding(request).get(partial(request_user, request))
 
 
 async def _auser(request: HttpRequest) -> Any:
     auser = getattr(request, "auser", None)
     if auser is not None:  # Django >= 5.0
         return await auser()
-    return await sync_to_async(_loaded_user)(request)  # Django 4.2
-
-
-def _loaded_user(request: HttpRequest) -> Any:
-    user = request.user
-    user.is_authenticated  # noqa: B018 - forces the lazy object here, in a worker thread
-    return user
+    return await sync_to_async(request_user)(request)  # Django 4.2: loaded in a worker thread
 
 
 async def _loaded_binding(request: HttpRequest) -> ChatBinding:

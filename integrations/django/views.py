@@ -25,7 +25,14 @@ from chatauth.responses import endpoint_answer, refresh_answer, token_answer
 from chatauth.session import ChatSession
 
 from .conf import get_service
-from .middleware import aget_chat, binding, error_response, get_chat, json_response
+from .middleware import (
+    aget_chat,
+    binding,
+    error_response,
+    get_chat,
+    json_response,
+    request_user,
+)
 
 __all__ = ["ChatRequiredMixin", "chat_required", "provider_endpoint", "refresh", "script", "token"]
 
@@ -70,7 +77,7 @@ def refresh(request: HttpRequest) -> HttpResponse:
     answer is the token endpoint's."""
 
     def replace(rejected: str) -> ChatSession:
-        return binding(request).refresh(lambda: getattr(request, "user", None), rejected)
+        return binding(request).refresh(functools.partial(request_user, request), rejected)
 
     return json_response(refresh_answer(_body(request), replace))
 

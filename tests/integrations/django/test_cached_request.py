@@ -87,3 +87,26 @@ def test_error_answers_are_the_cores_bytes_too(client: Client) -> None:
     assert response["Content-Type"] == "application/json"
     assert response.content == json_bytes(response.json())
     assert response.json()["error"]["code"] == "ERROR_NOT_AUTHENTICATED"
+
+
+def test_the_core_is_handed_the_user_not_the_lazy_object_around_it(
+    client: Client, user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatauth.integrations.django.conf import get_service
+    from django.utils.functional import LazyObject
+
+    service = get_service()
+    mapper = service.mapper
+    seen: list[object] = []
+
+    def recording(app_user: object) -> object:
+        seen.append(app_user)
+        return mapper(app_user)
+
+    monkeypatch.setattr(service, "mapper", recording)
+    client.force_login(user)
+    assert client.get("/chat/token").status_code == 200
+    # Each attribute the mapper reads through request.user's SimpleLazyObject would run
+    # Python-level __getattribute__ and __getattr__; a missing one (chat_uid) fails twice.
+    assert seen and all(type(u) is type(user) for u in seen), [type(u) for u in seen]
+    assert not any(isinstance(u, LazyObject) for u in seen)
