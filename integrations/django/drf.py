@@ -43,7 +43,7 @@ from chatauth.responses import error_answer, refresh_answer, token_answer
 from chatauth.session import ChatSession
 
 from .api import api_binding
-from .middleware import json_response
+from .middleware import json_response, unwrap_user
 from .views import _body
 
 __all__ = [
@@ -62,7 +62,7 @@ def get_chat(request: Request) -> ChatSession:
     Raises:
         NotAuthenticatedError: no authenticated user. The core's other errors.
     """
-    return api_binding(request._request, request.auth).get(lambda: request.user)
+    return api_binding(request._request, request.auth).get(lambda: unwrap_user(request.user))
 
 
 class ChatTokenView(APIView):
@@ -85,7 +85,7 @@ class ChatTokenRefreshView(APIView):
     def post(self, request: Request) -> HttpResponse:
         def replace(rejected: str) -> ChatSession:
             chat = api_binding(request._request, request.auth)
-            return chat.refresh(lambda: request.user, rejected)
+            return chat.refresh(lambda: unwrap_user(request.user), rejected)
 
         return json_response(refresh_answer(_body(request._request), replace))
 

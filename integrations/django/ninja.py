@@ -33,7 +33,7 @@ from chatauth.responses import refresh_answer, token_answer
 from chatauth.session import ChatSession
 
 from .api import api_binding
-from .middleware import json_response
+from .middleware import json_response, request_user
 from .views import _body
 
 __all__ = ["chat_router", "get_chat", "user_of"]
@@ -48,7 +48,7 @@ def user_of(request: HttpRequest) -> Any:
     owner = getattr(auth, "user", None)
     if owner is not None:
         return owner
-    return getattr(request, "user", None)
+    return request_user(request)
 
 
 def get_chat(request: HttpRequest) -> ChatSession:

@@ -219,3 +219,24 @@ def test_allauth_headless_session_token_client_loses_its_chat_token_at_logout(
     assert not cometchat.is_token_alive(refreshed)
     assert _token_of(user, session_token) is None
     assert _get(api, "/api/chat/token", **auth).status_code == 401
+
+
+def test_drf_session_clients_hand_the_core_the_user_not_the_lazy_object(
+    cometchat: CometChatEmulator, user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.utils.functional import LazyObject
+
+    service = get_service()
+    mapper = service.mapper
+    seen: list[object] = []
+
+    def recording(app_user: object) -> object:
+        seen.append(app_user)
+        return mapper(app_user)
+
+    monkeypatch.setattr(service, "mapper", recording)
+    client = Client()
+    client.force_login(user)  # REST framework's SessionAuthentication: request.user, lazy
+    assert _get(client, "/api/chat/token").status_code == 200
+    assert seen and not any(isinstance(u, LazyObject) for u in seen)
+    assert all(type(u) is type(user) for u in seen)
