@@ -198,7 +198,7 @@ class ChatBinding:
             the value found now.
     """
 
-    # One is made per request that uses chat.
+    # One is made per request that uses chat, and slots make it cheaper to build.
     __slots__ = (
         "_deciding",
         "_outcome",
@@ -285,7 +285,9 @@ class ChatBinding:
         decided it.
 
         Args:
-            user: the app user, already at hand (``scope["user"]``, ``flask_login.current_user``).
+            user: the app user, already at hand (Starlette's ``scope["user"]``): the sync
+                :meth:`get` would save only a frame and the memoised UID check by asking
+                this first, so the WSGI adapters do not.
 
         Returns:
             The chat session, or ``None`` when anything else would have to be decided (nobody
