@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -47,6 +47,28 @@ def chatauth(settings: object):
     reset()
     yield get_service()
     reset()
+
+
+@pytest.fixture
+def mapped_users(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[object]]:
+    """Call it once the service is configured: from then on the users its mapper is handed
+    are appended to the list it returns (the mapper still maps them)."""
+
+    def record() -> list[object]:
+        from chatauth.integrations.django.conf import get_service
+
+        service = get_service()
+        mapper = service.mapper
+        seen: list[object] = []
+
+        def recording(app_user: object) -> object:
+            seen.append(app_user)
+            return mapper(app_user)
+
+        monkeypatch.setattr(service, "mapper", recording)
+        return seen
+
+    return record
 
 
 @pytest.fixture

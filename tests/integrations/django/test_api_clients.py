@@ -10,7 +10,7 @@ the same user keeps its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -222,19 +222,11 @@ def test_allauth_headless_session_token_client_loses_its_chat_token_at_logout(
 
 
 def test_drf_session_clients_hand_the_core_the_user_not_the_lazy_object(
-    cometchat: CometChatEmulator, user: Any, monkeypatch: pytest.MonkeyPatch
+    cometchat: CometChatEmulator, user: Any, mapped_users: Callable[[], list[object]]
 ) -> None:
     from django.utils.functional import LazyObject
 
-    service = get_service()
-    mapper = service.mapper
-    seen: list[object] = []
-
-    def recording(app_user: object) -> object:
-        seen.append(app_user)
-        return mapper(app_user)
-
-    monkeypatch.setattr(service, "mapper", recording)
+    seen = mapped_users()
     client = Client()
     client.force_login(user)  # REST framework's SessionAuthentication: request.user, lazy
     assert _get(client, "/api/chat/token").status_code == 200

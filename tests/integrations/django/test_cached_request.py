@@ -5,6 +5,8 @@ the test project's SQLite database with Django's own query capture."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from chatauth.integrations.django.models import ChatToken
 from django.db import connection
@@ -90,20 +92,11 @@ def test_error_answers_are_the_cores_bytes_too(client: Client) -> None:
 
 
 def test_the_core_is_handed_the_user_not_the_lazy_object_around_it(
-    client: Client, user, monkeypatch: pytest.MonkeyPatch
+    client: Client, user, mapped_users: Callable[[], list[object]]
 ) -> None:
-    from chatauth.integrations.django.conf import get_service
     from django.utils.functional import LazyObject
 
-    service = get_service()
-    mapper = service.mapper
-    seen: list[object] = []
-
-    def recording(app_user: object) -> object:
-        seen.append(app_user)
-        return mapper(app_user)
-
-    monkeypatch.setattr(service, "mapper", recording)
+    seen = mapped_users()
     client.force_login(user)
     assert client.get("/chat/token").status_code == 200
     # Each attribute the mapper reads through request.user's SimpleLazyObject would run
