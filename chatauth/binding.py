@@ -64,7 +64,14 @@ from chatauth.tokens import ChatToken
 if TYPE_CHECKING:
     from chatauth.service import ChatAuth
 
-__all__ = ["SESSION_KEY", "ChatBinding", "SessionMapping", "finish_needed", "read_slot"]
+__all__ = [
+    "SESSION_KEY",
+    "ChatBinding",
+    "SessionMapping",
+    "finish_needed",
+    "kept_session",
+    "read_slot",
+]
 
 logger = logging.getLogger("chatauth")
 
@@ -150,6 +157,53 @@ def finish_needed(session: SessionMapping | None, started: object, key: str = SE
     return not isinstance(started, (str, dict, Mapping)) or size < 2
 
 
+def kept_session(
+    service: ChatAuth,
+    session: SessionMapping | None,
+    user: Any,
+    started: object,
+    key: str = SESSION_KEY,
+) -> ChatSession | None:
+    """The request's chat session when nothing is left to decide: the session holds, as it
+    did when the request started, an id bound to ``user``'s UID, and this process served that
+    chat session a moment ago (:mod:`chatauth.hits`). The common chat read, answered without
+    a :class:`ChatBinding`, an await, a store call or a write.
+
+    An adapter that makes its binding on first use asks this first, where the user is at hand
+    without an await (Starlette's ``scope["user"]``), keeps the answer for the rest of the
+    request, and hands it to the binding it may make later (``ChatBinding(..., kept=...)``).
+    The WSGI adapters do not: for them :meth:`ChatBinding.get` costs one frame more.
+
+    Args:
+        service: the app's :class:`~chatauth.service.ChatAuth`.
+        session: the framework's session mapping (``None``: nothing is kept for it here).
+        user: the app user; ``None`` or one whose ``is_authenticated`` is false is nobody.
+        started: the raw value under ``key`` when the request started.
+        key: the slot's key.
+
+    Returns:
+        The chat session, or ``None`` when anything would have to be decided (nobody logged
+        in, another user, no bound id, an id changed during the request, nothing kept): then
+        :meth:`ChatBinding.get` decides, and raises what it raises. The UID is not checked
+        against the provider's rules here: a kept session is only served to an identity equal
+        to its own, which passed them when it was served.
+    """
+    # Only the current "<sid>:<uid>" shape, unchanged since the request started: every other
+    # case is the binding's to decide (and to rewrite).
+    if session is None or type(started) is not str or session.get(key) is not started:
+        return None
+    sid, colon, uid = started.partition(":")
+    if not (colon and sid and uid):
+        return None
+    try:
+        identity = service._mapped(user)
+    except ChatAuthError:
+        return None
+    if identity.uid != uid:
+        return None
+    return service._cached(identity, sid)
+
+
 def _encode(sid: str, uid: str | None) -> str:
     """The slot as kept in the session (see the module docstring)."""
     return sid if uid is None else f"{sid}:{uid}"
@@ -196,6 +250,9 @@ class ChatBinding:
             first use, or at the response start when :func:`finish_needed`): the raw value
             the session held under ``key`` when the request started, watched instead of
             the value found now.
+        kept: the chat session :func:`kept_session` answered for this request before the
+            binding was made: it is the request's chat session already, as if :meth:`get` had
+            decided it.
     """
 
     # One is made per request that uses chat, and slots make it cheaper to build.
@@ -222,6 +279,7 @@ class ChatBinding:
         watch: bool = True,
         app_session: str | None = None,
         started: object = _UNREAD,
+        kept: ChatSession | None = None,
     ) -> None:
         self.service = service
         self.session = session
@@ -243,7 +301,7 @@ class ChatBinding:
             self.watched = _bound(slot)
         #: True after :meth:`end` in this request: no new id is made for the response.
         self.ended = False
-        self._outcome: ChatSession | ChatAuthError | None = None
+        self._outcome: ChatSession | ChatAuthError | None = kept
         # None, _NOBODY_WAITS while an await decides alone, or the future its waiters await.
         self._deciding: asyncio.Future[None] | object | None = None
 
@@ -277,39 +335,6 @@ class ChatBinding:
             self.watched = bound
 
     # -- reading -------------------------------------------------------------------------------
-    def hit(self, user: Any) -> ChatSession | None:
-        """The request's chat session at once, when the session holds its id bound to
-        ``user`` and this process served that chat session a moment ago
-        (:mod:`chatauth.hits`): the common chat read, answered without an await, a store
-        call or a write. It then becomes the request's chat session, as if :meth:`get` had
-        decided it.
-
-        Args:
-            user: the app user, already at hand (Starlette's ``scope["user"]``): the sync
-                :meth:`get` would save only a frame and the memoised UID check by asking
-                this first, so the WSGI adapters do not.
-
-        Returns:
-            The chat session, or ``None`` when anything else would have to be decided (nobody
-            logged in, a UID refused, no bound id, nothing kept, a decision already made or in
-            progress): then :meth:`get` or :meth:`aget` decides, and raises what it raises.
-        """
-        if self._outcome is not None or self._deciding is not None or self.session is None:
-            return None
-        try:
-            # Not checked against the provider's UID rules: a kept session is only served to
-            # an identity equal to its own, which passed them when it was served.
-            identity = self.service._mapped(user)
-        except ChatAuthError:
-            return None
-        sid = self._bound_to(identity)
-        if sid is None:
-            return None
-        session = self.service._cached(identity, sid)
-        if session is not None:
-            self._outcome = session
-        return session
-
     def get(self, load_user: Callable[[], Any]) -> ChatSession:
         """The chat session of the request's user, decided once per request.
 

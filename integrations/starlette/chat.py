@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
+from chatauth.binding import SESSION_KEY, ChatBinding, kept_session
 from chatauth.errors import ConfigurationError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -52,12 +52,12 @@ class LazyChatSession:
 
     __slots__ = (
         "_binding",
+        "_kept",
         "_scope",
         "_session",
         "_session_key",
         "_started",
         "_user_getter",
-        "_writable",
         "chatauth",
     )
 
@@ -70,7 +70,6 @@ class LazyChatSession:
     ) -> None:
         self.chatauth = chatauth
         self._scope: Scope | None = scope
-        self._writable = scope["type"] == "http"
         self._user_getter = user_getter
         self._session_key = session_key
         self._session = session = scope.get("session")
@@ -78,18 +77,24 @@ class LazyChatSession:
         # watches the id the request started with.
         self._started = session.get(session_key) if session is not None else None
         self._binding: ChatBinding | None = None
+        # The chat session kept_session answered, until a binding is made and takes it over.
+        self._kept: ChatSession | None = None
 
     @property
     def binding(self) -> ChatBinding:
         """The core's per-request state for this connection, made on first use."""
         if self._binding is None:
+            scope = self._scope
             self._binding = ChatBinding(
                 self.chatauth,
                 self._session,
                 key=self._session_key,
-                writable=self._writable,
+                # a WebSocket cannot send the session back; nor can a request that is over
+                writable=scope is not None and scope["type"] == "http",
                 started=self._started,
+                kept=self._kept,
             )
+            self._kept = None  # the binding answers from now on (end() changes its answer)
         return self._binding
 
     def __repr__(self) -> str:
@@ -98,14 +103,9 @@ class LazyChatSession:
     @property
     def is_loaded(self) -> bool:
         """True once the chat session was fetched in this request."""
-        return self._binding is not None and self._binding.is_loaded
-
-    def finish_due(self) -> bool:
-        """Whether the response start needs :meth:`chatauth.binding.ChatBinding.afinish`
-        (:func:`chatauth.binding.finish_needed`): a plain check, so that a request whose
-        session ends as it started pays no coroutine either, whether it read chat or not
-        (binding an id, ending a session, clearing it all change the session)."""
-        return finish_needed(self._session, self._started, self._session_key)
+        if self._binding is None:
+            return self._kept is not None
+        return self._binding.is_loaded
 
     def release(self) -> None:
         """The request is over: let go of its scope. The scope holds this object, so keeping
@@ -116,16 +116,29 @@ class LazyChatSession:
     def __await__(self) -> Generator[Any, None, ChatSession]:
         return self.get().__await__()
 
+    def kept(self) -> ChatSession | None:
+        """The request's chat session if it is known without an await: a session this process
+        served a moment ago (:func:`chatauth.binding.kept_session`), found once and kept for
+        the request until a binding is made; ``None`` when :meth:`get` has to decide."""
+        kept = self._kept
+        if kept is None and self._binding is None and self._user_getter is None:
+            scope = self._scope
+            if scope is not None:  # the user is in the scope already
+                kept = self._kept = kept_session(
+                    self.chatauth,
+                    self._session,
+                    scope.get("user"),
+                    self._started,
+                    self._session_key,
+                )
+        return kept
+
     async def get(self) -> ChatSession:
         """The chat session of the logged-in user for this app session."""
-        binding = self.binding
-        if self._user_getter is None and self._scope is not None:
-            # The user is in the scope already: a session this process served a moment ago
-            # is answered without an await (ChatBinding.hit).
-            session = binding.hit(self._scope.get("user"))
-            if session is not None:
-                return session
-        return await binding.aget(self._user)
+        kept = self.kept()
+        if kept is not None:
+            return kept
+        return await self.binding.aget(self._user)
 
     async def refresh(self, rejected: str) -> ChatSession:
         """Replace the token the chat SDK ``rejected`` and return the session to use now
@@ -172,7 +185,12 @@ async def get_chat(conn: HTTPConnection) -> ChatSession:
 
     The same as ``await request.state.chat``; see :class:`LazyChatSession` for what it raises.
     """
-    return await _chat(conn).get()
+    chat = _chat(conn)
+    # The common read (a session served a moment ago) without the coroutine of get().
+    kept = chat.kept()
+    if kept is not None:
+        return kept
+    return await chat.get()
 
 
 async def end_chat_session(conn: HTTPConnection) -> list[ChatToken]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatauth.binding import SESSION_KEY
+from chatauth.binding import SESSION_KEY, finish_needed
 from chatauth.errors import ConfigurationError
 
 from .chat import LazyChatSession, UserGetter, end_chat_session, get_chat, get_service
@@ -93,16 +93,23 @@ class ChatAuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        chat = LazyChatSession(self.chatauth, scope, self.user_getter, self.session_key)
+        key = self.session_key
+        chat = LazyChatSession(self.chatauth, scope, self.user_getter, key)
         scope["chat"] = chat
         scope.setdefault("state", {})["chat"] = chat
         try:
-            if scope["type"] != "http" or "session" not in scope:
+            session = scope.get("session")
+            if session is None or scope["type"] != "http":
                 await self.app(scope, receive, send)
                 return
+            started = session.get(key)
 
             async def send_wrapper(message: Message) -> None:
-                if message["type"] == "http.response.start" and chat.finish_due():
+                # A plain check first: a request whose session ends as it started pays no
+                # coroutine, whether it read chat or not.
+                if message["type"] == "http.response.start" and finish_needed(
+                    session, started, key
+                ):
                     await chat.binding.afinish()
                 await send(message)
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chatauth import ChatAuth, ChatIdentity
-from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, read_slot
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, kept_session, read_slot
 from chatauth.bodies import ARequestBody, RequestBody
 from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.journal import EndJournal
@@ -404,7 +404,7 @@ class CountingReads(MemoryStore):
         return super().get(key)
 
 
-def test_hit_answers_a_session_served_a_moment_ago_without_the_store() -> None:
+def test_kept_session_answers_a_session_served_a_moment_ago_without_the_store() -> None:
     store = CountingReads()
     chat = ChatAuth(TokenRevokingProvider(), store)
     session: dict[str, Any] = {"user": "alice"}
@@ -412,69 +412,66 @@ def test_hit_answers_a_session_served_a_moment_ago_without_the_store() -> None:
     served = ChatBinding(chat, session).get(lambda: User("alice"))  # read, and kept
     reads = store.reads
     started = session[SESSION_KEY]
-    binding = ChatBinding(chat, session, started=started)
-    assert binding.hit(User("alice")) is served
+    assert kept_session(chat, session, User("alice"), started) is served
     assert store.reads == reads
-    # It is the request's chat session now: get() answers it without calling load_user.
+    # A binding made later takes it as the request's chat session: get() answers it
+    # without calling load_user, and finish() would end it if the session were cleared.
+    binding = ChatBinding(chat, session, started=started, kept=served)
     assert binding.is_loaded
     assert binding.get(lambda: pytest.fail("decided already")) is served
-    assert binding.watched == read_slot(session)  # finish() would end it if cleared
+    assert binding.watched == read_slot(session)
 
 
-def test_hit_never_answers_for_another_user_or_nobody() -> None:
+def test_kept_session_never_answers_for_another_user_or_nobody() -> None:
     chat = ChatAuth(TokenRevokingProvider(), MemoryStore())
     session: dict[str, Any] = {"user": "alice"}
     for _ in range(2):  # issued, then read and kept
         ChatBinding(chat, session).get(lambda: User("alice"))
     started = session[SESSION_KEY]
-    assert ChatBinding(chat, dict(session), started=started).hit(User("alice")) is not None
+    assert kept_session(chat, session, User("alice"), started) is not None
 
     class Anonymous:
         is_authenticated = False
 
     for user in (User("bob"), None, Anonymous()):
-        assert ChatBinding(chat, dict(session), started=started).hit(user) is None
+        assert kept_session(chat, session, user, started) is None
     # Bob, decided by get(): the session is handed over, alice's token ended.
     bob = ChatBinding(chat, session, started=started)
     assert bob.get(lambda: User("bob")).uid == "user-bob"
     assert revoked(chat) == ["user-alice"]
 
 
-def test_hit_leaves_what_is_not_kept_to_get() -> None:
+def test_kept_session_leaves_what_is_not_kept_or_changed_to_get() -> None:
     chat = ChatAuth(TokenRevokingProvider(), MemoryStore(), local_cache=0)
     session: dict[str, Any] = {"user": "alice"}
     for _ in range(2):
         ChatBinding(chat, session).get(lambda: User("alice"))
-    binding = ChatBinding(chat, session, started=session[SESSION_KEY])
-    assert binding.hit(User("alice")) is None  # LOCAL_CACHE = 0 keeps nothing
-    assert not binding.is_loaded
-    assert binding.get(lambda: User("alice")).uid == "user-alice"
+    started = session[SESSION_KEY]
+    assert kept_session(chat, session, User("alice"), started) is None  # LOCAL_CACHE=0
+    assert ChatBinding(chat, session, started=started).get(lambda: User("alice")).uid == (
+        "user-alice"
+    )
     # An unbound id, and a refused UID, are decided by get() too (which raises the latter).
     fresh: dict[str, Any] = {"user": "carol"}
     ChatBinding(chat, fresh).finish()
-    assert ChatBinding(chat, fresh).hit(User("carol")) is None
-    refused = ChatBinding(chat, {"user": "x"})
-    assert refused.hit(User("no spaces allowed")) is None
+    assert kept_session(chat, fresh, User("carol"), fresh[SESSION_KEY]) is None
     with pytest.raises(InvalidUIDError):
-        refused.get(lambda: User("no spaces allowed"))
+        ChatBinding(chat, {"user": "x"}).get(lambda: User("no spaces allowed"))
+    assert kept_session(chat, {"user": "x"}, User("no spaces allowed"), None) is None
 
 
-async def test_hit_stays_out_of_a_decision_in_progress() -> None:
+def test_kept_session_needs_the_id_the_request_started_with() -> None:
     chat = ChatAuth(TokenRevokingProvider(), MemoryStore())
     session: dict[str, Any] = {"user": "alice"}
-    ChatBinding(chat, session).get(lambda: User("alice"))
-    served = ChatBinding(chat, session).get(lambda: User("alice"))
-    binding = ChatBinding(chat, session, started=session[SESSION_KEY])
-    entered, release = asyncio.Event(), asyncio.Event()
-
-    async def slow_user() -> User:
-        entered.set()
-        await release.wait()
-        return User("alice")
-
-    deciding = asyncio.ensure_future(binding.aget(slow_user))
-    await entered.wait()
-    assert binding.hit(User("alice")) is None  # the decider's answer is the request's
-    release.set()
-    assert (await deciding).token == served.token
-    assert binding.hit(User("alice")) is None  # decided: get() and aget() answer it
+    for _ in range(2):
+        ChatBinding(chat, session).get(lambda: User("alice"))
+    started = session[SESSION_KEY]
+    assert kept_session(chat, session, User("alice"), started) is not None
+    # Cleared during the request, or replaced by an equal value that is not the same one:
+    # the binding decides (and finish() ends what was cleared).
+    assert kept_session(chat, {}, User("alice"), started) is None
+    copy = {**session, SESSION_KEY: "".join(started)}
+    assert copy[SESSION_KEY] == started
+    assert copy[SESSION_KEY] is not started
+    assert kept_session(chat, copy, User("alice"), started) is None
+    assert kept_session(chat, None, User("alice"), started) is None

@@ -122,6 +122,55 @@ async def test_requests_that_never_read_it_make_no_binding_and_leave_no_cycles(
     assert store.calls == []
 
 
+async def test_a_session_served_a_moment_ago_is_read_without_a_binding_and_still_ends(
+    app: Starlette, chat: ChatAuth, store: CountingStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[ChatBinding] = []
+
+    class Counted(ChatBinding):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    async def read_then_end(request: Request) -> Response:
+        first = await get_chat(request)
+        again = await request.state.chat
+        ended = await chat_module.end_chat_session(request)
+        return Response(f"{first is again} {ended == [first.token]}")
+
+    app.router.routes.insert(0, Route("/read-then-end", read_then_end))
+    monkeypatch.setattr(chat_module, "ChatBinding", Counted)
+    cookie = (await asgi_get(app, "POST", "/login/alice", ""))[1]
+    for _ in range(2):  # issued, then read from the store and kept in this process
+        status, cookie = await asgi_get(app, "GET", "/chat/token", cookie)
+        assert status == 200
+    made.clear()
+    store.calls.clear()
+    assert (await asgi_get(app, "GET", "/chat/token", cookie))[0] == 200
+    assert made == []
+    assert store.calls == []
+    assert len(stored(chat)) == 1
+
+    # Read twice (one answer), then ended: the binding made for the end takes the kept
+    # session over, and the token is gone.
+    sent = await run_asgi(
+        app,
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/read-then-end",
+            "raw_path": b"/read-then-end",
+            "query_string": b"",
+            "headers": [(b"cookie", cookie.encode())],
+        },
+        [{"type": "http.request", "body": b""}],
+    )
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"True True"
+    assert len(made) == 1
+    assert stored(chat) == []
+
+
 async def test_a_lazy_chat_session_kept_past_its_request_says_so(app: Starlette) -> None:
     kept: list[Any] = []
 
