@@ -38,9 +38,30 @@ class PassThrough:
         await self.app(scope, receive, send)
 
 
+def lazy_session_only() -> type:
+    """chatauth's Starlette middleware without its response-start check: it puts the lazy
+    chat session in the scope and ``request.state`` and does nothing else, so a session
+    cleared without the logout helper keeps its chat session. Not a way to install chatauth:
+    the floor rows measure what ``request.state.chat`` alone costs, the part of the
+    middleware its API cannot do without."""
+    from chatauth.integrations.starlette import ChatAuthMiddleware, LazyChatSession
+
+    class LazySessionOnly(ChatAuthMiddleware):
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            chat = LazyChatSession(self.chatauth, scope, self.user_getter, self.session_key)
+            scope["chat"] = scope.setdefault("state", {})["chat"] = chat
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                chat.release()
+
+    return LazySessionOnly
+
+
 def starlette_app(variant: str, store: str = "memory://") -> Any:
-    """The Starlette app; ``variant`` is ``"bare"``, ``"chat"`` or ``"layer"`` (the bare app
-    with a :class:`PassThrough` where chatauth's middleware would be)."""
+    """The Starlette app; ``variant`` is ``"bare"``, ``"chat"``, ``"layer"`` (the bare app
+    with a :class:`PassThrough` where chatauth's middleware would be) or ``"lazy"`` (the chat
+    app with :func:`lazy_session_only`'s middleware instead of chatauth's)."""
     from starlette.applications import Starlette
     from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
     from starlette.middleware import Middleware
@@ -88,7 +109,7 @@ def starlette_app(variant: str, store: str = "memory://") -> Any:
     ]
     if variant == "layer":
         middleware.append(Middleware(PassThrough))
-    if variant == "chat":
+    if variant in ("chat", "lazy"):
         from chatauth.integrations.starlette import ChatAuthMiddleware, chat_routes, get_chat
 
         import chatauth
@@ -102,9 +123,8 @@ def starlette_app(variant: str, store: str = "memory://") -> Any:
         # Where /me is in the bare app: both are matched after the same two routes.
         routes.insert(2, Route("/chat/uid", chat_uid))
         routes += chat_routes()
-        middleware.append(
-            Middleware(ChatAuthMiddleware, chatauth=chatauth.from_settings(chat_settings(store)))
-        )
+        kind = ChatAuthMiddleware if variant == "chat" else lazy_session_only()
+        middleware.append(Middleware(kind, chatauth=chatauth.from_settings(chat_settings(store))))
     return Starlette(routes=routes, middleware=middleware)
 
 

@@ -368,6 +368,36 @@ class Suite:
                 lambda: sqlite.rate("/chat/uid", n),
                 lambda: bare.rate("/me", n),
             )
+            # The floors: the part of the cost above that no middleware giving the README's
+            # API can avoid, measured against the same targets.
+            carrying = ASGIDriver(apps.starlette_app("layer"), loop)
+            carrying.cookie = mem.cookie  # the bare app's login, plus chatauth's session id
+            self.row(
+                "floor: Starlette with a do-nothing ASGI middleware, the session cookie "
+                "carrying chatauth's id, route that never reads chat, in-process",
+                ">=",
+                0.98,
+                lambda: carrying.rate("/plain", n),
+                lambda: bare.rate("/plain", n),
+            )
+            lazy = logged_in(ASGIDriver(apps.starlette_app("lazy"), loop), chat=True)
+            self.row(
+                "floor: Starlette with request.state.chat alone (chatauth's middleware "
+                "without its response-start check), route that never reads chat, in-process",
+                ">=",
+                0.98,
+                lambda: lazy.rate("/plain", n),
+                lambda: bare.rate("/plain", n),
+            )
+            self.row(
+                "floor: Starlette with request.state.chat alone (chatauth's middleware "
+                "without its response-start check), route reading a cached token (memory), "
+                "in-process",
+                ">=",
+                0.90,
+                lambda: lazy.rate("/chat/uid", n),
+                lambda: bare.rate("/me", n),
+            )
         finally:
             loop.close()
 
