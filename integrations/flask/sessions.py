@@ -6,7 +6,9 @@ the user is (the extension's ``user_loader``, else Flask-Login); :mod:`.signals`
 Flask-Login signals mean login and logout. The binding lives on ``g`` for the request, made
 on first need, which also adds its ``finish`` to that request's ``after_this_request``
 functions (run before the session cookie is written): a request that never uses chat, logs
-in or out runs no chatauth code.
+in or out runs no chatauth code. The common read, a chat session this process served a
+moment ago, needs no binding (:func:`chatauth.binding.kept_session`): it is kept on ``g``,
+adds ``finish`` all the same, and a binding is made for it only if one is needed later.
 
 Users authenticated per request with no session cookie (Flask-Login's ``request_loader``,
 token APIs) get one chat token per user instead of one per browser session (DESIGN §4).
@@ -32,7 +34,7 @@ from flask import (
 from flask.sessions import NullSession
 from werkzeug.local import LocalProxy
 
-from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, kept_session
 from chatauth.errors import ConfigurationError, NotAuthenticatedError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -54,6 +56,8 @@ logger = logging.getLogger("chatauth.integrations.flask")
 SESSION_ID_KEY = SESSION_KEY
 # Request-scoped binding on ``g``, named with the extension's prefix (Flask's extension guide).
 _G_KEY = "_chatauth_binding"
+# A chat session read without a binding, and the slot's value it was read under.
+_G_KEPT = "_chatauth_kept"
 
 
 def _flask_login() -> ModuleType | None:
@@ -127,28 +131,43 @@ def _cookie_session(current: Any) -> Any:
     return current
 
 
-def _new_binding(
-    request_g: Any, made: ChatBinding | None, cookie: bool
-) -> tuple[ChatBinding, Callable[[], Any]]:
-    """Make this request's binding (see :func:`_binding`) and say where its user comes from;
-    each context-local (``g``, ``current_app``, ``session``) is looked up once."""
+def _sources(cookie: bool) -> tuple[ChatAuthState, Any, Callable[[], Any], bool]:
+    """``(state, session, load_user, per_user)`` of this request, each context-local
+    (``current_app``, ``session``) looked up once: the extension's state, ``flask.session``,
+    what returns the app user, and whether the chat session is one per user rather than one
+    per cookie session (``cookie`` asks for the latter, as at a login or logout)."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
     current = session._get_current_object()  # type: ignore[attr-defined]
     loader = state.user_loader
     if loader is not None:
-        load_user, per_user = loader, False
-    else:
-        proxy = _login_user_proxy(state, app)
-        load_user = _no_user_source if proxy is None else proxy._get_current_object
-        # A Flask-Login user loaded from the request (API token header) has no cookie
-        # session: an id stored in one would be new on every request, and so would the
-        # chat token.
-        per_user = not cookie and proxy is not None and "_user_id" not in current
-    binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
+        return state, current, loader, False
+    proxy = _login_user_proxy(state, app)
+    load_user = _no_user_source if proxy is None else proxy._get_current_object
+    # A Flask-Login user loaded from the request (API token header) has no cookie session: an
+    # id stored in one would be new on every request, and so would the chat token.
+    per_user = not cookie and proxy is not None and "_user_id" not in current
+    return state, current, load_user, per_user
+
+
+def _new_binding(
+    request_g: Any,
+    made: ChatBinding | None,
+    cookie: bool,
+    sources: tuple[ChatAuthState, Any, Callable[[], Any], bool] | None = None,
+) -> tuple[ChatBinding, Callable[[], Any]]:
+    """Make this request's binding (see :func:`_binding`) and say where its user comes from.
+    A chat session read earlier in the request without a binding (:func:`load_chat`) is
+    handed over to it, with the slot's value from that read to watch."""
+    state, current, load_user, per_user = sources or _sources(cookie)
+    kept: tuple[ChatSession, object] | None = request_g.get(_G_KEPT)
+    if kept is None:
+        binding = ChatBinding(state.service, None if per_user else _cookie_session(current))
+        if made is None:
+            after_this_request(finish)
+    else:  # its read added finish already
+        binding = ChatBinding(state.service, current, started=kept[1], kept=kept[0])
     setattr(request_g, _G_KEY, binding)
-    if made is None:
-        after_this_request(finish)
     return binding, load_user
 
 
@@ -169,16 +188,24 @@ def _binding(*, cookie: bool = False) -> ChatBinding:
 
 def finish(response: Response) -> Response:
     """The binding's end-of-request step, before the cookie is written; added to a request
-    by its first :func:`_binding` (a request that never used chat, logged in or out has
-    none, and never reads ``flask.session``: Flask adds ``Vary: Cookie`` to a response
-    whose session was read).
+    by its first chat read or :func:`_binding` (a request that never used chat, logged in or
+    out has none, and never reads ``flask.session``: Flask adds ``Vary: Cookie`` to a
+    response whose session was read).
 
-    :func:`chatauth.binding.finish_needed` says first whether the step has anything to do.
-    It wants the slot's value from the request's start; Flask cannot give it without reading
-    the session up front, but the value now is the same whenever the answer depends on it:
-    only for a session whose ``modified`` flag says it was not changed in this request.
+    :func:`chatauth.binding.finish_needed` says first whether the step has anything to do,
+    and a request that only read a kept chat session makes its binding only then. It wants
+    the slot's value from the request's start: that read noted it; otherwise Flask cannot
+    give it without reading the session up front, but the value now is the same whenever
+    the answer depends on it: only for a session whose ``modified`` flag says it was not
+    changed in this request.
     """
-    binding: ChatBinding = g._get_current_object().get(_G_KEY)
+    request_g = g._get_current_object()
+    binding: ChatBinding | None = request_g.get(_G_KEY)
+    if binding is None:
+        started = request_g.get(_G_KEPT)[1]
+        if finish_needed(session._get_current_object(), started):  # type: ignore[attr-defined]
+            _binding().finish()
+        return response
     mapping = binding.session
     if mapping is not None and finish_needed(mapping, mapping.get(binding.key), binding.key):
         binding.finish()
@@ -201,14 +228,34 @@ def load_chat(*, required: bool) -> ChatSession | None:
     request_g = g._get_current_object()
     binding: ChatBinding | None = request_g.get(_G_KEY)
     try:
-        if binding is None:  # the request's first chat use: its user source is at hand
-            binding, load_user = _new_binding(request_g, None, cookie=False)
-            return binding.get(load_user)
+        if binding is None:
+            kept: tuple[ChatSession, object] | None = request_g.get(_G_KEPT)
+            if kept is not None:
+                return kept[0]
+            return _first_read(request_g)
         return binding.get(current_user)
     except NotAuthenticatedError:
         if required:
             raise
         return None
+
+
+def _first_read(request_g: Any) -> ChatSession:
+    """The request's first chat read, its user source at hand. A chat session this process
+    served a moment ago (:func:`chatauth.binding.kept_session`) is kept on ``g`` without a
+    binding; anything else is decided by one."""
+    sources = _sources(cookie=False)
+    state, current, load_user, per_user = sources
+    user = load_user()
+    if not per_user:
+        started = current.get(SESSION_KEY)
+        kept = kept_session(state.service, current, user, started)
+        if kept is not None:
+            setattr(request_g, _G_KEPT, (kept, started))
+            after_this_request(finish)  # a session cleared later in the request still ends it
+            return kept
+    binding = _new_binding(request_g, None, cookie=False, sources=sources)[0]
+    return binding.get(lambda: user)
 
 
 def _get_current_chat() -> ChatSession | None:

@@ -394,6 +394,8 @@ def bindings(monkeypatch: pytest.MonkeyPatch) -> list[ChatBinding]:
     class Counted(ChatBinding):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            #: What the session held when the binding was made.
+            self.made_with = dict(self.session or {})
             made.append(self)
 
     monkeypatch.setattr(flask_sessions, "ChatBinding", Counted)
@@ -449,10 +451,16 @@ def test_the_end_of_request_step_runs_only_when_the_session_changed(
     # A cached read with the session left as it was: nothing to follow up.
     assert client.get("/chat/token").get_json()["token"] == token
     assert client.get("/page").get_data(as_text=True) == "chat as user-bob"
-    assert len(bindings) == 3  # each chat request made its binding
+    # The first two requests decided (an issue, then a store read, after which the process
+    # keeps the session); the page read the kept session and made no binding.
+    assert len(bindings) == 2
     assert len(finished) == 1
 
     assert client.post("/drop-session").get_data(as_text=True) == "user-bob"
     assert finished[-1] is bindings[-1]
+    # That read was of the kept session too: the binding ending it was made by the
+    # end-of-request step, after the clear, watching the id the read was made under.
+    assert len(bindings) == 3
+    assert bindings[-1].made_with == {}  # type: ignore[attr-defined]
     assert [t.value for t in _provider(app).revoked] == [token]
     assert _slot(client) is None
