@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chatauth import ChatAuth, ChatIdentity
 from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, kept_session, read_slot
@@ -18,6 +20,7 @@ from chatauth.bodies import ARequestBody, RequestBody
 from chatauth.errors import InvalidUIDError, NotAuthenticatedError, StoreUnavailableError
 from chatauth.journal import EndJournal
 from chatauth.responses import NO_STORE, aendpoint_answer, endpoint_answer, token_answer
+from chatauth.session import ChatSession
 from chatauth.stores.memory import MemoryStore
 from tests.core.providers import TokenRevokingProvider
 
@@ -475,3 +478,52 @@ def test_kept_session_needs_the_id_the_request_started_with() -> None:
     assert copy[SESSION_KEY] is not started
     assert kept_session(chat, copy, User("alice"), started) is None
     assert kept_session(chat, None, User("alice"), started) is None
+
+
+def _kept_for(chat: ChatAuth, name: str) -> tuple[str, ChatSession]:
+    """A session of ``name`` issued, read again (and so kept by the process): its slot value
+    and the chat session."""
+    session: dict[str, Any] = {"user": name}
+    ChatBinding(chat, session).get(lambda: User(name))
+    served = ChatBinding(chat, session).get(lambda: User(name))
+    return session[SESSION_KEY], served
+
+
+_KEPT_CHAT = ChatAuth(TokenRevokingProvider(), MemoryStore(), local_cache=3600)
+_KEPT = {name: _kept_for(_KEPT_CHAT, name) for name in ("alice", "bob")}
+
+
+@given(
+    name=st.sampled_from(["alice", "bob", "carol", None]),
+    started=st.one_of(
+        st.sampled_from([slot for slot, _ in _KEPT.values()]),
+        st.sampled_from(["alice", "bob"]).map(lambda n: _KEPT[n][0].split(":")[0] + ":user-x"),
+        st.sampled_from(["alice", "bob"]).map(lambda n: _KEPT[n][0].split(":")[0]),
+        st.text(max_size=40),
+        st.none(),
+        st.integers(),
+        st.dictionaries(st.sampled_from(["sid", "uid"]), st.text(max_size=30)),
+    ),
+    now=st.sampled_from(["same", "copy", "other", "absent"]),
+)
+def test_kept_session_only_ever_answers_the_users_own_session_under_its_own_id(
+    name: str | None, started: object, now: str
+) -> None:
+    session: dict[str, Any] = {"user": name}
+    if now == "same":
+        session[SESSION_KEY] = started
+    elif now == "copy" and isinstance(started, str):
+        session[SESSION_KEY] = "".join(list(started))  # equal, not the same object
+    elif now == "other":
+        session[SESSION_KEY] = _KEPT["bob"][0]
+    user = User(name) if name is not None else None
+    kept = kept_session(_KEPT_CHAT, session, user, started)
+    if kept is None:
+        return
+    # Only the session kept for this very user, found under the id the request started with
+    # and still holds.
+    assert name in _KEPT
+    slot, served = _KEPT[name]
+    assert kept is served
+    assert started is slot or started == slot
+    assert session[SESSION_KEY] is started
