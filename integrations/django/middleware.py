@@ -23,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 from django.utils.functional import LazyObject, SimpleLazyObject, empty
 
-from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, kept_session
 from chatauth.errors import ChatAuthError
 from chatauth.json_body import json_bytes
 from chatauth.responses import Answer, error_answer
@@ -59,9 +59,31 @@ def binding(request: HttpRequest) -> ChatBinding:
             raise ImproperlyConfigured(
                 "chatauth needs django.contrib.sessions' SessionMiddleware in MIDDLEWARE."
             )
-        # Django loads the session from its backend lazily: do not read it just to watch.
-        found = ChatBinding(get_service(), session, watch=False)
+        kept: tuple[ChatSession, object] | None = getattr(request, "_chatauth_kept", None)
+        if kept is None:
+            # Django loads the session from its backend lazily: do not read it just to watch.
+            found = ChatBinding(get_service(), session, watch=False)
+        else:  # a kept chat session was read first: the binding takes it over
+            found = ChatBinding(get_service(), session, started=kept[1], kept=kept[0])
         request._chatauth = found  # type: ignore[attr-defined]
+    return found
+
+
+def _kept(request: HttpRequest, user: Any) -> ChatSession | None:
+    """The request's chat session when this process served it a moment ago
+    (:func:`chatauth.binding.kept_session`), read without a binding and kept on the request
+    with the slot's value it was read under (a binding made later takes both over). The
+    session must be loaded already."""
+    kept: tuple[ChatSession, object] | None = getattr(request, "_chatauth_kept", None)
+    if kept is not None:
+        return kept[0]
+    session = getattr(request, "session", None)
+    if session is None:
+        return None
+    started = session.get(SESSION_KEY)
+    found = kept_session(get_service(), session, user, started)
+    if found is not None:
+        request._chatauth_kept = (found, started)  # type: ignore[attr-defined]
     return found
 
 
@@ -88,12 +110,19 @@ def request_user(request: HttpRequest) -> Any:
 
 
 def get_chat(request: HttpRequest) -> ChatSession:
-    """The chat session of the request's user for its app session (decided once per request).
+    """The chat session of the request's user for its app session (decided once per request;
+    one this process served a moment ago is answered without a binding, :func:`_kept`).
 
     Raises:
         NotAuthenticatedError: nobody is logged in. Other :class:`ChatAuthError` subclasses
             when the provider or the store fails (the same error for the rest of the request).
     """
+    if getattr(request, "_chatauth", None) is None:
+        user = request_user(request)
+        kept = _kept(request, user)
+        if kept is not None:
+            return kept
+        return binding(request).get(lambda: user)
     return binding(request).get(partial(request_user, request))
 
 
@@ -104,20 +133,35 @@ async def _auser(request: HttpRequest) -> Any:
     return await sync_to_async(request_user)(request)  # Django 4.2: loaded in a worker thread
 
 
-async def _loaded_binding(request: HttpRequest) -> ChatBinding:
-    found = binding(request)
-    session = request.session
+async def _aload_session(request: HttpRequest) -> None:
+    session = getattr(request, "session", None)
     # Load the session from its backend in a worker thread; later reads are in memory. Once
     # loaded (``request.auser()`` or an earlier chat use did it) SessionBase keeps
     # ``_session_cache``: no hop then, which would cost more than the whole cached read.
-    if not hasattr(session, "_session_cache"):
+    if session is not None and not hasattr(session, "_session_cache"):
         await sync_to_async(session.keys)()
+
+
+async def _loaded_binding(request: HttpRequest) -> ChatBinding:
+    found = binding(request)
+    await _aload_session(request)
     return found
 
 
 async def aget_chat(request: HttpRequest) -> ChatSession:
     """Async twin of :func:`get_chat`: the user and the session are loaded without blocking
     the event loop, the provider is called with an async HTTP client."""
+    if getattr(request, "_chatauth", None) is None:
+        user = await _auser(request)
+        await _aload_session(request)
+        kept = _kept(request, user)
+        if kept is not None:
+            return kept
+
+        async def loaded() -> Any:
+            return user
+
+        return await binding(request).aget(loaded)
     return await (await _loaded_binding(request)).aget(partial(_auser, request))
 
 

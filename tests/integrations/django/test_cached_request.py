@@ -83,6 +83,25 @@ def test_a_session_without_a_chat_id_gets_one_at_an_unchanged_request(client: Cl
     assert ChatToken.objects.count() == 0  # and no token was issued for it
 
 
+def test_a_kept_chat_session_is_read_without_a_binding_and_a_logout_after_it_ends_it(
+    client: Client, user
+) -> None:
+    client.force_login(user)
+    token = client.get("/chat/token").json()["token"]
+    assert client.get("/chat/token").json()["token"] == token  # read back: now kept
+    response = client.get("/chat/token")
+    assert response.json()["token"] == token
+    # Served from the process: no binding made, the slot's value it was read under noted.
+    assert not hasattr(response.wsgi_request, "_chatauth")
+    assert response.wsgi_request._chatauth_kept[1] == client.session[SESSION_KEY]
+    # Read, then logged out in the same view: the binding the logout makes takes the kept
+    # session over and ends it.
+    response = client.post("/read-then-logout/")
+    assert response.json() == {"uid": f"user-{user.pk}"}
+    assert ChatToken.objects.count() == 0
+    assert SESSION_KEY not in client.session
+
+
 def test_error_answers_are_the_cores_bytes_too(client: Client) -> None:
     response = client.get("/chat/token")  # nobody logged in
     assert response.status_code == 401

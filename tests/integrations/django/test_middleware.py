@@ -158,10 +158,11 @@ async def test_a_loaded_session_is_not_loaded_again_in_a_worker_thread(
 
     monkeypatch.setattr(middleware, "sync_to_async", counting)
     await alogin(async_client, user)
-    # Twice in one view: the session is loaded by the first, not again by the second.
+    # Twice in one view: the session is loaded by the first read (by request.auser(), which
+    # chatauth awaits first, or by chatauth's own hop), not again by the second.
     body = (await async_client.get("/async-twice/")).json()
     assert body == {"uids": [f"user-{user.pk}"] * 2}
-    assert hops.count("keys") == 1
+    assert hops.count("keys") <= 1
 
 
 async def test_async_anonymous_gets_401_and_redirect(async_client: AsyncClient) -> None:

@@ -48,6 +48,14 @@ async def async_login_as(request: HttpRequest, username: str) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def read_then_logout(request: HttpRequest) -> JsonResponse:
+    from django.contrib.auth import logout
+
+    uid = request.chat.uid
+    logout(request)
+    return JsonResponse({"uid": uid})
+
+
 def untouched(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
@@ -105,6 +113,7 @@ urlpatterns = [
     path("async-twice/", async_chat_twice),
     path("async-lazy/", async_forces_lazy),
     path("untouched/", untouched),
+    path("read-then-logout/", read_then_logout),
     path("whoami/", whoami),
     path("async-login/<str:username>/", async_login_as),
     path("decorated/", decorated),
