@@ -144,6 +144,18 @@ async def test_async_view_awaits_request_achat(async_client: AsyncClient, user) 
     assert (await async_client.get("/decorated-async/")).json()["uid"] == f"user-{user.pk}"
 
 
+async def test_an_async_view_reads_a_kept_chat_session_without_a_binding(
+    async_client: AsyncClient, user
+) -> None:
+    await alogin(async_client, user)
+    token = (await async_client.get("/async/")).json()["token"]
+    assert (await async_client.get("/async/")).json()["token"] == token  # read back: kept
+    response = await async_client.get("/async/")
+    assert response.json()["token"] == token
+    assert not hasattr(response.asgi_request, "_chatauth")
+    assert response.asgi_request._chatauth_kept[0].token.value == token
+
+
 async def test_a_loaded_session_is_not_loaded_again_in_a_worker_thread(
     async_client: AsyncClient, user, monkeypatch: pytest.MonkeyPatch
 ) -> None:
