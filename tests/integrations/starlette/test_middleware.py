@@ -77,29 +77,40 @@ async def test_requests_that_never_read_it_do_no_store_or_provider_work(
     assert store.calls == []
 
 
-async def asgi_get(app: Starlette, method: str, path: str, cookie: str) -> tuple[int, str]:
-    """One request straight into ``app`` (no client, no server thread); ``(status, cookie)``
-    with the cookie the answer set, else the one sent."""
+async def asgi_call(app: Starlette, method: str, path: str, cookie: str) -> list[dict[str, Any]]:
+    """One request straight into ``app`` (no client, no server thread): the messages sent."""
     scope = {"type": "http", "method": method, "path": path, "raw_path": path.encode()}
     scope |= {"query_string": b"", "headers": [(b"cookie", cookie.encode())]}
-    sent = await run_asgi(app, scope, [{"type": "http.request", "body": b""}])
+    return await run_asgi(app, scope, [{"type": "http.request", "body": b""}])
+
+
+async def asgi_get(app: Starlette, method: str, path: str, cookie: str) -> tuple[int, str]:
+    """:func:`asgi_call`'s ``(status, cookie)`` with the cookie the answer set, else the one
+    sent."""
+    sent = await asgi_call(app, method, path, cookie)
     for name, value in sent[0].get("headers", []):
         if name == b"set-cookie":
             cookie = value.decode().split(";", 1)[0]
     return sent[0]["status"], cookie
 
 
-async def test_requests_that_never_read_it_make_no_binding_and_leave_no_cycles(
-    app: Starlette, store: CountingStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    made: list[ChatBinding] = []
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[ChatBinding]:
+    """Every :class:`ChatBinding` the Starlette adapter makes from now on."""
+    bindings: list[ChatBinding] = []
 
     class Counted(ChatBinding):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            made.append(self)
+            bindings.append(self)
 
     monkeypatch.setattr(chat_module, "ChatBinding", Counted)
+    return bindings
+
+
+async def test_requests_that_never_read_it_make_no_binding_and_leave_no_cycles(
+    app: Starlette, store: CountingStore, made: list[ChatBinding]
+) -> None:
     status, cookie = await asgi_get(app, "POST", "/login/alice", "")
     assert status == 200
     assert len(made) == 1  # the login answer's: the session changed, it gets its id
@@ -123,15 +134,8 @@ async def test_requests_that_never_read_it_make_no_binding_and_leave_no_cycles(
 
 
 async def test_a_session_served_a_moment_ago_is_read_without_a_binding_and_still_ends(
-    app: Starlette, chat: ChatAuth, store: CountingStore, monkeypatch: pytest.MonkeyPatch
+    app: Starlette, chat: ChatAuth, store: CountingStore, made: list[ChatBinding]
 ) -> None:
-    made: list[ChatBinding] = []
-
-    class Counted(ChatBinding):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            made.append(self)
-
     async def read_then_end(request: Request) -> Response:
         first = await get_chat(request)
         again = await request.state.chat
@@ -139,7 +143,6 @@ async def test_a_session_served_a_moment_ago_is_read_without_a_binding_and_still
         return Response(f"{first is again} {ended == [first.token]}")
 
     app.router.routes.insert(0, Route("/read-then-end", read_then_end))
-    monkeypatch.setattr(chat_module, "ChatBinding", Counted)
     cookie = (await asgi_get(app, "POST", "/login/alice", ""))[1]
     for _ in range(2):  # issued, then read from the store and kept in this process
         status, cookie = await asgi_get(app, "GET", "/chat/token", cookie)
@@ -153,18 +156,7 @@ async def test_a_session_served_a_moment_ago_is_read_without_a_binding_and_still
 
     # Read twice (one answer), then ended: the binding made for the end takes the kept
     # session over, and the token is gone.
-    sent = await run_asgi(
-        app,
-        {
-            "type": "http",
-            "method": "GET",
-            "path": "/read-then-end",
-            "raw_path": b"/read-then-end",
-            "query_string": b"",
-            "headers": [(b"cookie", cookie.encode())],
-        },
-        [{"type": "http.request", "body": b""}],
-    )
+    sent = await asgi_call(app, "GET", "/read-then-end", cookie)
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b"True True"
     assert len(made) == 1
