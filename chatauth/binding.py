@@ -169,10 +169,9 @@ def kept_session(
     chat session a moment ago (:mod:`chatauth.hits`). The common chat read, answered without
     a :class:`ChatBinding`, an await, a store call or a write.
 
-    An adapter that makes its binding on first use asks this first, where the user is at hand
-    without an await (Starlette's ``scope["user"]``), keeps the answer for the rest of the
-    request, and hands it to the binding it may make later (``ChatBinding(..., kept=...)``).
-    The WSGI adapters do not: for them :meth:`ChatBinding.get` costs one frame more.
+    Every adapter asks this at a request's first chat read, once it has the user, keeps the
+    answer for the rest of the request, and hands it to the binding it may make later
+    (``ChatBinding(..., kept=...)``) for a logout, a refresh or the end-of-request step.
 
     Args:
         service: the app's :class:`~chatauth.service.ChatAuth`.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from chatauth.binding import SESSION_KEY, ChatBinding, kept_session
+from chatauth.binding import SESSION_KEY, ChatBinding, finish_needed, kept_session
 from chatauth.errors import ConfigurationError
 from chatauth.session import ChatSession
 from chatauth.tokens import ChatToken
@@ -106,6 +106,13 @@ class LazyChatSession:
         if self._binding is None:
             return self._kept is not None
         return self._binding.is_loaded
+
+    def finish_due(self) -> bool:
+        """Whether the response start needs :meth:`chatauth.binding.ChatBinding.afinish`
+        (:func:`chatauth.binding.finish_needed`): a plain check, so that a request whose
+        session ends as it started pays no coroutine either, whether it read chat or not
+        (binding an id, ending a session, clearing it all change the session)."""
+        return finish_needed(self._session, self._started, self._session_key)
 
     def release(self) -> None:
         """The request is over: let go of its scope. The scope holds this object, so keeping

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatauth.binding import SESSION_KEY, finish_needed
+from chatauth.binding import SESSION_KEY
 from chatauth.errors import ConfigurationError
 
 from .chat import LazyChatSession, UserGetter, end_chat_session, get_chat, get_service
@@ -93,23 +93,16 @@ class ChatAuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        key = self.session_key
-        chat = LazyChatSession(self.chatauth, scope, self.user_getter, key)
+        chat = LazyChatSession(self.chatauth, scope, self.user_getter, self.session_key)
         scope["chat"] = chat
         scope.setdefault("state", {})["chat"] = chat
         try:
-            session = scope.get("session")
-            if session is None or scope["type"] != "http":
+            if scope["type"] != "http" or "session" not in scope:
                 await self.app(scope, receive, send)
                 return
-            started = session.get(key)
 
             async def send_wrapper(message: Message) -> None:
-                # A plain check first: a request whose session ends as it started pays no
-                # coroutine, whether it read chat or not.
-                if message["type"] == "http.response.start" and finish_needed(
-                    session, started, key
-                ):
+                if message["type"] == "http.response.start" and chat.finish_due():
                     await chat.binding.afinish()
                 await send(message)
 
